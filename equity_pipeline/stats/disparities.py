@@ -1,0 +1,253 @@
+"""Pairwise disparities: each group against a reference group, with tests and multiplicity control.
+
+For proportions (screening, control, readmission ...) the interval and test come from statsmodels
+``confint_proportions_2indep`` / ``test_proportions_2indep`` with the score method (Miettinen &
+Nurminen 1985; Newcombe 1998); for event rates per person-time from ``confint_poisson_2indep`` /
+``test_poisson_2indep`` (score method; Gu, Ng, Tang & Schucany 2008). Multiple comparisons are
+adjusted with ``statsmodels.stats.multitest.multipletests`` (Holm 1979; Benjamini & Hochberg 1995).
+
+References: Ahn J, Harper S, Yu M, Feuer EJ, Liu B, Luta G. Variance estimation and confidence
+intervals for 11 commonly used health disparity measures. JCO Clin Cancer Inform 2018;2:1-19.
+Keppel K et al. Methodological issues in measuring health disparities. Vital Health Stat 2(141), 2005
+(choice of reference group).
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+import polars as pl
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import (
+    confint_proportions_2indep,
+    proportion_confint,
+    test_proportions_2indep,
+)
+from statsmodels.stats.rates import confint_poisson_2indep, test_poisson_2indep
+
+from equity_pipeline.stats._common import check_alpha
+
+Metric = Literal["rate_difference", "rate_ratio"]
+Outcome = Literal["proportion", "rate"]
+Adjustment = Literal["holm", "fdr_bh", "bonferroni", "none"]
+ReferencePolicy = Literal["best", "largest", "overall"]
+
+OVERALL = "overall"
+"""Name used for the reference when the comparison is against the whole population."""
+
+RESULT_SCHEMA = {
+    "group": pl.String, "reference_group": pl.String, "metric": pl.String, "estimate": pl.Float64,
+    "se": pl.Float64, "ci_lower": pl.Float64, "ci_upper": pl.Float64, "p_value": pl.Float64,
+    "p_adjusted": pl.Float64, "method": pl.String,
+}
+"""Every pairwise function returns exactly these columns."""
+
+
+def _require_groups(summary: pl.DataFrame, group_col: str, numerator_col: str, denominator_col: str) -> None:
+    """One shared check: columns present, groups unique, counts usable."""
+    missing = [c for c in (group_col, numerator_col, denominator_col) if c not in summary.columns]
+    if missing:
+        raise ValueError(f"summary is missing column(s) {', '.join(missing)}; has {', '.join(summary.columns)}")
+    if summary[group_col].null_count() or summary[group_col].n_unique() != summary.height:
+        raise ValueError(f"column {group_col!r} must name each group once (no blanks or duplicates)")
+    if summary.height < 2:
+        raise ValueError("at least two groups are needed for a comparison")
+    num, den = summary[numerator_col].cast(pl.Float64), summary[denominator_col].cast(pl.Float64)
+    if num.null_count() or den.null_count() or (num < 0).any() or (den <= 0).any():
+        raise ValueError("every group needs a numerator >= 0 and a denominator > 0")
+
+
+def reference_group(summary: pl.DataFrame, policy: ReferencePolicy | str, *, higher_is_better: bool,
+                    group_col: str = "group", numerator_col: str = "numerator",
+                    denominator_col: str = "denominator") -> str:
+    """The reference chosen by ``policy``.
+
+    - ``"best"``: best-performing group (highest rate when ``higher_is_better``, else lowest; ties go
+      to the larger denominator);
+    - ``"largest"``: the group with the largest denominator (most precise rate);
+    - ``"overall"``: the whole population (returns ``OVERALL``);
+    - any other string: that group, which must exist.
+    """
+    _require_groups(summary, group_col, numerator_col, denominator_col)
+    if policy == OVERALL:
+        return OVERALL
+    if policy == "largest":
+        return str(summary.sort(denominator_col, descending=True)[group_col][0])
+    if policy == "best":
+        rate = (pl.col(numerator_col) / pl.col(denominator_col)).alias("_rate")
+        ranked = summary.with_columns(rate).sort(["_rate", denominator_col], descending=[higher_is_better, True])
+        return str(ranked[group_col][0])
+    groups = summary[group_col].cast(pl.String).to_list()
+    if policy not in groups:
+        raise ValueError(f"reference group {policy!r} not found; groups are: {', '.join(groups)}")
+    return policy
+
+
+def _score_p_value(test, x1: float, n1: float, x0: float, n0: float) -> float:
+    """Score-test p-value for no difference; 1.0 when both groups sit at the same boundary (0% or 100%).
+
+    The score test for a zero difference and for a unit ratio is the same test, so both metrics share it.
+    """
+    p_value = float(test(x1, n1, x0, n0, method="score", compare="diff").pvalue)
+    return 1.0 if math.isnan(p_value) and x1 / n1 == x0 / n0 else p_value
+
+
+def _proportion_interval(x1: float, n1: float, x0: float, n0: float, compare: str,
+                         alpha: float) -> tuple[float, float, str]:
+    """Newcombe hybrid score interval for a difference; Miettinen-Nurminen score for a ratio.
+
+    statsmodels' score inversion can fail at 0% or 100% (an error, a complex or degenerate root, or
+    limits that exclude the estimate); the ratio then falls back to the log-adjusted interval, and
+    the method column says so.
+    """
+    if compare == "diff":
+        lower, upper = confint_proportions_2indep(x1, n1, x0, n0, method="newcomb", compare="diff", alpha=alpha)
+        return float(lower), float(upper), "newcomb"
+    try:
+        lower, upper = confint_proportions_2indep(x1, n1, x0, n0, method="score", compare="ratio", alpha=alpha)
+        ratio = x1 / n1 / (x0 / n0) if x0 > 0 else math.inf
+        if not np.iscomplexobj(np.array([lower, upper])) and np.isfinite(lower) and lower <= ratio <= upper:
+            return float(lower), float(upper), "score"
+    except (ValueError, ZeroDivisionError):
+        pass
+    lower, upper = confint_proportions_2indep(x1, n1, x0, n0, method="log-adjusted", compare="ratio", alpha=alpha)
+    # the 0.5-adjusted interval sits around the adjusted ratio; keep the observed 0 (or infinity) inside it
+    lower = 0.0 if x1 == 0 else float(lower)
+    upper = math.inf if x0 == 0 and x1 > 0 else float(upper)
+    return lower, upper, "log-adjusted"
+
+
+def _rate_interval(x1: float, t1: float, x0: float, t0: float, compare: str,
+                   alpha: float) -> tuple[float, float, str]:
+    """Score interval for a rate difference; exact conditional (Clopper-Pearson) interval for a ratio.
+
+    Conditional on the total count, ``x1 ~ Binomial(x1 + x0, pi)`` with ``pi = R t1 / (R t1 + t0)``;
+    the Clopper-Pearson limits for pi map to limits for the rate ratio R (robust with zero counts).
+    """
+    if compare == "diff":
+        lower, upper = confint_poisson_2indep(x1, t1, x0, t0, method="score", compare="diff", alpha=alpha)
+        return float(lower), float(upper), "score"
+    total = x1 + x0
+    if total == 0:
+        return math.nan, math.nan, "exact conditional"
+    pi_lower, pi_upper = proportion_confint(count=x1, nobs=total, alpha=alpha, method="beta")
+
+    def to_ratio(pi: float) -> float:
+        return (pi / (1 - pi)) * (t0 / t1) if pi < 1 else math.inf
+
+    return to_ratio(float(pi_lower)), to_ratio(float(pi_upper)), "exact conditional"
+
+
+Comparison = tuple[float, float, float, float, float, str]
+"""(estimate, se, ci_lower, ci_upper, p_value, interval method) of one group against the reference."""
+
+
+def _compare(x1: float, n1: float, x0: float, n0: float, metric: Metric, outcome: Outcome,
+             alpha: float) -> Comparison:
+    """(estimate, se, lower, upper, p, ci method) for group 1 vs group 0; se is Wald (log scale for ratios)."""
+    with np.errstate(all="ignore"):  # statsmodels divides by zero at 0% / 100% on its way to valid limits
+        return _compare_counts(x1, n1, x0, n0, metric, outcome, alpha)
+
+
+def _compare_counts(x1: float, n1: float, x0: float, n0: float, metric: Metric, outcome: Outcome,
+                    alpha: float) -> Comparison:
+    compare = "diff" if metric == "rate_difference" else "ratio"
+    p1, p0 = x1 / n1, x0 / n0
+    if outcome == "proportion":
+        lower, upper, ci_method = _proportion_interval(x1, n1, x0, n0, compare, alpha)
+        p_value = _score_p_value(test_proportions_2indep, x1, n1, x0, n0)
+        diff_var = p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0
+        log_ratio_var = (1 - p1) / x1 + (1 - p0) / x0 if x1 > 0 and x0 > 0 else math.nan
+    else:
+        lower, upper, ci_method = _rate_interval(x1, n1, x0, n0, compare, alpha)
+        p_value = _score_p_value(test_poisson_2indep, x1, n1, x0, n0)
+        diff_var = x1 / n1 ** 2 + x0 / n0 ** 2
+        log_ratio_var = 1 / x1 + 1 / x0 if x1 > 0 and x0 > 0 else math.nan
+    if metric == "rate_difference":
+        return p1 - p0, math.sqrt(diff_var), lower, upper, p_value, ci_method
+    estimate = p1 / p0 if p0 > 0 else (math.inf if p1 > 0 else math.nan)
+    return estimate, math.sqrt(log_ratio_var), lower, upper, p_value, ci_method
+
+
+def _versus_overall(share: float, metric: Metric, values: Comparison) -> Comparison:
+    """Turn a group-vs-rest comparison into group-vs-overall.
+
+    With ``w`` the group's share of the denominator, ``p - p_all = (1 - w)(p - p_rest)`` and
+    ``p / p_all = 1 / (w + (1 - w) / (p / p_rest))``; both are increasing functions of the
+    group-vs-rest contrast, so the interval endpoints map through them and the test is unchanged.
+    """
+    estimate, se, lower, upper, p_value, ci_method = values
+    if metric == "rate_difference":
+        return (estimate * (1 - share), se * (1 - share), lower * (1 - share), upper * (1 - share), p_value,
+                ci_method)
+
+    def to_overall(ratio: float) -> float:
+        if math.isnan(ratio):
+            return math.nan
+        return 1.0 / share if math.isinf(ratio) else (0.0 if ratio == 0 else 1.0 / (share + (1 - share) / ratio))
+
+    return to_overall(estimate), math.nan, to_overall(lower), to_overall(upper), p_value, ci_method
+
+
+def pairwise_vs_reference(summary: pl.DataFrame, *, metric: Metric, reference: ReferencePolicy | str = "best",
+                          higher_is_better: bool, outcome: Outcome = "proportion", alpha: float = 0.05,
+                          adjust: Adjustment = "holm", group_col: str = "group",
+                          numerator_col: str = "numerator", denominator_col: str = "denominator") -> pl.DataFrame:
+    """Each group's rate difference or rate ratio against the reference, with CI, p-value and adjusted p.
+
+    ``summary`` has one row per group with counts (numerator; denominator = persons for proportions,
+    person-time for rates). ``reference`` is a policy (see :func:`reference_group`) or a group name.
+    Against ``"overall"`` every group is compared with the whole population (interval and test from
+    the group-vs-rest comparison, mapped exactly; see :func:`_versus_overall`). ``adjust`` corrects
+    the p-values of the non-reference comparisons for multiplicity (``"none"`` copies them).
+    Estimates are group minus/over reference, on the proportion (or per-unit-time) scale.
+    """
+    alpha = check_alpha(alpha)
+    if metric not in ("rate_difference", "rate_ratio"):
+        raise ValueError(f"metric must be 'rate_difference' or 'rate_ratio' (got {metric!r})")
+    if outcome not in ("proportion", "rate"):
+        raise ValueError(f"outcome must be 'proportion' or 'rate' (got {outcome!r})")
+    if adjust not in ("holm", "fdr_bh", "bonferroni", "none"):
+        raise ValueError(f"adjust must be one of holm, fdr_bh, bonferroni, none (got {adjust!r})")
+    ref = reference_group(summary, reference, higher_is_better=higher_is_better, group_col=group_col,
+                          numerator_col=numerator_col, denominator_col=denominator_col)
+    groups = summary[group_col].cast(pl.String).to_list()
+    num = summary[numerator_col].cast(pl.Float64).to_numpy()
+    den = summary[denominator_col].cast(pl.Float64).to_numpy()
+    rows = []
+    for i, group in enumerate(groups):
+        if group == ref:
+            continue
+        if ref == OVERALL:
+            rest = np.arange(len(groups)) != i
+            values = _compare(num[i], den[i], num[rest].sum(), den[rest].sum(), metric, outcome, alpha)
+            values = _versus_overall(den[i] / den.sum(), metric, values)
+        else:
+            j = groups.index(ref)
+            values = _compare(num[i], den[i], num[j], den[j], metric, outcome, alpha)
+        rows.append((group, ref, metric, *values))
+    p_values = np.array([r[7] for r in rows])
+    # one comparison needs no adjustment (all methods return it unchanged), and multipletests is slow
+    needs_adjustment = adjust != "none" and p_values.size > 1
+    p_adjusted = multipletests(p_values, alpha=alpha, method=adjust)[1] if needs_adjustment else p_values
+    return pl.DataFrame(
+        [(*r[:8], float(p), f"{outcome}: {r[8]} interval, score test, {adjust} adjustment")
+         for r, p in zip(rows, p_adjusted, strict=True)],
+        schema=RESULT_SCHEMA, orient="row",
+    )
+
+
+def rate_difference(summary: pl.DataFrame, **options) -> pl.DataFrame:
+    """Group rate minus reference rate; see :func:`pairwise_vs_reference` for the options."""
+    return pairwise_vs_reference(summary, metric="rate_difference", **options)
+
+
+def rate_ratio(summary: pl.DataFrame, **options) -> pl.DataFrame:
+    """Group rate over reference rate (se is for the log ratio); see :func:`pairwise_vs_reference`."""
+    return pairwise_vs_reference(summary, metric="rate_ratio", **options)
+
+
+def pairwise_disparities(summary: pl.DataFrame, **options) -> pl.DataFrame:
+    """Rate differences and rate ratios stacked, each with its own multiplicity adjustment."""
+    return pl.concat([rate_difference(summary, **options), rate_ratio(summary, **options)])
