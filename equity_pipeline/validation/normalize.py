@@ -1,0 +1,37 @@
+"""Normalisation applied before the rules, as declared by each column's ``normalize`` entry."""
+from __future__ import annotations
+
+import polars as pl
+
+from equity_pipeline.suites import Suite
+
+_TRUE = ["y", "yes", "true", "t", "1"]
+_FALSE = ["n", "no", "false", "f", "0"]
+
+
+def _normalise(col: pl.Expr, how: str | None) -> pl.Expr:
+    if how == "upper":
+        return col.str.to_uppercase()
+    if how == "lower":
+        return col.str.to_lowercase()
+    if how == "icd":
+        return col.str.to_uppercase().str.replace_all(".", "", literal=True)
+    if how == "boolean":
+        low = col.str.to_lowercase()
+        return pl.when(low.is_in(_TRUE)).then(pl.lit("true")).when(low.is_in(_FALSE)).then(pl.lit("false")).otherwise(col)
+    if how == "bcp47":
+        upper = col.str.to_uppercase()
+        primary = col.str.extract(r"^([A-Za-z]+)", 1).str.to_lowercase()
+        rest = col.str.extract(r"^[A-Za-z]+(-.*)$", 1).fill_null("")
+        return pl.when(upper.is_in(["ASKU", "UNK"])).then(upper).otherwise(primary + rest)
+    return col
+
+
+def normalize(lf: pl.LazyFrame, suite: Suite) -> pl.LazyFrame:
+    """Trim every contract column, turn '' into null, then apply the column's normalisation."""
+    exprs = []
+    for spec in suite.columns:
+        col = pl.col(spec.name).str.strip_chars()
+        col = pl.when(col == "").then(None).otherwise(col)
+        exprs.append(_normalise(col, spec.normalize).alias(spec.name))
+    return lf.with_columns(exprs)
