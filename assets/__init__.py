@@ -1,0 +1,1 @@
+"""Dagster code location for equity_pipeline: thin assets over the domain library."""

@@ -1,0 +1,26 @@
+"""The code location: ``dagster dev -w workspace.yaml`` loads ``defs`` from here."""
+
+import dagster as dg
+
+from assets.ingest import table_assets
+from assets.measures import measure_assets, measure_events
+from assets.reports import equity_report, run_manifest
+from assets.resources import PipelineResource
+from assets.stratification import member_attributes, public_rates, stratified_counts
+from assets.validation import gx_checks, validation_assets
+
+ALL_ASSETS = [*table_assets, measure_events, *measure_assets, member_attributes, stratified_counts, public_rates, equity_report, run_manifest,
+              *validation_assets]
+
+equity_pipeline_job = dg.define_asset_job("equity_pipeline_job", selection=dg.AssetSelection.all(), description="The whole pipeline: ingest -> measures -> stratification -> reports.")
+
+monthly_refresh = dg.ScheduleDefinition(name="monthly_refresh", job=equity_pipeline_job, cron_schedule="0 6 2 * *",
+                                        description="Monthly refresh on the 2nd at 06:00, after the month's claims land.")
+
+defs = dg.Definitions(
+    assets=ALL_ASSETS,
+    asset_checks=gx_checks,
+    jobs=[equity_pipeline_job],
+    schedules=[monthly_refresh],
+    resources={"pipeline_config": PipelineResource()},
+)

@@ -1,0 +1,36 @@
+"""The one resource every asset uses: where inputs and outputs live, and the program config file."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from equity_pipeline.config import ProgramConfig, load_config
+from equity_pipeline.layout import OutputLayout
+
+
+class PipelineResource(dg.ConfigurableResource):
+    """Input folder (canonical tables), output folder, and optional program config YAML.
+
+    Defaults come from ``EQUITY_INPUT_DIR`` / ``EQUITY_OUT_DIR`` / ``EQUITY_CONFIG`` so that
+    ``dagster dev -w workspace.yaml`` works after ``equity-pipeline demo`` (which writes
+    ``demo_out/input`` and ``demo_out``)."""
+
+    input_dir: str = os.environ.get("EQUITY_INPUT_DIR", "demo_out/input")
+    out_dir: str = os.environ.get("EQUITY_OUT_DIR", "demo_out")
+    config_file: str | None = os.environ.get("EQUITY_CONFIG") or None
+    run_date: str | None = None
+
+    @property
+    def input_path(self) -> Path:
+        return Path(self.input_dir)
+
+    @property
+    def layout(self) -> OutputLayout:
+        return OutputLayout(Path(self.out_dir)).prepare()
+
+    @property
+    def program(self) -> ProgramConfig:
+        from datetime import date
+
+        return load_config(self.config_file, run_date=date.fromisoformat(self.run_date) if self.run_date else None)

@@ -1,0 +1,172 @@
+"""``equity-pipeline`` command line. Heavy libraries (Dagster, GX, polars) are imported lazily so
+``--help`` stays fast. The CLI is the only place in the package that imports Dagster: ``run``
+materializes the code location's asset graph in process."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+DEMO_MEMBERS = 20_000
+DEMO_SEED = 42
+
+
+def _progress(message: str) -> None:
+    print(f"[equity-pipeline {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _dagster_home(out: Path) -> Path:
+    """DAGSTER_HOME for CLI runs: the caller's, or ``<out>/.dagster`` with telemetry off (SQLite storage)."""
+    home = Path(os.environ.get("DAGSTER_HOME") or (out / ".dagster")).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    cfg = home / "dagster.yaml"
+    if not cfg.exists():
+        cfg.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from equity_pipeline.generate import generate
+
+    started = time.time()
+    summary = generate(args.members, args.seed, Path(args.out), fmt=args.format, messy_share=args.messy_share,
+                       measurement_year=args.measurement_year, progress=lambda msg, frac: _progress(f"generate: {msg} ({frac:.0%})"))
+    _progress(f"generated {args.members:,} members into {args.out} in {time.time() - started:.1f}s")
+    for table, rows in sorted(summary.get("rows", {}).items()):
+        print(f"{table}: {rows:,} rows")
+    return 0
+
+
+def run_pipeline(input_dir: Path, out: Path, config_file: str | None = None, *, run_date: str | None = None, quiet: bool = False) -> str:
+    """Materialize the whole asset graph in process; return the Dagster run id."""
+    from equity_pipeline.errors import PipelineError
+
+    if not input_dir.is_dir():
+        raise PipelineError(f"input folder not found: {input_dir}")
+    if config_file:
+        from equity_pipeline.config import load_config
+
+        load_config(config_file)  # fail fast with a clear message before Dagster starts
+    out.mkdir(parents=True, exist_ok=True)
+    _dagster_home(out)
+    import dagster as dg
+
+    from assets.definitions import defs
+
+    job = defs.resolve_job_def("equity_pipeline_job")
+    n_steps = len(job.nodes_in_topological_order)
+    done = []
+
+    @dg.success_hook
+    def _tick(context) -> None:
+        done.append(context.op.name)
+        if not quiet:
+            _progress(f"[{len(done)}/{n_steps}] {context.op.name} done")
+
+    resource_config = {"input_dir": str(input_dir), "out_dir": str(out)}
+    if config_file:
+        resource_config["config_file"] = str(config_file)
+    if run_date:
+        resource_config["run_date"] = run_date
+    run_config = {
+        "resources": {"pipeline_config": {"config": resource_config}},
+        "loggers": {"console": {"config": {"log_level": "ERROR"}}},
+    }
+    with dg.DagsterInstance.get() as instance:
+        try:
+            result = job.with_hooks({_tick}).execute_in_process(run_config=run_config, instance=instance, raise_on_error=True)
+        except dg.DagsterExecutionStepExecutionError as exc:
+            user = getattr(exc, "user_exception", None)
+            if isinstance(user, PipelineError):
+                raise user from None
+            raise
+    if not result.success:
+        raise PipelineError("the pipeline run failed; see the Dagster event log")
+    return result.run_id
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    started = time.time()
+    run_id = run_pipeline(Path(args.input), Path(args.out), args.config)
+    _progress(f"run {run_id} finished in {time.time() - started:.1f}s; outputs in {args.out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from equity_pipeline.generate import generate
+
+    out = Path(args.out)
+    input_dir = out / "input"
+    _progress(f"generating demo data: {args.members:,} members (seed {DEMO_SEED}) into {input_dir}")
+    generate(args.members, DEMO_SEED, input_dir, progress=None)
+    started = time.time()
+    run_id = run_pipeline(input_dir, out, args.config)
+    _progress(f"demo run {run_id} finished in {time.time() - started:.1f}s")
+    print(f"report: {out / 'report' / 'index.html'}")
+    print(f"rates:  {out / 'public' / 'rates.csv'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="equity-pipeline", description="Health-equity disparity stratification pipeline.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="write a synthetic canonical dataset with planted disparities and truth.json")
+    g.add_argument("--members", type=int, required=True, help="number of members")
+    g.add_argument("--seed", type=int, default=1, help="random seed (same seed, same bytes)")
+    g.add_argument("--out", required=True, help="output folder for the tables and truth.json")
+    g.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    g.add_argument("--messy-share", type=float, default=0.02, help="share of messy records (default 0.02)")
+    g.add_argument("--measurement-year", type=int, default=2025)
+    g.set_defaults(func=cmd_generate)
+
+    r = sub.add_parser("run", help="validate, measure, stratify and report on a folder of canonical tables")
+    r.add_argument("--input", required=True, help="folder with members, enrollment, medical_claims, ... (.parquet or .csv)")
+    r.add_argument("--out", required=True, help="output folder")
+    r.add_argument("--config", help="program config YAML (measures, measurement_year, stratifiers)")
+    r.set_defaults(func=cmd_run)
+
+    d = sub.add_parser("demo", help="generate built-in demo data and run the whole pipeline on it")
+    d.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
+    d.add_argument("--members", type=int, default=DEMO_MEMBERS, help=f"demo size (default {DEMO_MEMBERS:,})")
+    d.add_argument("--config", help="program config YAML")
+    d.set_defaults(func=cmd_demo)
+
+    c = sub.add_parser("disparity", help="summary disparity measures for a CSV of groups (analyst calculator)")
+    c.add_argument("--input", required=True, help="CSV: one row per group with numerator,denominator or rate,population[,se]; optional group, reference, order")
+    c.add_argument("--out", help="write the JSON here as well as printing it")
+    c.add_argument("--lower-is-better", action="store_true", help="the indicator is adverse (lower rates are better)")
+    c.set_defaults(func=cmd_disparity)
+    return parser
+
+
+def cmd_disparity(args: argparse.Namespace) -> int:
+    import json
+
+    from equity_pipeline.stats.calculator import run_calculator
+
+    result = run_calculator(Path(args.input), Path(args.out) if args.out else None, favourable=not args.lower_is_better)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from equity_pipeline.errors import PipelineError
+
+    try:
+        return args.func(args)
+    except PipelineError as exc:
+        print(f"equity-pipeline: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"equity-pipeline: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Enrollment: continuous-enrollment tests and the payer a member is attributed to on a date.
+
+Continuous enrollment (HEDIS style): coverage by *any* payer over [start, end], merging overlapping
+and adjacent spans; at most ``allowed_gaps`` gaps, none longer than ``max_gap_days``; and covered on
+the ``anchor`` date.
+
+Payer attribution for duals (documented rule): on the anchor date a member covered by several payers
+is attributed to one, by priority medicare > medicaid > commercial, and counted once in all-payer
+roll-ups; ``dual_status`` is 'full'/'partial' if any covering span says so, else 'none'.
+"""
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import polars as pl
+
+PAYER_PRIORITY = {"medicare": 0, "medicaid": 1, "commercial": 2}
+OPEN_END = date(9999, 12, 31)
+
+
+def continuously_enrolled(spans: pl.LazyFrame, start: date, end: date, *, allowed_gaps: int, max_gap_days: int, anchor: date) -> pl.LazyFrame:
+    """Members meeting the rule; column member_id."""
+    one = timedelta(days=1)
+    clipped = (
+        spans.select("member_id", s=pl.col("enrollment_start"), e=pl.col("enrollment_end").fill_null(OPEN_END))
+        .filter((pl.col("s") <= end) & (pl.col("e") >= start) & (pl.col("e") >= pl.col("s")))
+        .with_columns(pl.col("s").clip(lower_bound=start), pl.col("e").clip(upper_bound=end))
+        .sort("member_id", "s")
+        .with_columns(prev_max=pl.col("e").cum_max().shift(1).over("member_id"))
+        .with_columns(gap_days=(pl.col("s") - pl.col("prev_max") - pl.duration(days=1)).dt.total_days())
+    )
+    per_member = clipped.group_by("member_id").agg(
+        first=pl.col("s").min(),
+        last=pl.col("e").max(),
+        inner_gaps=(pl.col("gap_days") > 0).sum(),
+        longest_inner=pl.col("gap_days").max().fill_null(0),
+        anchor_covered=((pl.col("s") <= anchor) & (pl.col("e") >= anchor)).any(),
+    )
+    lead = (pl.col("first") - pl.lit(start)).dt.total_days()
+    trail = (pl.lit(end) - pl.col("last")).dt.total_days()
+    gaps = pl.col("inner_gaps") + (lead > 0).cast(pl.Int64) + (trail > 0).cast(pl.Int64)
+    longest = pl.max_horizontal(pl.col("longest_inner"), lead, trail)
+    _ = one
+    return per_member.filter(pl.col("anchor_covered") & (gaps <= allowed_gaps) & (longest <= max_gap_days)).select("member_id")
+
+
+def payer_on(spans: pl.LazyFrame, on: date) -> pl.LazyFrame:
+    """member_id, payer, line_of_business, dual_status on date ``on`` (one row per covered member)."""
+    covering = spans.filter((pl.col("enrollment_start") <= on) & (pl.col("enrollment_end").fill_null(OPEN_END) >= on))
+    ranked = covering.with_columns(_rank=pl.col("payer").replace_strict(PAYER_PRIORITY, default=9, return_dtype=pl.Int32))
+    return ranked.sort("member_id", "_rank").group_by("member_id", maintain_order=True).agg(
+        payer=pl.col("payer").first(),
+        line_of_business=pl.col("line_of_business").first(),
+        n_payers=pl.col("payer").n_unique(),
+        dual_status=pl.when(pl.col("dual_status").is_in(["full"]).any()).then(pl.lit("full"))
+        .when(pl.col("dual_status").is_in(["partial"]).any()).then(pl.lit("partial"))
+        .otherwise(pl.lit("none")),
+    )
