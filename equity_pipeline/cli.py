@@ -140,7 +140,68 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", help="write the JSON here as well as printing it")
     c.add_argument("--lower-is-better", action="store_true", help="the indicator is adverse (lower rates are better)")
     c.set_defaults(func=cmd_disparity)
+
+    b = sub.add_parser("bench", help="generate (or reuse) N members, run the whole pipeline, print timing and memory figures as JSON")
+    b.add_argument("--members", type=int, required=True, help="number of members")
+    b.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
+    b.add_argument("--workdir", default="bench_data", help="where datasets and run outputs go (default bench_data); a dataset with the same size and seed is reused")
+    b.add_argument("--messy-share", type=float, default=0.02, help="share of messy records (default 0.02)")
+    b.set_defaults(func=cmd_bench)
     return parser
+
+
+def _step_seconds(run_id: str) -> tuple[dict[str, float], dict[str, str]]:
+    """Wall seconds per step of a finished run, and each step's asset group, from the event log."""
+    import dagster as dg
+
+    from assets.definitions import defs
+
+    starts: dict[str, float] = {}
+    secs: dict[str, float] = {}
+    with dg.DagsterInstance.get() as instance:
+        for rec in instance.get_records_for_run(run_id, limit=100_000).records:
+            ev = rec.event_log_entry.dagster_event
+            if ev is None or not ev.step_key:
+                continue
+            if ev.event_type == dg.DagsterEventType.STEP_START:
+                starts[ev.step_key] = rec.event_log_entry.timestamp
+            elif ev.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE) and ev.step_key in starts:
+                secs[ev.step_key] = rec.event_log_entry.timestamp - starts[ev.step_key]
+    graph = defs.resolve_asset_graph()
+    groups: dict[str, str] = {}
+    for key in graph.get_all_asset_keys():
+        groups[key.path[-1]] = graph.get(key).group_name
+    group_of_step = {step: groups.get(step, "validation" if "gx_" in step else "other") for step in secs}
+    return secs, group_of_step
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+    import shutil
+
+    from equity_pipeline import bench
+    from equity_pipeline.generate import generate
+
+    work = Path(args.workdir)
+    input_dir = work / f"input_{args.members}_{args.seed}"
+    if not bench.dataset_matches(input_dir, args.members, args.seed):
+        shutil.rmtree(input_dir, ignore_errors=True)
+        _progress(f"bench: generating {args.members:,} members into {input_dir}")
+        generate(args.members, args.seed, input_dir, messy_share=args.messy_share,
+                 progress=lambda msg, frac: _progress(f"generate: {msg} ({frac:.0%})"))
+    else:
+        _progress(f"bench: reusing {input_dir}")
+    floor = bench.scan_floor(input_dir)
+    out = work / f"out_{args.members}_{args.seed}"
+    shutil.rmtree(out, ignore_errors=True)
+    started = time.perf_counter()
+    run_id = run_pipeline(input_dir, out)
+    total = time.perf_counter() - started
+    secs, groups = _step_seconds(run_id)
+    result = bench.result(members=args.members, input_dir=input_dir, floor=floor,
+                          stages=bench.stage_seconds(secs, groups), total=total)
+    print(json.dumps(result, indent=2))
+    return 0
 
 
 def cmd_disparity(args: argparse.Namespace) -> int:

@@ -1,0 +1,108 @@
+"""Benchmark figures for ``equity-pipeline bench`` (see docs/performance.md).
+
+The *scan floor* is what any tool must pay: read every input file once with polars and
+materialize a trivial aggregate (null counts of every column, which decodes every value). Pipeline
+stages are compared with it. Stage times come from the Dagster event log of the run (the CLI
+collects them; this module only does the arithmetic and the file-level figures).
+"""
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+#: Dagster asset group -> benchmark stage. ``read`` is the ingest assets (read, normalise, polars
+#: rule evaluation, quarantine); ``validate`` is the GX asset checks and the auditor view.
+STAGE_OF_GROUP = {
+    "sources": "read",
+    "ingest": "read",
+    "validation": "validate",
+    "measures": "measures",
+    "stratification": "stratify",
+    "disparities": "disparities",
+    "equity_plans": "equity_plans",
+    "reports": "reports",
+}
+STAGES = ("read", "validate", "measures", "stratify", "disparities", "equity_plans", "reports")
+FIELDS = ("members", "claim_lines", "input_bytes", "scan_floor_s", "stages_s", "total_s", "ratio_to_floor", "peak_rss_mb")
+
+
+def input_files(input_dir: Path) -> list[Path]:
+    return sorted(p for p in input_dir.iterdir() if p.suffix in (".parquet", ".csv") and p.is_file())
+
+
+def scan_floor(input_dir: Path) -> float:
+    """Seconds to read every input file once with polars and materialize a trivial aggregate."""
+    import polars as pl
+
+    started = time.perf_counter()
+    for path in input_files(input_dir):
+        lf = pl.scan_parquet(path) if path.suffix == ".parquet" else pl.scan_csv(path, infer_schema=False)
+        lf.select(pl.all().null_count()).collect()
+    return time.perf_counter() - started
+
+
+def row_count(path: Path) -> int:
+    import polars as pl
+
+    lf = pl.scan_parquet(path) if path.suffix == ".parquet" else pl.scan_csv(path, infer_schema=False)
+    return int(lf.select(pl.len()).collect().item())
+
+
+def table_rows(input_dir: Path, table: str) -> int:
+    for suffix in (".parquet", ".csv"):
+        path = input_dir / f"{table}{suffix}"
+        if path.is_file():
+            return row_count(path)
+    return 0
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process and (the largest of) its finished children, in MB.
+
+    ``ru_maxrss`` is in kilobytes on Linux and bytes on macOS. The CLI runs the pipeline in
+    process, so the process's own peak is the figure that matters; children are added as an
+    upper bound for anything that forked."""
+    scale = 1 / 1024 if sys.platform != "darwin" else 1 / (1024 * 1024)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round((own + children) * scale, 1)
+
+
+def stage_seconds(step_seconds: dict[str, float], group_of_step: dict[str, str]) -> dict[str, float]:
+    """Sum step durations per benchmark stage; unknown groups are reported under their own name."""
+    out = {s: 0.0 for s in STAGES}
+    for step, secs in step_seconds.items():
+        stage = STAGE_OF_GROUP.get(group_of_step.get(step, ""), group_of_step.get(step) or "other")
+        out[stage] = out.get(stage, 0.0) + secs
+    return {k: round(v, 3) for k, v in out.items()}
+
+
+def result(*, members: int, input_dir: Path, floor: float, stages: dict[str, float], total: float) -> dict:
+    out = {
+        "members": members,
+        "claim_lines": table_rows(input_dir, "medical_claims"),
+        "input_bytes": sum(p.stat().st_size for p in input_files(input_dir)),
+        "scan_floor_s": round(floor, 4),
+        "stages_s": stages,
+        "total_s": round(total, 3),
+        "ratio_to_floor": round(total / floor, 2) if floor > 0 else None,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    out["stage_ratios_to_floor"] = {k: (round(v / floor, 2) if floor > 0 else None) for k, v in stages.items()}
+    return out
+
+
+def dataset_matches(input_dir: Path, members: int, seed: int) -> bool:
+    """A generated dataset can be reused when its truth.json records the same size and seed."""
+    truth = input_dir / "truth.json"
+    if not truth.is_file():
+        return False
+    try:
+        t = json.loads(truth.read_text(encoding="utf-8"))
+    except ValueError:
+        return False
+    params = t.get("parameters", t)
+    return params.get("members") == members and params.get("seed") == seed

@@ -1,0 +1,35 @@
+"""``equity-pipeline bench`` runs on a small N and prints every field (figures are not asserted: not a timed test)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from equity_pipeline.bench import FIELDS, STAGES, stage_seconds
+
+
+def test_bench_prints_every_field(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "equity_pipeline.cli", "bench", "--members", "300", "--workdir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert set(FIELDS) <= set(out)
+    assert out["members"] == 300 and out["claim_lines"] > 0 and out["input_bytes"] > 0
+    assert set(STAGES) <= set(out["stages_s"])
+    assert out["stages_s"]["read"] > 0 and out["stages_s"]["measures"] > 0 and out["stages_s"]["reports"] > 0
+    assert 0 < out["scan_floor_s"] < out["total_s"]
+    assert abs(out["ratio_to_floor"] - out["total_s"] / out["scan_floor_s"]) <= 0.05 * out["ratio_to_floor"]  # printed figures are rounded
+    assert out["peak_rss_mb"] > 50
+    # the dataset is kept for reuse: same size and seed match, others do not
+    from equity_pipeline.bench import dataset_matches
+
+    (data,) = Path(tmp_path).glob("input_*")
+    assert dataset_matches(data, 300, 1) and not dataset_matches(data, 301, 1) and not dataset_matches(data, 300, 2)
+
+
+def test_stage_seconds_sums_steps_by_group():
+    secs = {"members": 1.0, "enrollment": 2.0, "BCS_member_results": 3.0, "x_gx": 0.5}
+    groups = {"members": "ingest", "enrollment": "ingest", "BCS_member_results": "measures", "x_gx": "validation"}
+    out = stage_seconds(secs, groups)
+    assert out["read"] == 3.0 and out["measures"] == 3.0 and out["validate"] == 0.5 and out["reports"] == 0.0
