@@ -1,4 +1,4 @@
-"""Stratified counts (restricted) and the suppressed public rates."""
+"""Member attributes and stratified counts (restricted), the suppressed public rates and the disparity tables."""
 
 import dagster as dg
 
@@ -8,14 +8,16 @@ from assets.resources import PipelineResource
 from equity_pipeline import pipeline
 
 
-@dg.asset(group_name=STRATIFICATION_GROUP, owners=OWNERS, kinds={"polars"}, deps=["members"],
-          description="One stratum label per member and stratifier (race/ethnicity rollup, language, county, state).")
+@dg.asset(group_name=STRATIFICATION_GROUP, owners=OWNERS, kinds={"polars"}, deps=["members", "enrollment", "sdoh_screenings"],
+          description="One stratum label per member and stratifier (race/ethnicity, ethnicity, language, LEP, county, rurality, "
+                      "SVI quintile, region, payer, line of business, dual status, sex, age band, SDOH need) and the state unit (restricted).")
 def member_attributes(pipeline_config: PipelineResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=pipeline.build_member_attributes(pipeline_config.layout, pipeline_config.program))
 
 
 @dg.asset(group_name=STRATIFICATION_GROUP, owners=OWNERS, kinds={"polars"}, deps=[member_attributes, *measure_assets],
-          description="Unsuppressed denominators and numerators per measure x unit x stratifier x stratum (restricted).")
+          description="Unsuppressed denominators and numerators per measure x unit x stratifier x stratum, and the cross-stratifier "
+                      "identities suppression must respect (restricted).")
 def stratified_counts(pipeline_config: PipelineResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=pipeline.build_stratified_counts(pipeline_config.layout, pipeline_config.program))
 
@@ -33,4 +35,22 @@ def public_rates(pipeline_config: PipelineResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata=meta,
         check_results=[dg.AssetCheckResult(check_name="no_small_cells", passed=small == 0, metadata={"small_cells": small})],
+    )
+
+
+@dg.asset(
+    group_name=STRATIFICATION_GROUP, owners=OWNERS, kinds={"polars", "parquet"}, deps=[public_rates, stratified_counts],
+    description="public/disparities.parquet (each published stratum vs its reference: difference, ratio, 95% CIs, p-values "
+                "adjusted within measure x unit x stratifier, flags) and public/disparity_summary.parquet (summary measures "
+                "of inequality over published strata).",
+    check_specs=[dg.AssetCheckSpec("no_suppressed_cell_revealed", asset="disparities", blocking=True,
+                                   description="no disparity or summary value computed from a stratum (or reference) suppressed in public/rates")],
+)
+def disparities(pipeline_config: PipelineResource) -> dg.MaterializeResult:
+    layout = pipeline_config.layout
+    meta = pipeline.build_disparities(layout, pipeline_config.program)
+    leaks = pipeline.disparity_leaks(layout)
+    return dg.MaterializeResult(
+        metadata=meta,
+        check_results=[dg.AssetCheckResult(check_name="no_suppressed_cell_revealed", passed=leaks == 0, metadata={"rows": leaks})],
     )

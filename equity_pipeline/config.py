@@ -1,15 +1,27 @@
-"""Program configuration: which measures, which period, which stratifiers.
+"""Program configuration: which measures, which period, which stratifiers, how disparities are judged.
 
 A YAML file (``--config FILE``, or the Dagster resource ``config_file``); every key is optional::
 
     measurement_year: 2025          # default: the last complete calendar year before the run date
     measures: [BCS]                 # default: every packaged measure spec
-    stratifiers: [race_ethnicity, language, county]
+    stratifiers: [race_ethnicity, language, county]   # default: stratify.DEFAULT_STRATIFIERS
     run_date: 2026-11-22            # default: today; dates after it are "future" in validation
+    intersections:                  # two-way intersections; stratifier "race_ethnicity x rurality",
+      - [race_ethnicity, rurality]  #   strata "White | Metro"; default: none
+    age_bands: [0, 18, 45, 65, 75]  # lower bounds of the age_band strata (age at period end); first 0
+    regions:                        # county groupings for the "region" stratifier; may cross state
+      Capital: ["24031", "24033", "11001"]   # lines; a county in at most one region; quote FIPS
+    reference_group: best           # best | largest | overall, for every stratifier; or per stratifier:
+    # reference_group: {default: best, race_ethnicity: White, payer: commercial}
+    multiple_comparisons: holm      # holm | bh (Benjamini-Hochberg), within measure x unit x stratifier
+    disparity_min_denominator: 30   # members below which a stratum's disparity is insufficient_data
+
+Every stratifier and reference policy is described in docs/stratification.md. Errors are
+:class:`ConfigError` with a message naming the setting and what is allowed.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -18,7 +30,14 @@ import yaml
 
 from equity_pipeline.errors import ConfigError
 
-KNOWN_KEYS = {"measurement_year", "measures", "stratifiers", "run_date"}
+KNOWN_KEYS = {
+    "measurement_year", "measures", "stratifiers", "run_date", "intersections", "age_bands", "regions",
+    "reference_group", "multiple_comparisons", "disparity_min_denominator",
+}
+REFERENCE_POLICIES = ("best", "largest", "overall")
+DEFAULT_REFERENCE = "best"
+MULTIPLE_COMPARISONS = ("holm", "bh")
+DEFAULT_MIN_DENOMINATOR = 30
 
 
 @dataclass(frozen=True)
@@ -28,17 +47,41 @@ class ProgramConfig:
     measures: tuple[str, ...]
     stratifiers: tuple[str, ...]
     source: str | None = field(default=None)
+    intersections: tuple[tuple[str, str], ...] = ()
+    age_bands: tuple[int, ...] = (0, 18, 45, 65, 75)
+    regions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: ("default", policy) first, then (stratifier, policy or stratum name) overrides
+    reference_group: tuple[tuple[str, str], ...] = (("default", DEFAULT_REFERENCE),)
+    multiple_comparisons: str = "holm"
+    disparity_min_denominator: int = DEFAULT_MIN_DENOMINATOR
+
+    @property
+    def region_map(self) -> dict[str, tuple[str, ...]]:
+        return dict(self.regions)
+
+    def reference_for(self, stratifier: str) -> str:
+        """The reference policy (best | largest | overall) or stratum name for ``stratifier``."""
+        policies = dict(self.reference_group)
+        return policies.get(stratifier, policies.get("default", DEFAULT_REFERENCE))
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["run_date"] = self.run_date.isoformat()
-        d["measures"], d["stratifiers"] = list(self.measures), list(self.stratifiers)
-        return d
+        return {
+            "measurement_year": self.measurement_year,
+            "run_date": self.run_date.isoformat(),
+            "measures": list(self.measures),
+            "stratifiers": list(self.stratifiers),
+            "source": self.source,
+            "intersections": [list(p) for p in self.intersections],
+            "age_bands": list(self.age_bands),
+            "regions": {name: list(counties) for name, counties in self.regions},
+            "reference_group": dict(self.reference_group),
+            "multiple_comparisons": self.multiple_comparisons,
+            "disparity_min_denominator": self.disparity_min_denominator,
+        }
 
 
 def load_config(path: str | Path | None = None, *, run_date: date | None = None) -> ProgramConfig:
     from equity_pipeline.measures.spec import load_specs
-    from equity_pipeline.stratify import STRATIFIERS
 
     raw: dict[str, Any] = {}
     if path:
@@ -54,6 +97,18 @@ def load_config(path: str | Path | None = None, *, run_date: date | None = None)
         unknown = set(raw) - KNOWN_KEYS
         if unknown:
             raise ConfigError(f"{p.name}: unknown setting(s) {sorted(unknown)}; known: {sorted(KNOWN_KEYS)}")
+    return config_from_dict(raw, run_date=run_date, source=str(path) if path else None, specs=load_specs())
+
+
+def config_from_dict(raw: dict[str, Any], *, run_date: date | None = None, source: str | None = None,
+                     specs: dict | None = None) -> ProgramConfig:
+    """Validate a settings mapping (the parsed YAML) into a :class:`ProgramConfig`."""
+    from equity_pipeline.measures.spec import load_specs
+    from equity_pipeline.stratify import DEFAULT_STRATIFIERS, STRATIFIERS
+
+    unknown = set(raw) - KNOWN_KEYS
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(KNOWN_KEYS)}")
     rd = raw.get("run_date", run_date or date.today())
     if isinstance(rd, str):
         try:
@@ -63,13 +118,127 @@ def load_config(path: str | Path | None = None, *, run_date: date | None = None)
     year = raw.get("measurement_year", rd.year - 1)
     if not isinstance(year, int) or not 2000 <= year <= rd.year:
         raise ConfigError(f"measurement_year {year!r} must be a year between 2000 and the run date's year")
-    specs = load_specs()
-    measures = tuple(raw.get("measures", list(specs)))
+    specs = specs if specs is not None else load_specs()
+    measures = tuple(_string_list(raw.get("measures", list(specs)), "measures"))
     bad = [m for m in measures if m not in specs]
     if bad:
         raise ConfigError(f"unknown measure id(s) {bad}; known: {sorted(specs)}")
-    stratifiers = tuple(raw.get("stratifiers", list(STRATIFIERS)))
+    stratifiers = tuple(_string_list(raw.get("stratifiers", list(DEFAULT_STRATIFIERS)), "stratifiers"))
     bad = [s for s in stratifiers if s not in STRATIFIERS]
     if bad:
-        raise ConfigError(f"unknown stratifier(s) {bad}; known: {sorted(STRATIFIERS)}")
-    return ProgramConfig(year, rd, measures, stratifiers, str(path) if path else None)
+        raise ConfigError(f"unknown stratifier(s) {bad}; known: {sorted(STRATIFIERS)} "
+                          "(intersections go under 'intersections', e.g. [[race_ethnicity, rurality]])")
+    if len(set(stratifiers)) != len(stratifiers):
+        raise ConfigError(f"stratifiers: {sorted({s for s in stratifiers if stratifiers.count(s) > 1})} listed more than once")
+    intersections = _intersections(raw.get("intersections", []), STRATIFIERS)
+    age_bands = _age_bands(raw.get("age_bands", list(ProgramConfig.age_bands)))
+    regions = _regions(raw.get("regions", {}), year)
+    used = set(stratifiers) | {s for pair in intersections for s in pair}
+    if "region" in used and not regions:
+        raise ConfigError("stratifier 'region' needs a 'regions' setting (region name -> list of county FIPS)")
+    reference = _reference_group(raw.get("reference_group", DEFAULT_REFERENCE), stratifiers, intersections,
+                                 age_bands, dict(regions))
+    method = raw.get("multiple_comparisons", "holm")
+    if method not in MULTIPLE_COMPARISONS:
+        raise ConfigError(f"multiple_comparisons {method!r} must be one of {', '.join(MULTIPLE_COMPARISONS)} "
+                          "(holm: family-wise error; bh: Benjamini-Hochberg false discovery rate)")
+    min_den = raw.get("disparity_min_denominator", DEFAULT_MIN_DENOMINATOR)
+    if isinstance(min_den, bool) or not isinstance(min_den, int) or min_den < 1:
+        raise ConfigError(f"disparity_min_denominator {min_den!r} must be a whole number of members, at least 1")
+    return ProgramConfig(year, rd, measures, stratifiers, source, intersections, age_bands, regions, reference,
+                         method, min_den)
+
+
+def _string_list(value: Any, key: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{key} must be a list of names (got {value!r})")
+    return value
+
+
+def _intersections(value: Any, known: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"intersections must be a list of pairs, e.g. [[race_ethnicity, rurality]] (got {value!r})")
+    out: list[tuple[str, str]] = []
+    for item in value:
+        if not (isinstance(item, list) and len(item) == 2 and all(isinstance(v, str) for v in item)):
+            raise ConfigError(f"intersection {item!r} must be a pair of stratifier names, e.g. [race_ethnicity, rurality]")
+        a, b = item
+        bad = [s for s in (a, b) if s not in known]
+        if bad:
+            raise ConfigError(f"intersection {item!r}: unknown stratifier(s) {bad}; known: {sorted(known)}")
+        if a == b:
+            raise ConfigError(f"intersection {item!r} crosses a stratifier with itself")
+        if (a, b) in out or (b, a) in out:
+            raise ConfigError(f"intersection {item!r} is listed more than once (in either order)")
+        out.append((a, b))
+    return tuple(out)
+
+
+def _age_bands(value: Any) -> tuple[int, ...]:
+    ok = isinstance(value, list) and len(value) >= 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    if not ok or value[0] != 0 or any(b <= a for a, b in zip(value, value[1:])) or value[-1] > 120:
+        raise ConfigError(f"age_bands {value!r} must be increasing whole-year lower bounds starting at 0, "
+                          "at least two, e.g. [0, 18, 45, 65, 75] (bands 0-17, 18-44, 45-64, 65-74, 75+)")
+    return tuple(value)
+
+
+def _regions(value: Any, year: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    from equity_pipeline.attributes import NO_REGION, UNKNOWN_STRATA
+    from equity_pipeline.standards.geography import county_names
+
+    if not isinstance(value, dict):
+        raise ConfigError("regions must be a mapping of region name -> list of county FIPS, e.g. {Capital: ['24031', '24033']}")
+    valid = county_names(year)
+    seen: dict[str, str] = {}
+    out = []
+    for name, counties in value.items():
+        if not isinstance(name, str) or not name.strip() or name in UNKNOWN_STRATA or name == NO_REGION:
+            raise ConfigError(f"region name {name!r} must be a non-empty text other than {sorted({*UNKNOWN_STRATA, NO_REGION})}")
+        if not isinstance(counties, list) or not counties:
+            raise ConfigError(f"region {name!r} needs a non-empty list of county FIPS codes")
+        for fips in counties:
+            if not isinstance(fips, str):
+                raise ConfigError(f"region {name!r}: county {fips!r} must be quoted text ('09001'), so leading zeros survive YAML")
+            if len(fips) != 5 or not fips.isdigit():
+                raise ConfigError(f"region {name!r}: county {fips!r} is not a 5-digit county FIPS code")
+            if fips not in valid:
+                raise ConfigError(f"region {name!r}: county {fips!r} is not a county valid in {year}")
+            if fips in seen and seen[fips] != name:
+                raise ConfigError(f"county {fips!r} is in both region {seen[fips]!r} and {name!r}; a county belongs to at most one region")
+            seen[fips] = name
+        out.append((name, tuple(dict.fromkeys(counties))))
+    return tuple(out)
+
+
+def _reference_group(value: Any, stratifiers: tuple[str, ...], intersections: tuple[tuple[str, str], ...],
+                     age_bands: tuple[int, ...], regions: dict[str, tuple[str, ...]]) -> tuple[tuple[str, str], ...]:
+    from equity_pipeline.attributes import UNKNOWN_STRATA
+    from equity_pipeline.stratify import intersection_name, known_strata
+
+    if isinstance(value, str):
+        value = {"default": value}
+    if not isinstance(value, dict):
+        raise ConfigError(f"reference_group must be one of {', '.join(REFERENCE_POLICIES)} or a mapping "
+                          "{default: best, <stratifier>: <policy or stratum>}")
+    default = value.get("default", DEFAULT_REFERENCE)
+    if default not in REFERENCE_POLICIES:
+        raise ConfigError(f"reference_group default {default!r} must be one of {', '.join(REFERENCE_POLICIES)} "
+                          "(a named stratum can only be given per stratifier)")
+    published = set(stratifiers) | {intersection_name(a, b) for a, b in intersections}
+    out = [("default", default)]
+    for stratifier, policy in value.items():
+        if stratifier == "default":
+            continue
+        if stratifier not in published:
+            raise ConfigError(f"reference_group for {stratifier!r}: not a configured stratifier or intersection; "
+                              f"configured: {sorted(published)}")
+        if not isinstance(policy, str) or not policy:
+            raise ConfigError(f"reference_group for {stratifier!r} must be a policy or a stratum name (got {policy!r})")
+        if policy in UNKNOWN_STRATA:
+            raise ConfigError(f"reference_group for {stratifier!r}: {policy!r} stands for missing data and cannot be a reference")
+        strata = known_strata(stratifier, age_bands=age_bands, regions=regions)
+        if policy not in REFERENCE_POLICIES and strata is not None and policy not in strata:
+            raise ConfigError(f"reference_group {policy!r} not found in stratifier {stratifier!r}; "
+                              f"use {', '.join(REFERENCE_POLICIES)} or one of {', '.join(strata)}")
+        out.append((stratifier, policy))
+    return tuple(out)

@@ -4,27 +4,47 @@ Reporting units: ``population`` (everyone, unit_id ``all``) and ``state`` (state
 the county FIPS; members without a valid county are the state unit ``Unknown``, so the state units
 always add up to the population). Every stratifier partitions the members completely: Unknown and
 Declined are strata of their own and never dropped. Each unit also has its whole-population row,
-``stratifier = overall``, ``stratum = all``.
+``stratifier = overall``, ``stratum = all``. Two-way intersections ``"a x b"`` (stratum ``"A | B"``)
+are stratifiers too. The stratifiers and their rules: :mod:`equity_pipeline.attributes` and
+docs/stratification.md.
 """
 from __future__ import annotations
 
 import polars as pl
 
+from equity_pipeline import attributes as attr
 from equity_pipeline.measures.spec import MeasureSpec
+from equity_pipeline.periods import MeasurementPeriod
 from equity_pipeline.standards.geography import county_names, state_postal_by_fips
 from equity_pipeline.standards.language import language_strata
 from equity_pipeline.standards.race_ethnicity import UNKNOWN, race_ethnicity_stratum
+from equity_pipeline.standards.sdoh import CORE_DOMAINS
 from equity_pipeline.stats.proportions import wilson_interval
 from equity_pipeline.stats.rates import event_rate
 from equity_pipeline.suppression import suppress
 
-#: stratifier name -> member attribute column it reads
+#: stratifier name -> member attribute column it reads (the column has the stratifier's name)
 STRATIFIERS: dict[str, str] = {
-    "race_ethnicity": "race_ethnicity",
-    "language": "language",
-    "county": "county",
+    name: name
+    for name in (
+        "race_ethnicity", "ethnicity", *[f"race_aic_{k}" for k in attr.AIC_CATEGORIES], "language", "lep",
+        "county", "rurality", "svi_quintile", "region", "payer", "line_of_business", "dual_status", "sex",
+        "age_band", "sdoh_need", *[f"sdoh_need_{d}" for d in CORE_DOMAINS],
+    )
 }
-DEFAULT_STRATIFIERS = tuple(STRATIFIERS)
+#: used when the program config names none: the REL, geography, coverage, demographic and social-need
+#: stratifiers most equity plans ask for. Opt-in (each adds counting, suppression, disparity and report
+#: time): the alone-or-in-combination race stratifiers, line of business, dual status (``payer``
+#: already has the dual stratum), per-domain SDOH needs and regions.
+DEFAULT_STRATIFIERS: tuple[str, ...] = (
+    "race_ethnicity", "ethnicity", "language", "lep", "county", "rurality", "svi_quintile", "payer", "sex",
+    "age_band", "sdoh_need",
+)
+#: ordered stratifiers: strata from most disadvantaged (order 1) to most advantaged, for the ordered
+#: summary measures (SII, RII, concentration indices)
+ORDERED_STRATIFIERS: dict[str, tuple[str, ...]] = {"svi_quintile": tuple(reversed(attr.SVI_QUINTILES))}
+INTERSECTION_SEPARATOR = " x "
+STRATUM_SEPARATOR = " | "
 KEY = ["measure_id", "measure_version", "submeasure", "period", "unit_level", "unit_id", "stratifier", "stratum"]
 RATES_COLUMNS = [
     "measure_id", "measure_title", "measure_version", "submeasure", "period", "unit_level", "unit_id", "stratifier", "stratum",
@@ -36,39 +56,146 @@ RATES_COLUMNS = [
 SUMS = ("members", "denominator", "numerator", "sum_num_sq", "sum_num_den", "sum_den_sq")
 
 
-def member_attributes(members: pl.LazyFrame, year: int) -> pl.DataFrame:
-    """member_id and one stratum label per stratifier (plus ``state`` for the state unit)."""
-    m = members.select("member_id", "race_ethnicity_codes", "language", "county_fips").collect()
+def intersection_name(a: str, b: str) -> str:
+    """Stratifier name of a two-way intersection: ``race_ethnicity x rurality``."""
+    return f"{a}{INTERSECTION_SEPARATOR}{b}"
+
+
+def known_strata(stratifier: str, *, age_bands: tuple[int, ...] = attr.DEFAULT_AGE_BANDS,
+                 regions: dict[str, tuple[str, ...]] | None = None) -> tuple[str, ...] | None:
+    """Every possible stratum of a fixed-vocabulary stratifier (None for open ones: language, county,
+    line of business, intersections). Used to check a named reference group in the config."""
+    from equity_pipeline.standards.race_ethnicity import DECLINED, RACE_ETHNICITY_STRATA
+
+    missing = (DECLINED, UNKNOWN)
+    if stratifier.startswith("race_aic_") and stratifier[9:] in attr.AIC_CATEGORIES:
+        label = attr.CATEGORY_LABELS[attr.AIC_CATEGORIES[stratifier[9:]]]
+        return (f"{label} alone or in combination", f"Not {label}", *missing)
+    if stratifier.startswith("sdoh_need_"):
+        return (attr.POSITIVE, attr.NEGATIVE, DECLINED, attr.NOT_SCREENED)
+    fixed = {
+        "race_ethnicity": RACE_ETHNICITY_STRATA,
+        "ethnicity": (attr.HISPANIC, attr.NOT_HISPANIC, *missing),
+        "lep": (attr.LEP, attr.ENGLISH_PROFICIENT, *missing),
+        "rurality": (attr.METRO, attr.NONMETRO_URBAN, attr.NONMETRO_RURAL, UNKNOWN),
+        "svi_quintile": (*attr.SVI_QUINTILES, UNKNOWN),
+        "region": (*(regions or {}), attr.NO_REGION, UNKNOWN),
+        "payer": (*attr.PAYERS, attr.DUAL, UNKNOWN),
+        "dual_status": ("full", "partial", attr.DUAL_LEVEL_NOT_REPORTED, attr.NOT_DUAL, UNKNOWN),
+        "sex": (*attr.SEX_LABELS.values(), UNKNOWN),
+        "age_band": (*attr.age_band_labels(tuple(age_bands)), UNKNOWN),
+        "sdoh_need": (attr.NEED, attr.NO_NEED, DECLINED, attr.NOT_SCREENED),
+    }
+    return fixed.get(stratifier)
+
+
+def is_unknown_stratum(stratum: str) -> bool:
+    """Unknown, Declined, Not screened, or an intersection stratum with such a part."""
+    return any(part in attr.UNKNOWN_STRATA for part in stratum.split(STRATUM_SEPARATOR))
+
+
+def _column(m: pl.DataFrame, name: str, dtype=pl.String) -> pl.Expr:
+    """A members column, or nulls when the (optional) column is absent from this frame."""
+    return pl.col(name) if name in m.columns else pl.lit(None, dtype=dtype)
+
+
+def member_attributes(members: pl.LazyFrame, year: int, *, enrollment: pl.LazyFrame | None = None,
+                      screenings: pl.LazyFrame | None = None, age_bands: tuple[int, ...] = attr.DEFAULT_AGE_BANDS,
+                      regions: dict[str, tuple[str, ...]] | None = None) -> pl.DataFrame:
+    """member_id, ``state`` (the state unit) and one stratum label per stratifier in :data:`STRATIFIERS`.
+
+    ``year`` is the measurement year (calendar-year period): ages at its end, enrollment and
+    screenings within it. Without ``enrollment`` the coverage stratifiers are Unknown; without
+    ``screenings`` the SDOH ones are Not screened. Optional members columns may be absent.
+    """
+    wanted = ("member_id", "race_ethnicity_codes", "language", "interpreter_needed", "county_fips", "sex", "birth_date")
+    m = members.select(c for c in wanted if c in members.collect_schema().names()).collect()
+    period = MeasurementPeriod.calendar_year(year)
     names = county_names(year)
     states = state_postal_by_fips()
-    county_ok = m["county_fips"].is_in(list(names)).fill_null(False)
-    return m.select(
+    fips = _column(m, "county_fips")
+    county_ok = fips.is_in(list(names)).fill_null(False)
+    context = attr.county_context()
+    codes = _column(m, "race_ethnicity_codes")
+    out = m.select(
         "member_id",
-        race_ethnicity=m.select(race_ethnicity_stratum(pl.col("race_ethnicity_codes"))).to_series(),
-        language=language_strata(m["language"]),
-        county=pl.when(county_ok).then(m["county_fips"]).otherwise(pl.lit(UNKNOWN)),
-        state=pl.when(county_ok).then(m["county_fips"].str.slice(0, 2).replace_strict(states, default=UNKNOWN)).otherwise(pl.lit(UNKNOWN)),
-    )
+        race_ethnicity=race_ethnicity_stratum(codes),
+        ethnicity=attr.ethnicity_stratum(codes),
+        **{f"race_aic_{k}": attr.race_aic_stratum(codes, cat) for k, cat in attr.AIC_CATEGORIES.items()},
+        language=language_strata(m["language"] if "language" in m.columns else pl.Series("language", [None] * m.height, pl.String)),
+        lep=attr.lep_stratum(_column(m, "language"), _column(m, "interpreter_needed", pl.Boolean)),
+        county=pl.when(county_ok).then(fips).otherwise(pl.lit(UNKNOWN)),
+        state=pl.when(county_ok).then(fips.str.slice(0, 2).replace_strict(states, default=UNKNOWN)).otherwise(pl.lit(UNKNOWN)),
+        sex=attr.sex_stratum(_column(m, "sex")),
+        age_band=attr.age_band_stratum(_column(m, "birth_date", pl.Date), period.end, tuple(age_bands)),
+        _valid_county=pl.when(county_ok).then(fips),
+    ).join(context, left_on="_valid_county", right_on="county_fips", how="left")
+    out = out.with_columns(
+        rurality=attr.rurality_stratum(pl.col("rucc_2013")),
+        svi_quintile=attr.svi_quintile_stratum(pl.col("svi_2018_rpl_themes")),
+        region=attr.region_stratum(pl.col("_valid_county"), regions),
+    ).drop("_valid_county", "rucc_2013", "svi_2018_rpl_themes")
+    coverage = attr.coverage_attributes(enrollment, period) if enrollment is not None else None
+    sdoh = attr.sdoh_attributes(screenings, period) if screenings is not None else None
+    for extra, columns, missing in ((coverage, ("payer", "line_of_business", "dual_status"), UNKNOWN),
+                                    (sdoh, ("sdoh_need", *[f"sdoh_need_{d}" for d in CORE_DOMAINS]), attr.NOT_SCREENED)):
+        if extra is not None:
+            out = out.join(extra, on="member_id", how="left")
+        else:
+            out = out.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in columns)
+        out = out.with_columns(pl.col(c).fill_null(missing) for c in columns)
+    return out.select("member_id", "state", *STRATIFIERS.values()).sort("member_id")  # joins do not keep row order
 
 
-def stratified_counts(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers=DEFAULT_STRATIFIERS) -> pl.DataFrame:
-    """Unsuppressed denominator and numerator per measure x unit x stratifier x stratum."""
+def stratum_expr(stratifier: str) -> pl.Expr:
+    """The stratum label of a stratifier over a member-attributes frame (intersections joined by `` | ``)."""
+    if INTERSECTION_SEPARATOR in stratifier:
+        a, b = stratifier.split(INTERSECTION_SEPARATOR)
+        return pl.concat_str([pl.col(STRATIFIERS[a]), pl.col(STRATIFIERS[b])], separator=STRATUM_SEPARATOR)
+    return pl.col(STRATIFIERS[stratifier])
+
+
+def all_stratifiers(stratifiers=DEFAULT_STRATIFIERS, intersections=()) -> tuple[str, ...]:
+    """The configured stratifiers followed by the intersection stratifiers ``"a x b"``."""
+    return (*stratifiers, *(intersection_name(a, b) for a, b in intersections))
+
+
+def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: tuple[str, ...]) -> pl.DataFrame:
+    """Denominator members with their attributes; sub-measure rows also rolled up into ``all``."""
+    used = sorted({STRATIFIERS[part] for s in stratifiers for part in s.split(INTERSECTION_SEPARATOR)})
     base = (
         results.filter(pl.col("in_denominator"))
         .join(attributes, on="member_id", how="left")
-        .with_columns(pl.col(c).fill_null(UNKNOWN) for c in ("state", *[STRATIFIERS[s] for s in stratifiers]))
+        .with_columns(pl.col(c).fill_null(UNKNOWN) for c in ("state", *used))
     )
     # age rows (e.g. CHL 16-20 and 21-24) also roll up into the measure's "all" row; measures whose
     # rows are outcomes (SDOH positive by domain) carry their own "all" row already
     has_all = base.filter(pl.col("submeasure") == "all")["measure_id"].unique().to_list()
     base = pl.concat([base, base.filter((pl.col("submeasure") != "all") & ~pl.col("measure_id").is_in(has_all)).with_columns(submeasure=pl.lit("all"))])
+    # float addition is not associative and join output order varies run to run: fix the row order and
+    # keep it in the group_by so every run sums in the same order (byte-identical public outputs)
+    return base.sort("measure_id", "submeasure", "member_id", "numerator_value", "denominator_value")
+
+
+def stratified_counts(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers=DEFAULT_STRATIFIERS,
+                      intersections=()) -> pl.DataFrame:
+    """Unsuppressed denominator and numerator per measure x unit x stratifier x stratum.
+
+    ``intersections`` are pairs of stratifier names; each adds the stratifier ``"a x b"``."""
+    stratifiers = all_stratifiers(stratifiers, intersections)
+    base = _denominators(results, attributes, stratifiers)
+    # readmission measures (PCR) carry expected readmissions: O/E of a stratum = numerator / expected
+    # (measures.readmission.observed_expected); null for measures without a risk model
+    expected = ({"expected": pl.when(pl.col("expected_value").is_not_null().any()).then(pl.col("expected_value").sum())}
+                if "expected_value" in base.columns else {})
     parts = []
     units = [(pl.lit("population"), pl.lit("all")), (pl.lit("state"), pl.col("state"))]
     for unit_level, unit_id in units:
         for stratifier in ("overall", *stratifiers):
-            stratum = pl.lit("all") if stratifier == "overall" else pl.col(STRATIFIERS[stratifier])
+            stratum = pl.lit("all") if stratifier == "overall" else stratum_expr(stratifier)
             parts.append(
-                base.group_by("measure_id", "measure_version", "submeasure", "period", unit_level.alias("unit_level"), unit_id.alias("unit_id"), stratum.alias("stratum"))
+                base.group_by("measure_id", "measure_version", "submeasure", "period", unit_level.alias("unit_level"), unit_id.alias("unit_id"), stratum.alias("stratum"),
+                              maintain_order=True)
                 .agg(
                     members=pl.len().cast(pl.Float64),
                     denominator=pl.col("denominator_value").sum(),
@@ -76,10 +203,88 @@ def stratified_counts(results: pl.DataFrame, attributes: pl.DataFrame, stratifie
                     sum_num_sq=(pl.col("numerator_value") ** 2).sum(),
                     sum_num_den=(pl.col("numerator_value") * pl.col("denominator_value")).sum(),
                     sum_den_sq=(pl.col("denominator_value") ** 2).sum(),
+                    **expected,
                 )
                 .with_columns(stratifier=pl.lit(stratifier))
             )
-    return pl.concat(parts, how="diagonal").select(*KEY, *SUMS).sort(KEY)
+    return pl.concat(parts, how="diagonal").select(*KEY, *SUMS, *expected).sort(KEY)
+
+
+IDENTITY_KEY = ["measure_id", "submeasure", "period", "unit_level", "unit_id"]
+
+
+def strata_identities(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers=DEFAULT_STRATIFIERS,
+                      intersections=()) -> pl.DataFrame:
+    """Additive identities between the strata of *different* stratifiers, for suppression.
+
+    Within one measure x sub-measure x unit, a stratum ``t`` of stratifier T equals the sum of the
+    strata ``s`` of another stratifier S when every denominator member of ``t`` belongs to an ``s``
+    all of whose members are in ``t`` (counties add up to a rurality class, SVI quintile or region;
+    the ``A | *`` cells of an intersection add up to ``A``; two strata with the same members are
+    equal). Published next to each other, such sums would let a suppressed cell be recovered by
+    subtraction, so they are margins for suppression like strata -> overall. They are found in the
+    data of each measure and unit, not assumed: a coincidence in a small denominator (all of a
+    rurality class in one county) is a real identity for whoever reads the table, since absent
+    strata are known zeros.
+
+    Columns: IDENTITY_KEY, ``identity`` (id within the key), ``role`` (cell | total), stratifier, stratum.
+    """
+    names = all_stratifiers(stratifiers, intersections)
+    base = _denominators(results, attributes, names)
+    labels = base.select("measure_id", "submeasure", "period", "state", *[stratum_expr(n).alias(n) for n in names])
+    # strata as small integers, members with identical labels collapsed: the group_bys below are cheap
+    codes = [f"_{i}" for i in range(len(names))]
+    labels = labels.with_columns(pl.col(n).rank("dense").cast(pl.UInt32).alias(c) for n, c in zip(names, codes))
+    decode = {c: dict(labels.select(c, n).unique().iter_rows()) for n, c in zip(names, codes)}
+    measure = ["measure_id", "submeasure", "period"]
+    framed = pl.concat([
+        labels.select(*measure, *codes, unit_level=pl.lit("population"), unit_id=pl.lit("all")),
+        labels.select(*measure, *codes, unit_level=pl.lit("state"), unit_id=pl.col("state")),
+    ]).group_by(*IDENTITY_KEY, *codes).agg(n=pl.len())
+    framed = framed.with_columns(_k=pl.concat_str(IDENTITY_KEY, separator="\x1f").rank("dense").cast(pl.UInt32))
+    keys = framed.select("_k", *IDENTITY_KEY).unique()
+    totals = {c: framed.group_by("_k", c).agg(total=pl.col("n").sum()) for c in codes}
+    parts = []
+    for inner, inner_name in zip(codes, names):
+        others = [c for c in codes if c != inner]
+        # per stratum s of the inner stratifier: its members, and whether they all share one outer stratum
+        per_s = framed.group_by("_k", inner).agg(
+            pl.col("n").sum(), *[pl.col(c).n_unique().alias(f"u{c}") for c in others], *[pl.col(c).first().alias(f"f{c}") for c in others]
+        )
+        for outer, outer_name in zip(codes, names):
+            if outer == inner:
+                continue
+            exact = (
+                per_s.filter(pl.col(f"u{outer}") == 1)
+                .group_by("_k", pl.col(f"f{outer}").alias(outer)).agg(covered=pl.col("n").sum(), cells=pl.col(inner).sort())
+                .join(totals[outer], on=["_k", outer])
+                .filter(pl.col("covered") == pl.col("total"))
+            )
+            if exact.height:
+                parts.append(exact.select(
+                    "_k", t=pl.col(outer).replace_strict(decode[outer], return_dtype=pl.String),
+                    cells=pl.col("cells").list.eval(pl.element().replace_strict(decode[inner], return_dtype=pl.String)),
+                    inner=pl.lit(inner_name), outer=pl.lit(outer_name),
+                ))
+    schema = {**{k: pl.String for k in IDENTITY_KEY}, "identity": pl.UInt32, "role": pl.String, "stratifier": pl.String, "stratum": pl.String}
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    found = pl.concat(parts).join(keys, on="_k").sort(*IDENTITY_KEY, "outer", "t", "inner").with_row_index("identity")
+    totals = found.select(*IDENTITY_KEY, "identity", role=pl.lit("total"), stratifier="outer", stratum="t")
+    cells = found.explode("cells").select(*IDENTITY_KEY, "identity", role=pl.lit("cell"), stratifier="inner", stratum="cells")
+    return pl.concat([totals, cells]).select(schema.keys()).cast(schema).sort("identity", "role", "stratum")
+
+
+def identity_margins(table: pl.DataFrame, identities: pl.DataFrame | None) -> list[tuple[list[int], int]]:
+    """``strata_identities`` as ``(cell row indices, total row index)`` of ``table`` (for ``suppress``)."""
+    if identities is None or identities.height == 0:
+        return []
+    rows = table.select(*IDENTITY_KEY, "stratifier", "stratum").with_row_index("_i")
+    matched = identities.join(rows, on=[*IDENTITY_KEY, "stratifier", "stratum"], how="inner")
+    grouped = matched.group_by("identity").agg(
+        cells=pl.col("_i").filter(pl.col("role") == "cell"), total=pl.col("_i").filter(pl.col("role") == "total").first()
+    ).filter(pl.col("total").is_not_null()).sort("identity")  # a fixed margin order: the same suppression every run
+    return [(cells, total) for cells, total in zip(grouped["cells"].to_list(), grouped["total"].to_list())]
 
 
 def data_source_of(spec: MeasureSpec, clinical_rows: int) -> str:
@@ -94,12 +299,19 @@ def data_source_of(spec: MeasureSpec, clinical_rows: int) -> str:
     return "hybrid"
 
 
-def _ratio_ci(c: pl.DataFrame, z: float = 1.959963984540054) -> tuple[pl.Series, pl.Series]:
-    """Normal CI of a ratio estimator sum(y)/sum(m) from member-level sums (linearisation)."""
+def ratio_estimator_se(c: pl.DataFrame) -> pl.Series:
+    """Standard error of a ratio estimator sum(y)/sum(m) from member-level sums (linearisation):
+    ``sqrt(n/(n-1) * sum (y - r m)^2) / sum(m)``, with the squares expanded into the kept sums."""
     r = c["numerator"] / c["denominator"]
     n = c["members"]
     resid = c["sum_num_sq"] - 2 * r * c["sum_num_den"] + r * r * c["sum_den_sq"]
-    se = (resid.clip(lower_bound=0) * n / (n - 1).clip(lower_bound=1)).sqrt() / c["denominator"]
+    return (resid.clip(lower_bound=0) * n / (n - 1).clip(lower_bound=1)).sqrt() / c["denominator"]
+
+
+def _ratio_ci(c: pl.DataFrame, z: float = 1.959963984540054) -> tuple[pl.Series, pl.Series]:
+    """Normal CI of a ratio estimator sum(y)/sum(m) from member-level sums (linearisation)."""
+    r = c["numerator"] / c["denominator"]
+    se = ratio_estimator_se(c)
     return (r - z * se), (r + z * se)
 
 
@@ -110,7 +322,7 @@ def rate_and_ci(counts: pl.DataFrame) -> pl.DataFrame:
     for kind, part in counts.group_by("kind", maintain_order=True):
         kind = kind[0]
         num, den, per = part["numerator"].to_numpy(), part["denominator"].to_numpy(), part["rate_per"].to_numpy()
-        if kind == "proportion":
+        if kind in ("proportion", "readmission"):   # readmission: share of index stays readmitted
             ci = wilson_interval(num, den)
         elif kind == "event_rate":
             ci = event_rate(num, den, per=1.0)
@@ -130,8 +342,11 @@ def rate_and_ci(counts: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(out)
 
 
-def public_rates(counts: pl.DataFrame, specs: dict[str, MeasureSpec], data_sources: dict[str, str]) -> pl.DataFrame:
-    """Suppressed public rates with CIs (computed on true counts, nulled with the cell)."""
+def public_rates(counts: pl.DataFrame, specs: dict[str, MeasureSpec], data_sources: dict[str, str],
+                 identities: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Suppressed public rates with CIs (computed on true counts, nulled with the cell).
+
+    ``identities`` (from :func:`strata_identities`) adds the cross-stratifier margins to suppression."""
     meta = pl.DataFrame(
         {
             "measure_id": list(specs),
@@ -144,5 +359,6 @@ def public_rates(counts: pl.DataFrame, specs: dict[str, MeasureSpec], data_sourc
         }
     )
     rated = rate_and_ci(counts.join(meta, on="measure_id", how="left"))
-    out = suppress(rated.sort(KEY)).with_columns(pl.col("members").cast(pl.Int64))
+    rated = rated.sort(KEY)
+    out = suppress(rated, identity_margins(rated, identities)).with_columns(pl.col("members").cast(pl.Int64))
     return out.select(RATES_COLUMNS).sort(KEY)

@@ -21,6 +21,9 @@ HIDDEN_COLUMNS = ("members", "denominator", "numerator", "rate", "ci_lower", "ci
 #: checked counts per rate type, as expressions over the unsuppressed row
 CHECKED: dict[str, tuple[pl.Expr, ...]] = {
     "proportion": (pl.col("denominator"), pl.col("numerator"), pl.col("denominator") - pl.col("numerator")),
+    # index stays: members (at most the stays, so a small stay count is a small member count too),
+    # readmitted stays and stays not readmitted
+    "readmission": (pl.col("members"), pl.col("numerator"), pl.col("denominator") - pl.col("numerator")),
     "event_rate": (pl.col("members"), pl.col("numerator")),
     "cost": (pl.col("members"),),
     "cost_share": (pl.col("members"),),
@@ -69,21 +72,25 @@ def _margins(df: pl.DataFrame) -> list[tuple[list[int], int | None]]:
         totals = idx.filter(total_filter).select(*on, _total="_i")
         cells = idx.filter(cell_filter).join(totals, on=on, how="left")
         for _, g in cells.group_by([*on, extra] if extra else on):
-            margins.append((g["_i"].to_list(), g["_total"][0]))
-    return margins
+            margins.append((sorted(g["_i"].to_list()), g["_total"][0]))
+    # group_by/join order varies run to run; the complementary choices depend on the margin order
+    return sorted(margins, key=lambda m: (m[0], -1 if m[1] is None else m[1]))
 
 
-def suppress(counts: pl.DataFrame) -> pl.DataFrame:
+def suppress(counts: pl.DataFrame, extra_margins=()) -> pl.DataFrame:
     """Add ``suppressed`` and ``suppression_reason``; null counts, rates and CIs of suppressed rows.
 
     ``counts`` has measure_id, submeasure, period, unit_level, unit_id, stratifier, stratum, the
-    unsuppressed counts and ``kind`` (rate type; proportion when absent)."""
+    unsuppressed counts and ``kind`` (rate type; proportion when absent). ``extra_margins`` are
+    further additive identities of the table as ``(cell row indices, total row index)`` (e.g. the
+    strata of a finer stratifier that add up to a stratum of a coarser one; see
+    ``stratify.identity_margins``), protected like the built-in margins."""
     checked = checked_counts(counts)
     values = [[v if v is not None else 0.0 for v in checked[f"_c{i}"].to_list()] for i in range(3)]
     primary = primary_flags(counts).to_list()
     suppressed = list(primary)
     reason: list[str | None] = ["small cell (1-10)" if p else None for p in primary]
-    margins = _margins(counts)
+    margins = _margins(counts) + [(list(cells), total) for cells, total in extra_margins]
     changed = True
     while changed:
         changed = False
