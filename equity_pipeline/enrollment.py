@@ -56,3 +56,54 @@ def payer_on(spans: pl.LazyFrame, on: date) -> pl.LazyFrame:
         .when(pl.col("dual_status").is_in(["partial"]).any()).then(pl.lit("partial"))
         .otherwise(pl.lit("none")),
     )
+
+
+def enrolled_in_windows(spans: pl.LazyFrame, windows: pl.LazyFrame, *, key: list[str], allowed_gaps: int, max_gap_days: int) -> pl.LazyFrame:
+    """Windows meeting the continuous-enrollment rule; returns the ``key`` columns of those windows.
+
+    Like :func:`continuously_enrolled`, but each window has its own dates: ``windows`` has the
+    ``key`` columns, ``member_id``, ``start``, ``end`` and ``anchor`` (e.g. 31 days to 15 months of
+    age, or 365 days before to 30 days after an index discharge). Windows with a null date fail."""
+    w = windows.select(*key, pl.col("member_id").alias("_m"), "start", "end", "anchor").filter(
+        pl.col("start").is_not_null() & pl.col("end").is_not_null() & pl.col("anchor").is_not_null()
+    )
+    clipped = (
+        w.join(spans.select(pl.col("member_id").alias("_m"), s=pl.col("enrollment_start"), e=pl.col("enrollment_end").fill_null(OPEN_END)),
+               on="_m", how="inner")
+        .filter((pl.col("s") <= pl.col("end")) & (pl.col("e") >= pl.col("start")) & (pl.col("e") >= pl.col("s")))
+        .with_columns(
+            covers_anchor=(pl.col("s") <= pl.col("anchor")) & (pl.col("e") >= pl.col("anchor")),
+            s=pl.max_horizontal("s", "start"), e=pl.min_horizontal("e", "end"),
+        )
+        .sort(*key, "s")
+        .with_columns(prev_max=pl.col("e").cum_max().shift(1).over(key))
+        .with_columns(gap_days=(pl.col("s") - pl.col("prev_max") - pl.duration(days=1)).dt.total_days())
+    )
+    per_window = clipped.group_by(key).agg(
+        pl.col("start").first(), pl.col("end").first(),
+        first=pl.col("s").min(), last=pl.col("e").max(),
+        inner_gaps=(pl.col("gap_days") > 0).sum(),
+        longest_inner=pl.col("gap_days").max().fill_null(0),
+        anchor_covered=pl.col("covers_anchor").any(),
+    )
+    lead = (pl.col("first") - pl.col("start")).dt.total_days()
+    trail = (pl.col("end") - pl.col("last")).dt.total_days()
+    gaps = pl.col("inner_gaps") + (lead > 0).cast(pl.Int64) + (trail > 0).cast(pl.Int64)
+    longest = pl.max_horizontal(pl.col("longest_inner"), lead, trail)
+    return per_window.filter(pl.col("anchor_covered") & (gaps <= allowed_gaps) & (longest <= max_gap_days)).select(key)
+
+
+def payer_on_dates(spans: pl.LazyFrame, dates: pl.LazyFrame) -> pl.LazyFrame:
+    """Like :func:`payer_on`, but each member on their own date: ``dates`` has member_id and ``on``."""
+    covering = dates.select("member_id", "on").join(spans, on="member_id", how="inner").filter(
+        (pl.col("enrollment_start") <= pl.col("on")) & (pl.col("enrollment_end").fill_null(OPEN_END) >= pl.col("on"))
+    )
+    ranked = covering.with_columns(_rank=pl.col("payer").replace_strict(PAYER_PRIORITY, default=9, return_dtype=pl.Int32))
+    return ranked.sort("member_id", "_rank").group_by("member_id", maintain_order=True).agg(
+        payer=pl.col("payer").first(),
+        line_of_business=pl.col("line_of_business").first(),
+        n_payers=pl.col("payer").n_unique(),
+        dual_status=pl.when(pl.col("dual_status").is_in(["full"]).any()).then(pl.lit("full"))
+        .when(pl.col("dual_status").is_in(["partial"]).any()).then(pl.lit("partial"))
+        .otherwise(pl.lit("none")),
+    )

@@ -5,18 +5,32 @@ Output is member-level (Tuva's "long" shape), one row per member in the eligible
 dual_status, is_excluded, exclusion_reason, in_denominator, in_numerator, evidence_date,
 evidence_source``. ``in_numerator`` is null for excluded members. Members outside the eligible
 population are counted by reason in :class:`MeasureCounts`, so the manifest reconciles every member.
+
+Dates in a spec are *anchors*: fixed by the measurement period (``period_begin``,
+``{months_before_begin: 15}`` ...), or per member: ``birth``, or a spec-defined anchor such as IET's
+``index`` (the earliest new SUD episode). ``{anchor: A, years: y, months: m, days: d}`` offsets any
+of them (months are calendar months, clamped to the month's last day as polars ``offset_by`` does).
 """
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
 
 import polars as pl
 
-from equity_pipeline.enrollment import continuously_enrolled, payer_on
-from equity_pipeline.measures.spec import EventCriterion, MeasureSpec
-from equity_pipeline.periods import MeasurementPeriod, age_at
+from equity_pipeline.enrollment import continuously_enrolled, enrolled_in_windows, payer_on, payer_on_dates
+from equity_pipeline.events import EVENT_SCHEMA
+from equity_pipeline.measures.spec import (
+    Anchor, AnyOf, Composite, Condition, EventCriterion, HasAnchor, MeasureSpec, Row, anchor_names,
+)
+from equity_pipeline.periods import MeasurementPeriod
 
 ALL_ROWS = "all"
+#: column holding a per-member anchor's date (and its evidence source)
+ANCHOR_COLUMN = "_at_{}"
+ANCHOR_SOURCE = "_src_{}"
 
 
 @dataclass
@@ -26,9 +40,43 @@ class MeasureCounts:
     excluded: dict[str, int] = field(default_factory=dict)
     denominator: int = 0
     numerator: int = 0
+    #: measure-specific aggregate figures (e.g. index stays and the risk model of PCR); no member data
+    details: dict[str, Any] = field(default_factory=dict)
 
     def reconciles(self) -> bool:
         return self.members_in == sum(self.not_eligible.values()) + sum(self.excluded.values()) + self.denominator
+
+
+# ---------------------------------------------------------------- dates and ages
+def add_months(d: date, months: int) -> date:
+    """``d`` plus calendar months, clamped to the last day of the month (as polars ``offset_by``)."""
+    total = d.year * 12 + d.month - 1 + months
+    y, m = divmod(total, 12)
+    return date(y, m + 1, min(d.day, calendar.monthrange(y, m + 1)[1]))
+
+
+def bound(anchor: Any, period: MeasurementPeriod) -> pl.Expr:
+    """A date anchor as an expression: a literal for period anchors, a column for member anchors."""
+    if isinstance(anchor, dict) and "anchor" in anchor:
+        months = int(anchor.get("years", 0)) * 12 + int(anchor.get("months", 0))
+        days = int(anchor.get("days", 0))
+        base = anchor["anchor"]
+        if not anchor_names(base):
+            return pl.lit(add_months(_literal(base, period), months) + timedelta(days=days))
+        expr = bound(base, period)
+        if months:
+            expr = expr.dt.offset_by(f"{months}mo")
+        return expr + pl.duration(days=days) if days else expr
+    if anchor_names(anchor):
+        return pl.col("birth_date") if anchor == "birth" else pl.col(ANCHOR_COLUMN.format(anchor))
+    return pl.lit(period.resolve(anchor))
+
+
+def _literal(anchor: Any, period: MeasurementPeriod) -> date:
+    if isinstance(anchor, dict) and "anchor" in anchor:
+        months = int(anchor.get("years", 0)) * 12 + int(anchor.get("months", 0))
+        return add_months(_literal(anchor["anchor"], period), months) + timedelta(days=int(anchor.get("days", 0)))
+    return period.resolve(anchor)
 
 
 def _age_on_event(birth: pl.Expr, event: pl.Expr) -> pl.Expr:
@@ -37,19 +85,55 @@ def _age_on_event(birth: pl.Expr, event: pl.Expr) -> pl.Expr:
     return years - before.cast(pl.Int32)
 
 
-def matching(events: pl.LazyFrame, criterion: EventCriterion, period: MeasurementPeriod, births: pl.LazyFrame) -> pl.LazyFrame:
-    """member_id, evidence_date (latest qualifying event), source, for members meeting ``criterion``."""
-    end = period.resolve(criterion.end)
-    window = events.filter(pl.col("event_date") <= end)
+def age_in_months(birth: pl.Expr, on: pl.Expr) -> pl.Expr:
+    """Completed months on ``on``: the largest n with birth + n months (clamped) on or before ``on``."""
+    n = (on.dt.year() - birth.dt.year()) * 12 + (on.dt.month().cast(pl.Int32) - birth.dt.month().cast(pl.Int32))
+    due_day = pl.min_horizontal(birth.dt.day(), on.dt.month_end().dt.day())
+    return (n - (due_day > on.dt.day()).cast(pl.Int32)).cast(pl.Int32)
+
+
+# ---------------------------------------------------------------- events
+def with_composites(events: pl.LazyFrame, composites: tuple[Composite, ...]) -> pl.LazyFrame:
+    """``events`` plus one row per member and date for each composite event type that holds."""
+    for comp in composites:
+        parts = []
+        for how, sets in comp.alternatives:
+            hits = events.filter(pl.col("value_set").is_in(list(sets)))
+            if how == "same_day":
+                hits = hits.group_by("member_id", "event_date").agg(
+                    pl.col("source").unique().sort().str.join("+"), _n=pl.col("value_set").n_unique()
+                ).filter(pl.col("_n") >= len(set(sets)))
+            parts.append(hits.select("member_id", "event_date", "source"))
+        derived = pl.concat(parts).group_by("member_id", "event_date").agg(pl.col("source").str.split("+").explode().unique().sort().str.join("+"))
+        events = pl.concat([events, derived.select(
+            "member_id", "event_date", pl.lit(comp.name).alias("value_set"), pl.lit(None, dtype=pl.String).alias("code_system"),
+            pl.lit(None, dtype=pl.String).alias("code"), "source", pl.lit(None, dtype=pl.Float64).alias("value_numeric"),
+        ).cast(EVENT_SCHEMA)])
+    return events
+
+
+def _window(events: pl.LazyFrame, criterion: EventCriterion, period: MeasurementPeriod, dates: pl.LazyFrame) -> pl.LazyFrame:
+    """Events of the criterion's value sets inside its window (and age band)."""
+    tagged = events.filter(pl.col("value_set").is_in(list(criterion.value_sets)))
+    needs_member = bool(anchor_names(criterion.start) | anchor_names(criterion.end)) or criterion.age_min is not None or criterion.age_max is not None
+    if needs_member:
+        tagged = tagged.join(dates, on="member_id", how="inner")
+    tagged = tagged.filter(pl.col("event_date") <= bound(criterion.end, period))
     if criterion.start is not None:
-        window = window.filter(pl.col("event_date") >= period.resolve(criterion.start))
-    tagged = window.filter(pl.col("value_set").is_in(list(criterion.value_sets)))
+        tagged = tagged.filter(pl.col("event_date") >= bound(criterion.start, period))
     if criterion.age_min is not None or criterion.age_max is not None:
         age = _age_on_event(pl.col("birth_date"), pl.col("event_date"))
-        tagged = tagged.join(births, on="member_id", how="inner").filter(
+        tagged = tagged.filter(
             age.is_between(criterion.age_min if criterion.age_min is not None else -1, criterion.age_max if criterion.age_max is not None else 200)
         )
-    per_member = tagged.group_by("member_id").agg(
+    return tagged
+
+
+def matching(events: pl.LazyFrame, criterion: EventCriterion, period: MeasurementPeriod, dates: pl.LazyFrame) -> pl.LazyFrame:
+    """member_id, evidence_date (latest qualifying event), source, for members meeting ``criterion``.
+
+    ``dates`` has member_id, birth_date and the spec's per-member anchor columns."""
+    per_member = _window(events, criterion, period, dates).group_by("member_id").agg(
         evidence_date=pl.col("event_date").max(),
         source=pl.col("source").unique().sort().str.join("+"),
         n_dates=pl.col("event_date").n_unique(),
@@ -67,6 +151,47 @@ def _any_of(parts: list[pl.LazyFrame]) -> pl.LazyFrame:
     )
 
 
+def satisfied(events: pl.LazyFrame, cond: Condition, period: MeasurementPeriod, dates: pl.LazyFrame) -> pl.LazyFrame:
+    """member_id, evidence_date, source for members meeting a condition tree."""
+    if isinstance(cond, EventCriterion):
+        return matching(events, cond, period, dates)
+    if isinstance(cond, HasAnchor):
+        col = ANCHOR_COLUMN.format(cond.anchor)
+        return dates.filter(pl.col(col).is_not_null()).select(
+            "member_id", pl.col(col).alias("evidence_date"), pl.col(ANCHOR_SOURCE.format(cond.anchor)).alias("source"))
+    parts = [satisfied(events, p, period, dates) for p in cond.parts]
+    if isinstance(cond, AnyOf):
+        return _any_of(parts)
+    joined = parts[0].rename({"evidence_date": "_d0", "source": "_s0"})
+    for i, part in enumerate(parts[1:], start=1):
+        joined = joined.join(part.rename({"evidence_date": f"_d{i}", "source": f"_s{i}"}), on="member_id", how="inner")
+    n = len(parts)
+    return joined.select(
+        "member_id",
+        pl.max_horizontal([f"_d{i}" for i in range(n)]).alias("evidence_date"),
+        pl.concat_list([pl.col(f"_s{i}").str.split("+") for i in range(n)]).list.unique().list.sort().list.join("+").alias("source"),
+    )
+
+
+def anchor_dates(events: pl.LazyFrame, anchor: Anchor, period: MeasurementPeriod, dates: pl.LazyFrame) -> pl.LazyFrame:
+    """member_id, ``_at_<name>`` (earliest qualifying date) and ``_src_<name>`` for one anchor."""
+    candidates = pl.concat([_window(events, c, period, dates).select("member_id", "event_date", "source") for c in anchor.first])
+    if anchor.no_prior:
+        history = events.filter(pl.col("value_set").is_in(list(anchor.no_prior))).select("member_id", _h=pl.col("event_date")).unique()
+        clash = (
+            candidates.select("member_id", "event_date").unique().join(history, on="member_id", how="inner")
+            .filter((pl.col("_h") < pl.col("event_date")) & (pl.col("_h") >= pl.col("event_date") - pl.duration(days=anchor.no_prior_days)))
+            .select("member_id", "event_date").unique()
+        )
+        candidates = candidates.join(clash, on=["member_id", "event_date"], how="anti")
+    first = candidates.group_by("member_id").agg(pl.col("event_date").min().alias("_first"))
+    return candidates.join(first, on="member_id").filter(pl.col("event_date") == pl.col("_first")).group_by("member_id").agg(
+        pl.col("event_date").first().alias(ANCHOR_COLUMN.format(anchor.name)),
+        pl.col("source").str.split("+").explode().unique().sort().str.join("+").alias(ANCHOR_SOURCE.format(anchor.name)),
+    )
+
+
+# ---------------------------------------------------------------- results
 def latest_result(events: pl.LazyFrame, rule: dict, period: MeasurementPeriod) -> pl.LazyFrame:
     """member_id, evidence_date, source, controlled for members with a complete reading in the window.
 
@@ -106,14 +231,32 @@ def latest_result(events: pl.LazyFrame, rule: dict, period: MeasurementPeriod) -
     )
 
 
+def _age_rows(spec: MeasureSpec) -> list[Row]:
+    return [r for r in spec.rows if r.is_age_row]
+
+
+def _in_band(lo: int | None, hi: int | None, unit: str) -> pl.Expr:
+    col = pl.col("age_months" if unit == "months" else "age")
+    return col.is_between(lo if lo is not None else -1, hi if hi is not None else 10_000)
+
+
 def _submeasure(spec: MeasureSpec) -> pl.Expr:
     """Age-row label of each member (``all`` when the spec has no age rows)."""
     expr = pl.lit(ALL_ROWS)
-    for row in reversed([r for r in spec.rows if r.numerator is None]):
-        lo = row.age_min if row.age_min is not None else -1
-        hi = row.age_max if row.age_max is not None else 200
-        expr = pl.when(pl.col("age").is_between(lo, hi)).then(pl.lit(row.submeasure)).otherwise(expr)
+    for row in reversed(_age_rows(spec)):
+        expr = pl.when(_in_band(row.age_min, row.age_max, row.age_unit)).then(pl.lit(row.submeasure)).otherwise(expr)
     return expr
+
+
+def _enrolled(enrollment: pl.LazyFrame, frame: pl.LazyFrame, ce: dict, period: MeasurementPeriod) -> pl.LazyFrame:
+    """member_id of members of ``frame`` meeting a continuous-enrollment rule (fixed or per-member dates)."""
+    anchor = ce.get("anchor", ce["to"])
+    gaps, longest = int(ce.get("allowed_gaps", 0)), int(ce.get("max_gap_days", 0))
+    if not (anchor_names(ce["from"]) | anchor_names(ce["to"]) | anchor_names(anchor)):
+        return continuously_enrolled(enrollment, _literal(ce["from"], period), _literal(ce["to"], period),
+                                     allowed_gaps=gaps, max_gap_days=longest, anchor=_literal(anchor, period))
+    windows = frame.select("member_id", start=bound(ce["from"], period), end=bound(ce["to"], period), anchor=bound(anchor, period))
+    return enrolled_in_windows(enrollment, windows, key=["member_id"], allowed_gaps=gaps, max_gap_days=longest)
 
 
 def evaluate(
@@ -124,46 +267,73 @@ def evaluate(
     events: pl.LazyFrame,
 ) -> tuple[pl.DataFrame, MeasureCounts]:
     """Member-level results of ``spec`` over ``period`` and the reconciliation counts."""
-    people = members.select("member_id", "sex", "birth_date", "death_date").with_columns(age=age_at(pl.col("birth_date"), period.resolve(spec.age_at)))
-    births = members.select("member_id", "birth_date")
+    # only this spec's events, read once (the events table holds every measure's value sets)
+    events = with_composites(events.filter(pl.col("value_set").is_in(sorted(spec.value_set_names))).collect().lazy(), spec.composites)
+    events = events.collect().lazy()
+    dates = members.select("member_id", "birth_date")
+    for anchor in spec.anchors:
+        dates = dates.join(anchor_dates(events, anchor, period, dates), on="member_id", how="left")
+    dates = dates.collect().lazy()
+    at = bound(spec.age_at, period)
+    people = (
+        members.select("member_id", "sex", "death_date")
+        .join(dates, on="member_id", how="left")
+        .with_columns(age=_age_on_event(pl.col("birth_date"), at).cast(pl.Int32), age_months=age_in_months(pl.col("birth_date"), at))
+    )
     members_in = people.select(pl.len()).collect().item()
     not_eligible: dict[str, int] = {}
 
     def narrow(frame: pl.LazyFrame, reason: str, keep: pl.LazyFrame | pl.Expr) -> pl.LazyFrame:
         before = frame.select(pl.len()).collect().item()
         frame = frame.join(keep, on="member_id", how="semi") if isinstance(keep, pl.LazyFrame) else frame.filter(keep)
-        not_eligible[reason] = int(before - frame.select(pl.len()).collect().item())
+        frame = frame.collect().lazy()
+        not_eligible[reason] = not_eligible.get(reason, 0) + int(before - frame.select(pl.len()).collect().item())
         return frame
 
     eligible = people
     if spec.sex:
         eligible = narrow(eligible, "not_sex", pl.col("sex").is_in(list(spec.sex)))
+    for anchor in spec.anchors:
+        if anchor.required:
+            eligible = narrow(eligible, f"no_{anchor.name}", pl.col(ANCHOR_COLUMN.format(anchor.name)).is_not_null())
     if spec.age_min is not None or spec.age_max is not None:
-        lo = spec.age_min if spec.age_min is not None else -1
-        hi = spec.age_max if spec.age_max is not None else 200
-        eligible = narrow(eligible, "not_age", pl.col("age").is_between(lo, hi))
-    anchor = period.end
+        eligible = narrow(eligible, "not_age", _in_band(spec.age_min, spec.age_max, spec.age_unit).fill_null(False))
+    age_rows = _age_rows(spec)
+    if age_rows:
+        # members in no age row (e.g. W30: 27-29 months old) are not in the measure
+        eligible = narrow(eligible, "not_age", pl.any_horizontal([_in_band(r.age_min, r.age_max, r.age_unit) for r in age_rows]).fill_null(False))
+    eligible = eligible.with_columns(_sub=_submeasure(spec))
+    payer_date = bound("period_end", period)
     if spec.enrollment:
-        ce = spec.enrollment
-        anchor = period.resolve(ce.get("anchor", "period_end"))
-        enrolled = continuously_enrolled(
-            enrollment, period.resolve(ce["from"]), period.resolve(ce["to"]),
-            allowed_gaps=int(ce.get("allowed_gaps", 0)), max_gap_days=int(ce.get("max_gap_days", 0)), anchor=anchor,
-        )
-        eligible = narrow(eligible, "not_continuously_enrolled", enrolled)
+        payer_date = bound(spec.enrollment.get("anchor", spec.enrollment["to"]), period)
+    for ce in spec.enrollment_rules:
+        eligible = narrow(eligible, "not_continuously_enrolled", _enrolled(enrollment, eligible, ce, period))
+    row_ce = [r for r in age_rows if r.enrollment]
+    for row in row_ce:
+        for ce in row.enrollment_rules:
+            in_row = eligible.filter(pl.col("_sub") == row.submeasure)
+            ok = _enrolled(enrollment, in_row, ce, period)
+            others = eligible.filter(pl.col("_sub") != row.submeasure).select("member_id")
+            eligible = narrow(eligible, "not_continuously_enrolled", pl.concat([others, ok]))
+        ce = row.enrollment
+        payer_date = pl.when(pl.col("_sub") == row.submeasure).then(bound(ce.get("anchor", ce["to"]), period)).otherwise(payer_date)
     for criterion in spec.denominator_events:
-        hits = matching(events, criterion, period, births).select("member_id")
+        hits = matching(events, criterion, period, dates).select("member_id")
         eligible = narrow(eligible, f"no_{criterion.value_sets[0]}", hits)
-    eligible = eligible.join(payer_on(enrollment, anchor), on="member_id", how="left")
+    if row_ce or (spec.enrollment and anchor_names(spec.enrollment.get("anchor", spec.enrollment["to"]))):
+        payers = payer_on_dates(enrollment, eligible.select("member_id", on=payer_date))
+    else:
+        payers = payer_on(enrollment, _literal(spec.enrollment.get("anchor", spec.enrollment["to"]), period) if spec.enrollment else period.end)
+    eligible = eligible.join(payers, on="member_id", how="left")
 
     # exclusions: the first matching reason in spec order wins
     excluded_parts = []
     for order, excl in enumerate(spec.exclusions):
         if excl.deceased_by is not None:
-            died = people.filter(pl.col("death_date") <= period.resolve(excl.deceased_by)).select("member_id")
+            died = people.filter(pl.col("death_date") <= bound(excl.deceased_by, period)).select("member_id")
             excluded_parts.append(died.with_columns(reason=pl.lit(excl.reason), _o=pl.lit(order)))
         if excl.events is not None:
-            hits = matching(events, excl.events, period, births).select("member_id")
+            hits = matching(events, excl.events, period, dates).select("member_id")
             excluded_parts.append(hits.with_columns(reason=pl.lit(excl.reason), _o=pl.lit(order)))
     if excluded_parts:
         exclusions = pl.concat(excluded_parts).sort("member_id", "_o").group_by("member_id", maintain_order=True).agg(
@@ -174,18 +344,26 @@ def evaluate(
         eligible = eligible.with_columns(exclusion_reason=pl.lit(None, dtype=pl.String))
 
     spec_has_result = pl.lit(bool(spec.latest_result))
+    own = [r for r in age_rows if r.numerator is not None]
+    rest = eligible.filter(~pl.col("_sub").is_in([r.submeasure for r in own]))
+    frames = []
     if spec.latest_result:
         readings = latest_result(events, spec.latest_result, period).rename({"source": "evidence_source"})
         controlled = pl.col("controlled").fill_null(False)
         hit = controlled if spec.latest_result["numerator_when"] == "controlled" else ~controlled
-        frames = [(eligible.join(readings, on="member_id", how="left"), hit, _submeasure(spec))]
-    else:
-        numerator = _any_of([matching(events, c, period, births) for c in spec.numerator]).rename({"source": "evidence_source"})
-        frames = [(eligible.join(numerator, on="member_id", how="left"), pl.col("evidence_date").is_not_null(), _submeasure(spec))]
-        # outcome rows: every member is in each row, with the row's own numerator
-        for row in (r for r in spec.rows if r.numerator is not None):
-            row_hits = matching(events, row.numerator, period, births).rename({"source": "evidence_source"})
-            frames.append((eligible.join(row_hits, on="member_id", how="left"), pl.col("evidence_date").is_not_null(), pl.lit(row.submeasure)))
+        frames.append((rest.join(readings, on="member_id", how="left"), hit, pl.col("_sub")))
+    elif spec.numerator:
+        numerator = satisfied(events, AnyOf(spec.numerator), period, dates).rename({"source": "evidence_source"})
+        frames.append((rest.join(numerator, on="member_id", how="left"), pl.col("evidence_date").is_not_null(), pl.col("_sub")))
+    # age rows with their own numerator (cohort rows such as W30's)
+    for row in own:
+        row_hits = satisfied(events, row.numerator, period, dates).rename({"source": "evidence_source"})
+        frames.append((eligible.filter(pl.col("_sub") == row.submeasure).join(row_hits, on="member_id", how="left"),
+                       pl.col("evidence_date").is_not_null(), pl.col("_sub")))
+    # outcome rows: every member is in each row, with the row's own numerator
+    for row in (r for r in spec.rows if not r.is_age_row):
+        row_hits = satisfied(events, row.numerator, period, dates).rename({"source": "evidence_source"})
+        frames.append((eligible.join(row_hits, on="member_id", how="left"), pl.col("evidence_date").is_not_null(), pl.lit(row.submeasure)))
     result = pl.concat([_finish(spec, period, frame, hit, sub, spec_has_result) for frame, hit, sub in frames]).sort("member_id", "submeasure").collect()
     main = result.filter(pl.col("submeasure").is_in(main_rows(spec)))
     excluded = main.filter(pl.col("is_excluded")).group_by("exclusion_reason").len()
@@ -201,7 +379,7 @@ def evaluate(
 
 def main_rows(spec: MeasureSpec) -> list[str]:
     """Submeasure values that hold each member exactly once (for reconciliation)."""
-    if any(r.numerator is not None for r in spec.rows):
+    if any(not r.is_age_row for r in spec.rows):
         return [ALL_ROWS]
     return [ALL_ROWS, *(r.submeasure for r in spec.rows)]
 

@@ -54,6 +54,11 @@ def _stay_counts(spec: MeasureSpec, period: MeasurementPeriod, claims: pl.LazyFr
     return stays.group_by("member_id").agg(numerator_value=pl.len().cast(pl.Float64))
 
 
+def _exact_sum(amount: pl.Expr) -> pl.Expr:
+    """Sum of money amounts independent of row order (exact decimal sum, back to Float64)."""
+    return amount.cast(pl.Decimal(38, 6)).sum().cast(pl.Float64)
+
+
 def _paid(claims: pl.LazyFrame, fills: pl.LazyFrame, period: MeasurementPeriod, primary_care: pl.LazyFrame | None) -> pl.LazyFrame:
     paid = pl.when(pl.col("claim_status") == "denied").then(0.0).otherwise(pl.col("paid_amount").fill_null(0.0))
     med = claims.filter(pl.col("claim_from_date").is_between(period.begin, period.end)).select("member_id", "billing_npi", paid=paid)
@@ -63,9 +68,12 @@ def _paid(claims: pl.LazyFrame, fills: pl.LazyFrame, period: MeasurementPeriod, 
         lines = lines.join(primary_care.with_columns(_pc=pl.lit(True)), left_on="billing_npi", right_on="provider_id", how="left")
     else:
         lines = lines.with_columns(_pc=pl.lit(False))
+    # Money is summed exactly (decimal, 6 places) so the total does not depend on row order: float addition
+    # is not associative, join output order varies run to run, and in a lazy plan the optimiser drops a
+    # sort placed before the sum. Same bytes on every run.
     return lines.group_by("member_id").agg(
-        total_paid=pl.col("paid").sum(),
-        primary_care_paid=pl.when(pl.col("_pc").fill_null(False)).then(pl.col("paid")).otherwise(0.0).sum(),
+        total_paid=_exact_sum(pl.col("paid")),
+        primary_care_paid=_exact_sum(pl.when(pl.col("_pc").fill_null(False)).then(pl.col("paid")).otherwise(0.0)),
     )
 
 
