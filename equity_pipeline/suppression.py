@@ -104,7 +104,9 @@ def suppress(counts: pl.DataFrame, extra_margins=()) -> pl.DataFrame:
             leaks = len(hidden) == 1 or (total is not None and not suppressed[total] and any(1 <= s < MIN_CELL for s in sums))
             if not leaks:
                 continue
-            candidates = sorted((i for i in cells if not suppressed[i]), key=lambda i: (values[0][i], i))
+            # smallest cells first, but an all-zero cell hides nothing (the hidden sums stay the same): last
+            candidates = sorted((i for i in cells if not suppressed[i]),
+                                key=lambda i: (all(v[i] == 0 for v in values), values[0][i], i))
             if not candidates and total is not None and not suppressed[total]:
                 candidates = [total]
             if candidates:

@@ -126,3 +126,11 @@ def test_sdoh_screen_needs_all_five_domains_and_an_outpatient_visit():
                            pl.DataFrame([covered(m) for m in "ABCD"], schema=SPAN_SCHEMA).lazy(), events)
     assert counts.denominator == 3 and counts.numerator == 1
     assert res.filter(pl.col("in_numerator"))["member_id"].to_list() == ["A"]
+
+
+@pytest.mark.parametrize("answer, positive", [("LA30190-5", True), ("LA30189-7", False)])
+def test_prapare_housing_status(answer, positive):
+    """PRAPARE 71802-3: LA30190-5 'I do not have housing' is a need; LA30189-7 'I have housing' is not
+    (LOINC answer codes as Synthea's FHIR export and the HL7 SDOH Clinical Care IG use them)."""
+    r = results(screening("A", {"71802-3": answer}, instrument="prapare"))
+    assert r["housing"]["screened"] and r["housing"]["positive"] is positive
