@@ -1,0 +1,76 @@
+"""Source-format readers: real-world exports -> the canonical input tables (issue 8).
+
+``convert(source, input_dir, out_root)`` maps a folder in a source format to the canonical tables
+(docs/input-contract.md), written as Parquet under ``<out>/restricted/canonical_input/`` (owner-only),
+and writes the per-source-file reconciliation ``<out>/validation/source_reconciliation.json``:
+for every file read, ``read = mapped + quarantined`` with the quarantine reasons, plus warnings for
+files missing from the export. The quarantined source rows (row number and reason, no values) go to
+``<out>/restricted/canonical_input/_quarantine/``. The ingest step then validates the converted
+tables exactly as it validates canonical input.
+
+Sources: ``canonical`` (no conversion: ``--input`` already holds the canonical tables),
+``synthea`` (Synthea CSV export), ``fhir`` (FHIR R4 transaction/collection bundles as ``.json`` or
+Bulk Data ``.ndjson``). Mapping tables: ``sources/data/*.csv``; documented in docs/sources.md.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from equity_pipeline.errors import ConfigError, PipelineError
+from equity_pipeline.io import write_text_atomic
+from equity_pipeline.sources.common import Reconciliation, write_canonical
+
+SOURCES = ("canonical", "synthea", "fhir")
+CANONICAL = "canonical"
+
+
+def canonical_input_dir(out_root: Path) -> Path:
+    """Where converted canonical tables are written (under restricted/: member-level data)."""
+    return Path(out_root) / "restricted" / "canonical_input"
+
+
+def reconciliation_path(out_root: Path) -> Path:
+    return Path(out_root) / "validation" / "source_reconciliation.json"
+
+
+def check_source(source: str) -> str:
+    if source not in SOURCES:
+        raise ConfigError(f"unknown source {source!r}; known: {', '.join(SOURCES)}")
+    return source
+
+
+def ingest_dir(source: str, input_dir: Path, out_root: Path) -> Path:
+    """The folder the ingest step reads: ``input_dir`` for canonical input, else the converted tables."""
+    return Path(input_dir) if check_source(source) == CANONICAL else canonical_input_dir(out_root)
+
+
+def convert(source: str, input_dir: Path, out_root: Path) -> dict[str, Any]:
+    """Convert ``input_dir`` from ``source`` format; return the reconciliation (counts only, no values)."""
+    check_source(source)
+    input_dir = Path(input_dir)
+    recon = Reconciliation(source=source, input_dir=str(input_dir))
+    if source != CANONICAL:
+        if not input_dir.is_dir():
+            raise PipelineError(f"input folder not found: {input_dir}")
+        if source == "synthea":
+            from equity_pipeline.sources import synthea
+
+            tables = synthea.convert(input_dir, recon)
+        else:
+            from equity_pipeline.sources import fhir
+
+            tables = fhir.convert(input_dir, recon)
+        write_canonical(tables, canonical_input_dir(out_root), recon)
+    result = recon.to_dict()
+    write_text_atomic(json.dumps(result, indent=2, sort_keys=True) + "\n", reconciliation_path(out_root))
+    return result
+
+
+def manifest_section(out_root: Path) -> dict[str, Any] | None:
+    """The reconciliation JSON of the last conversion in ``out_root`` (for manifest.json), or None."""
+    path = reconciliation_path(out_root)
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,392 @@
+"""Shared pieces of the source-format readers: the reconciliation ledger, mapping tables, value
+normalisers and the writer of the canonical tables.
+
+Every mapping table is data in ``sources/data/*.csv`` (documented in docs/sources.md); this module
+only loads and applies them. Nothing here logs or returns data values: the ledger holds counts,
+reason codes and file names only.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from equity_pipeline.io import ensure_restricted_dir, sha256_file, write_parquet_atomic
+
+REASON = "_reason"  # per-row quarantine reason while mapping (null = mapped)
+
+
+# ---------------------------------------------------------------------------------------------
+# reconciliation ledger
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class SourceCounts:
+    """Counts for one source file (or, for FHIR bundles, one resource type): read = mapped + quarantined."""
+
+    read: int = 0
+    mapped: int = 0
+    quarantined: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"read": self.read, "mapped": self.mapped, "quarantined": self.quarantined,
+                "reasons": dict(sorted(self.reasons.items())), "notes": dict(sorted(self.notes.items()))}
+
+
+@dataclass
+class Reconciliation:
+    """What one conversion read, mapped and quarantined, per source file; warnings for degraded input."""
+
+    source: str
+    input_dir: str
+    files: dict[str, SourceCounts] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    warnings: dict[str, str] = field(default_factory=dict)
+    tables: dict[str, int] = field(default_factory=dict)
+    quarantine_rows: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+    def counts(self, key: str) -> SourceCounts:
+        return self.files.setdefault(key, SourceCounts())
+
+    def add_input(self, path: Path, label: str | None = None, **extra: Any) -> None:
+        """List an input file with its hash. ``label`` replaces the file name where the name itself
+        may carry PHI (Synthea names FHIR bundles after the patient)."""
+        self.inputs.append({"file": label or path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size, **extra})
+
+    def warn(self, code: str, message: str) -> None:
+        self.warnings[code] = message
+
+    def note(self, key: str, name: str, n: int = 1) -> None:
+        if n:
+            c = self.counts(key)
+            c.notes[name] = c.notes.get(name, 0) + int(n)
+
+    def record_frame(self, key: str, frame: pl.DataFrame, row_col: str = "_source_row") -> pl.DataFrame:
+        """Count the rows of ``frame`` by their ``_reason`` (null = mapped) and return the mapped rows.
+
+        The quarantined rows' source row numbers and reasons (no values) are kept for
+        ``_quarantine/<key>.parquet``."""
+        c = self.counts(key)
+        c.read += frame.height
+        bad = frame.filter(pl.col(REASON).is_not_null())
+        c.quarantined += bad.height
+        c.mapped += frame.height - bad.height
+        for reason, n in bad.group_by(REASON).len().iter_rows():
+            c.reasons[reason] = c.reasons.get(reason, 0) + int(n)
+        if bad.height and row_col in bad.columns:
+            q = bad.select(pl.col(row_col).cast(pl.Int64).alias("source_row"), pl.col(REASON).alias("reason"))
+            prev = self.quarantine_rows.get(key)
+            self.quarantine_rows[key] = q if prev is None else pl.concat([prev, q])
+        return frame.filter(pl.col(REASON).is_null()).drop(REASON)
+
+    def record(self, key: str, reason: str | None, n: int = 1) -> None:
+        """Count ``n`` items of ``key`` as mapped (reason None) or quarantined for ``reason``."""
+        c = self.counts(key)
+        c.read += n
+        if reason is None:
+            c.mapped += n
+        else:
+            c.quarantined += n
+            c.reasons[reason] = c.reasons.get(reason, 0) + n
+
+    def reconciles(self) -> bool:
+        return all(c.read == c.mapped + c.quarantined for c in self.files.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "input_dir": self.input_dir,
+            "converted": self.source != "canonical",
+            "reconciles": self.reconciles(),
+            "files": {k: v.to_dict() for k, v in sorted(self.files.items())},
+            "totals": {
+                "read": sum(c.read for c in self.files.values()),
+                "mapped": sum(c.mapped for c in self.files.values()),
+                "quarantined": sum(c.quarantined for c in self.files.values()),
+            },
+            "warnings": dict(sorted(self.warnings.items())),
+            "n_warnings": len(self.warnings),
+            "inputs": sorted(self.inputs, key=lambda d: d["file"]),
+            "tables_written": dict(sorted(self.tables.items())),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# mapping tables
+# ---------------------------------------------------------------------------------------------
+def _data_rows(name: str) -> list[dict[str, str]]:
+    path = resources.files("equity_pipeline.sources") / "data" / name
+    with path.open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def normalise_text(value: str | None) -> str:
+    """Lower case, every run of non-alphanumerics one space (Synthea writes commas as double spaces)."""
+    if value is None:
+        return ""
+    return re.sub(r"[^a-z0-9]+", " ", value.lower()).strip()
+
+
+@lru_cache(maxsize=1)
+def race_ethnicity_terms() -> dict[str, tuple[str, str]]:
+    """normalised term -> (CDC REC code, 'race' | 'ethnicity')."""
+    return {normalise_text(r["term"]): (r["code"], r["kind"]) for r in _data_rows("race_ethnicity_terms.csv")}
+
+
+@lru_cache(maxsize=1)
+def payer_names() -> dict[str, tuple[str, str | None]]:
+    """normalised payer name -> (medicare | medicaid | commercial | dual | none, dual_status)."""
+    return {normalise_text(r["name"]): (r["payer"], r["dual_status"] or None) for r in _data_rows("payer_names.csv")}
+
+
+@lru_cache(maxsize=1)
+def encounter_classes() -> dict[str, dict[str, str | None]]:
+    return {r["encounter_class"]: {k: (v or None) for k, v in r.items()} for r in _data_rows("encounter_classes.csv")}
+
+
+@lru_cache(maxsize=1)
+def fhir_encounter_classes() -> dict[str, str]:
+    return {r["code"]: r["encounter_class"] for r in _data_rows("fhir_encounter_classes.csv")}
+
+
+@lru_cache(maxsize=1)
+def prapare_items() -> dict[str, str]:
+    """PRAPARE question LOINC -> role (screening, language, demographic, address)."""
+    return {r["question_code"]: r["role"] for r in _data_rows("prapare_items.csv")}
+
+
+@lru_cache(maxsize=1)
+def sdoh_answer_table() -> dict[tuple[str, str, str], str]:
+    """(instrument, question_code or '*', normalised answer text) -> LOINC answer code or ASKU.
+
+    PRAPARE from ``sources/data/prapare_answers.csv``; AHC HRSN from the project's scoring table
+    (``reference/data/sdoh_screening_items.csv``), whose answer texts are the AHC wording."""
+    from equity_pipeline.standards.sdoh import items
+
+    out = {("prapare", r["question_code"], normalise_text(r["answer_text"])): r["answer_code"] for r in _data_rows("prapare_answers.csv")}
+    out[("ahc_hrsn", "*", normalise_text("I choose not to answer this question"))] = "ASKU"
+    for inst, q, text, code in items().select("instrument", "question_code", "answer_text", "answer_code").iter_rows():
+        if inst == "ahc_hrsn":
+            out[(inst, q, normalise_text(text))] = code
+    return out
+
+
+def scored_questions(instrument: str) -> set[str]:
+    """Questions the SDOH scoring table uses for ``instrument`` (an unmapped answer to these is quarantined)."""
+    from equity_pipeline.standards.sdoh import items
+
+    return set(items().filter(pl.col("instrument") == instrument)["question_code"].to_list())
+
+
+def sdoh_answer_code(instrument: str, question: str, text: str | None) -> str | None:
+    table = sdoh_answer_table()
+    key = normalise_text(text)
+    return table.get((instrument, question, key)) or table.get((instrument, "*", key))
+
+
+def instrument_for(question: str, answer_text: str | None = None, answer_code: str | None = None) -> str | None:
+    """ahc_hrsn or prapare for a screening question (None: not a screening question we carry).
+
+    Questions both instruments ask (71802-3 housing, 93030-5 transportation) are told apart by the
+    answer: AHC HRSN and PRAPARE use different answer wording and codes."""
+    prapare = prapare_items()
+    ahc = scored_questions("ahc_hrsn")
+    if question in ahc and question not in prapare:
+        return "ahc_hrsn"
+    if question in ahc and question in prapare:
+        from equity_pipeline.standards.sdoh import items
+
+        ahc_codes = set(items().filter((pl.col("instrument") == "ahc_hrsn") & (pl.col("question_code") == question))["answer_code"].to_list())
+        if answer_code and answer_code in ahc_codes:
+            return "ahc_hrsn"
+        if answer_text is not None and sdoh_answer_table().get(("ahc_hrsn", question, normalise_text(answer_text))):
+            return "ahc_hrsn"
+        return "prapare"
+    if prapare.get(question) == "screening":
+        return "prapare"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# value normalisers (Python level, used on distinct values or per resource)
+# ---------------------------------------------------------------------------------------------
+def race_ethnicity_codes(race_terms: list[str], ethnicity_terms: list[str]) -> tuple[str | None, str | None]:
+    """('|'-joined CDC REC codes, None) or (None, reason). No terms at all -> 'UNK'."""
+    table = race_ethnicity_terms()
+    codes: list[str] = []
+    for terms, kind in ((race_terms, "race"), (ethnicity_terms, "ethnicity")):
+        for term in terms:
+            t = normalise_text(term)
+            if not t:
+                continue
+            hit = table.get(t)
+            if hit is None or hit[1] != kind:
+                return None, f"unmapped_{kind}"
+            if hit[0] not in codes:
+                codes.append(hit[0])
+    return ("|".join(codes) if codes else "UNK"), None
+
+
+def normalise_zip(value: str | None) -> str | None:
+    """5-digit ZIP: ZIP+4 cut to 5; 3-4 digit values zero-padded (formats known to drop leading zeros)."""
+    if value is None:
+        return None
+    v = value.strip()
+    if not v:
+        return None
+    if re.fullmatch(r"\d{5}-?\d{4}", v):
+        return v[:5]
+    if re.fullmatch(r"\d{3,4}", v):
+        return v.zfill(5)
+    return v
+
+
+@lru_cache(maxsize=1)
+def _addfips():
+    import addfips
+
+    return addfips.AddFIPS()
+
+
+@lru_cache(maxsize=4096)
+def county_fips_from_name(county: str, state: str) -> str | None:
+    """5-digit county FIPS from a county name and a state (name or USPS code); None if unknown."""
+    if not county or not state:
+        return None
+    try:
+        return _addfips().get_county_fips(county.strip(), state=state.strip())
+    except Exception:  # noqa: BLE001 - an unknown state raises inside addfips
+        return None
+
+
+@lru_cache(maxsize=1)
+def _zip_module():
+    try:
+        import zipcodes
+    except ImportError:  # pragma: no cover - declared dependency
+        return None
+    return zipcodes
+
+
+@lru_cache(maxsize=65536)
+def county_from_zip(zip5: str, state: str | None = None) -> str | None:
+    """County FIPS of a 5-digit ZIP's primary county (``zipcodes`` package data); None if unknown.
+
+    A ZIP can cross county lines: the package gives the USPS primary county. Used only where the
+    source has no county (FHIR addresses without ``district``)."""
+    zc = _zip_module()
+    if zc is None or not zip5 or not re.fullmatch(r"\d{5}", zip5):
+        return None
+    try:
+        hits = zc.matching(zip5)
+    except Exception:  # noqa: BLE001
+        return None
+    if not hits:
+        return None
+    hit = hits[0]
+    if state and hit.get("state") and len(state.strip()) == 2 and hit["state"] != state.strip().upper():
+        return None
+    return county_fips_from_name(hit.get("county") or "", hit.get("state") or "")
+
+
+@lru_cache(maxsize=1024)
+def language_tag(text: str | None) -> str | None:
+    """BCP 47 tag for a language given as a tag ('en-US') or an English name ('Spanish'); None if unknown."""
+    import langcodes
+
+    if not text or not text.strip():
+        return None
+    t = text.strip()
+    if langcodes.tag_is_valid(t):
+        return langcodes.standardize_tag(t)
+    try:
+        return langcodes.find(t).to_tag()
+    except LookupError:
+        return None
+
+
+def payer_category(name: str | None) -> tuple[str | None, str | None]:
+    """(medicare|medicaid|commercial|dual|none, dual_status) from a payer name; (None, None) if unknown."""
+    hit = payer_names().get(normalise_text(name))
+    return hit if hit else (None, None)
+
+
+def strip_name_digits(value: str | None) -> str | None:
+    """Synthea appends digits to names ('Maynard46'); drop them so BISG surname tables can match."""
+    if value is None:
+        return None
+    v = re.sub(r"\d+", "", value).strip()
+    return v or None
+
+
+def short_id(*parts: str | None) -> str:
+    """A stable 16-hex identifier derived from ``parts`` (used for screening ids; not reversible)."""
+    return hashlib.sha256("|".join(p or "" for p in parts).encode("utf-8")).hexdigest()[:16]
+
+
+def date_part(expr: pl.Expr) -> pl.Expr:
+    """'YYYY-MM-DD' from a date or an ISO date-time string (the date as written, no time-zone shift)."""
+    return expr.str.strip_chars().str.slice(0, 10)
+
+
+def money(expr: pl.Expr) -> pl.Expr:
+    """Amount text rounded to cents (Synthea writes floats with 3+ decimals); NaN -> null; other
+    non-numbers stay as text (the canonical validation quarantines them)."""
+    num = expr.str.strip_chars().cast(pl.Float64, strict=False)
+    return (pl.when(num.is_not_null() & num.is_finite()).then(num.round(2).cast(pl.String))
+            .when(num.is_not_null()).then(None)  # NaN / inf: amount unknown
+            .otherwise(expr))
+
+
+# ---------------------------------------------------------------------------------------------
+# canonical output
+# ---------------------------------------------------------------------------------------------
+CANONICAL_COLUMNS: dict[str, list[str]] = {
+    "members": ["member_id", "race_ethnicity_codes", "race_ethnicity_source", "language", "interpreter_needed", "sex",
+                "birth_date", "death_date", "zip", "county_fips", "first_name", "last_name"],
+    "enrollment": ["member_id", "payer", "line_of_business", "plan_id", "dual_status", "enrollment_start", "enrollment_end"],
+    "medical_claims": ["claim_id", "claim_line", "claim_version", "claim_status", "member_id", "payer", "claim_type",
+                       "claim_from_date", "claim_thru_date", "admit_date", "discharge_date", "bill_type", "place_of_service",
+                       "snomed_code", "diagnosis_code_1", "paid_amount", "allowed_amount"],
+    "clinical_observations": ["member_id", "observation_date", "loinc_code", "value_numeric", "unit", "source_system"],
+    "sdoh_screenings": ["member_id", "screening_id", "screening_date", "instrument", "question_code", "answer_code",
+                        "answer_value", "setting"],
+}
+
+
+def conform(table: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """The canonical columns of ``table`` in order, as text (missing ones null)."""
+    cols = CANONICAL_COLUMNS[table]
+    if frame.width == 0:
+        return pl.DataFrame(schema={c: pl.String for c in cols})
+    return frame.select([
+        (pl.col(c).cast(pl.String) if c in frame.columns else pl.lit(None, dtype=pl.String)).alias(c) for c in cols
+    ])
+
+
+def write_canonical(tables: dict[str, pl.DataFrame], out_dir: Path, recon: Reconciliation) -> None:
+    """Write the canonical tables as Parquet (owner-only folder), replacing any earlier conversion."""
+    ensure_restricted_dir(out_dir.parent)
+    ensure_restricted_dir(out_dir)
+    for old in out_dir.glob("*.parquet"):
+        old.unlink()
+    qdir = out_dir / "_quarantine"
+    if qdir.is_dir():
+        for old in qdir.glob("*.parquet"):
+            old.unlink()
+    for table, frame in tables.items():
+        conformed = conform(table, frame)
+        write_parquet_atomic(conformed, out_dir / f"{table}.parquet")
+        recon.tables[table] = conformed.height
+    for key, rows in recon.quarantine_rows.items():
+        ensure_restricted_dir(qdir)
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", key)
+        write_parquet_atomic(rows.sort("source_row") if "source_row" in rows.columns else rows, qdir / f"{safe}.parquet")
