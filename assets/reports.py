@@ -1,22 +1,57 @@
-"""The report people read and the run manifest auditors read."""
+"""What people read (report, workbook, completeness panel) and what auditors read (manifest, audit pack)."""
 
 import dagster as dg
 
 from assets.constants import OWNERS, REPORTS_GROUP
 from assets.ingest import table_assets
 from assets.resources import PipelineResource
-from assets.stratification import public_rates
+from assets.stratification import disparities, public_rates
 from assets.validation import validation_report
 from equity_pipeline import pipeline
 
 
-@dg.asset(group_name=REPORTS_GROUP, owners=OWNERS, kinds={"html"}, deps=[public_rates],
-          description="report/index.html: self-contained page with rates by group, CI whiskers and suppression marks.")
+@dg.asset(
+    group_name=REPORTS_GROUP, owners=OWNERS, kinds={"polars", "parquet", "csv"}, deps=["members"],
+    description="public/completeness.parquet and .csv: how race/ethnicity (self-reported, imputed, declined, unknown) "
+                "and language were collected, by reporting unit; small cells (1-10) and their complements suppressed.",
+    check_specs=[dg.AssetCheckSpec("no_small_cells", asset="rel_completeness", blocking=True,
+                                   description="no published count, total or remainder between 1 and 10")],
+)
+def rel_completeness(pipeline_config: PipelineResource) -> dg.MaterializeResult:
+    meta = pipeline.build_completeness(pipeline_config.layout, pipeline_config.program)
+    return dg.MaterializeResult(
+        metadata=meta,
+        check_results=[dg.AssetCheckResult(check_name="no_small_cells", passed=meta["small_cells"] == 0,
+                                           metadata={"small_cells": meta["small_cells"]})],
+    )
+
+
+@dg.asset(group_name=REPORTS_GROUP, owners=OWNERS, kinds={"html"}, deps=[public_rates, disparities, rel_completeness],
+          description="report/index.html: self-contained page with rates by group, CI whiskers, suppression marks, "
+                      "largest significant gaps and rate-ratio forest plots (when disparities exist), REL completeness.")
 def equity_report(context: dg.AssetExecutionContext, pipeline_config: PipelineResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=pipeline.build_report(pipeline_config.layout, pipeline_config.program, context.run.run_id))
+
+
+@dg.asset(group_name=REPORTS_GROUP, owners=OWNERS, kinds={"excel"}, deps=[public_rates, disparities, rel_completeness],
+          description="report/equity_report.xlsx: one sheet per public table (rates, disparities, summary, completeness) "
+                      "plus README; frozen headers, number formats by rate type, suppressed cells marked, autofilter.")
+def equity_workbook(context: dg.AssetExecutionContext, pipeline_config: PipelineResource) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata=pipeline.build_workbook(pipeline_config.layout, pipeline_config.program, context.run.run_id))
 
 
 @dg.asset(group_name=REPORTS_GROUP, owners=OWNERS, kinds={"json"}, deps=[equity_report, validation_report, *table_assets],
           description="manifest.json: run id, input hashes, config, package versions, reconciled row and member counts.")
 def run_manifest(context: dg.AssetExecutionContext, pipeline_config: PipelineResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=pipeline.build_manifest(pipeline_config.layout, pipeline_config.program, context.run.run_id, pipeline_config.input_path))
+
+
+@dg.asset(group_name=REPORTS_GROUP, owners=OWNERS, kinds={"csv", "json", "html"},
+          deps=[run_manifest, validation_report, public_rates, disparities, rel_completeness],
+          description="audit/: validation summary, row and member reconciliation, suppression log, manifest copy and "
+                      "lineage from every published cell to spec version, suite versions and input hashes; counts only.")
+def audit_pack(context: dg.AssetExecutionContext, pipeline_config: PipelineResource) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata=pipeline.build_audit_pack(pipeline_config.layout, pipeline_config.program, context.run.run_id))
+
+
+report_assets = [rel_completeness, equity_report, equity_workbook, run_manifest, audit_pack]

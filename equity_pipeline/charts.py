@@ -715,3 +715,155 @@ def submeasure_sort_key(submeasure: str) -> tuple[int, float, str]:
         return (2, 0.0, s)
     m = re.match(r"^(\d+)", s)
     return (0, float(m.group(1)), s) if m else (1, 0.0, s)
+
+
+# ---------------------------------------------------------------------------------------------------
+# forest plot: rate ratios against the reference group
+
+#: Forest plots with more compared groups than this are left to the table (county-sized lists).
+MAX_FOREST_ROWS = 25
+#: Ratio axis limits when a CI bound is 0 or infinite (drawn clipped, with an arrow head).
+RATIO_AXIS_FLOOR, RATIO_AXIS_CEILING = 0.05, 20.0
+
+
+@dataclass(frozen=True)
+class RatioPoint:
+    """One group's rate ratio against the reference with its 95% CI; ``ratio`` None: not compared."""
+
+    label: str
+    ratio: float | None
+    lower: float | None
+    upper: float | None
+    significant: bool = False
+
+
+@dataclass(frozen=True)
+class ForestChart:
+    """A forest plot: groups' rate ratios against ``reference`` (drawn at 1), in the given order."""
+
+    points: list[RatioPoint]
+    reference: str
+    title: str
+    subtitle: str
+    direction: str | None = None
+
+
+def _ratio_tick(v: float) -> str:
+    return f"{v:.2f}".rstrip("0").rstrip(".") if v < 10 else f"{v:.0f}"
+
+
+def plot_rate_ratios(chart: ForestChart) -> Figure:
+    """Forest plot of rate ratios with 95% CI whiskers on a log axis, a line at 1 for the reference.
+
+    Significant comparisons are filled points, others hollow. Groups without a ratio (suppressed or
+    not compared) are listed as rows reading "not compared". CI bounds of 0 or infinity, or beyond
+    the axis, are drawn to the axis edge with an arrow head. Returns a new Figure on an Agg canvas
+    (not pyplot). Drawn the cheap way, as the rate charts are: the axis is linear in log10(ratio),
+    labels are plain texts and the legend is drawn by hand (tick objects, log transforms and
+    matplotlib legends are most of a small chart's cost)."""
+    _ensure_matplotlib()
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FixedLocator, FuncFormatter
+    from matplotlib.transforms import ScaledTranslation
+
+    points = chart.points
+    n = max(len(points), 1)
+    height, fontsize = _layout(n)
+    with matplotlib.rc_context(TEXT_RC):
+        fig = Figure(figsize=(FIG_WIDTH, height), dpi=PNG_DPI)
+        FigureCanvasAgg(fig)
+        labels = [p.label if len(p.label) <= 40 else p.label[:39] + "\u2026" for p in points]
+        # label width: about 0.6 em per character (0.0083 in per point of font size)
+        left = min(MAX_LABEL_WIDTH, max(0.9, 0.0083 * fontsize * max((len(t) for t in labels), default=4))) + 0.3
+        ax = fig.add_axes((left / FIG_WIDTH, BOTTOM_HEIGHT / height, (FIG_WIDTH - left - 0.25) / FIG_WIDTH,
+                           (height - TOP_HEIGHT - BOTTOM_HEIGHT) / height))
+        ax.set_yticks([])
+        for side in ("top", "right", "left"):
+            ax.spines[side].set_visible(False)
+        ax.spines["bottom"].set_color("#8C8C8C")
+        ax.grid(axis="x", color=GRID_COLOUR, linewidth=0.7)
+        ax.set_axisbelow(True)
+        ax.tick_params(axis="x", labelsize=9, colors=TEXT_COLOUR)
+
+        values = [v for p in points for v in (p.ratio, p.lower, p.upper) if v is not None and math.isfinite(v) and v > 0]
+        lo = max(min([*values, 1.0]) / 1.15, RATIO_AXIS_FLOOR)
+        hi = min(max([*values, 1.0]) * 1.15, RATIO_AXIS_CEILING)
+        if hi / lo < 1.5:  # at least a little room either side of 1
+            lo, hi = min(lo, 1 / 1.25), max(hi, 1.25)
+        x_lo, x_hi = math.log10(lo), math.log10(hi)
+
+        def x(v: float) -> float:
+            return min(max(math.log10(v), x_lo), x_hi) if v > 0 else x_lo
+
+        ys = list(range(n - 1, -1, -1))
+        label_tf = ax.get_yaxis_transform() + ScaledTranslation(-6 / 72, 0, fig.dpi_scale_trans)
+        segments, filled, hollow, left_arrows, right_arrows = [], [], [], [], []
+        for y, label, p in zip(ys, labels, points):
+            compared = p.ratio is not None
+            ax.text(0, y, label, transform=label_tf, ha="right", va="center", fontsize=fontsize,
+                    color=TEXT_COLOUR if compared else SUPPRESSED_COLOUR)
+            if not compared:
+                ax.text(x_lo + (x_hi - x_lo) * 0.01, y, "not compared (suppressed or no comparison)", va="center",
+                        ha="left", fontsize=fontsize * 0.9, style="italic", color=SUPPRESSED_COLOUR, zorder=4,
+                        bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6})
+                continue
+            low = p.lower if p.lower is not None else p.ratio
+            high = p.upper if p.upper is not None else p.ratio
+            segments.append(((x(low), y), (x(high) if math.isfinite(high) else x_hi, y)))
+            if p.lower is not None and (p.lower <= 0 or p.lower < lo):
+                left_arrows.append((x_lo, y))
+            if p.upper is not None and (not math.isfinite(p.upper) or p.upper > hi):
+                right_arrows.append((x_hi, y))
+            (filled if p.significant else hollow).append((x(p.ratio), y))
+        ax.axvline(0.0, color=OVERALL_COLOUR, linestyle="--", linewidth=1.3, zorder=1)
+        if segments:
+            ax.add_collection(LineCollection(segments, colors=POINT_COLOUR, linewidths=1.6, zorder=2))
+        for pts, marker in ((left_arrows, "<"), (right_arrows, ">")):
+            if pts:
+                ax.scatter(*zip(*pts), marker=marker, s=30, color=POINT_COLOUR, zorder=2)
+        if filled:
+            ax.scatter(*zip(*filled), s=46, color=POINT_COLOUR, edgecolor=POINT_COLOUR, linewidth=1.4, zorder=3)
+        if hollow:
+            ax.scatter(*zip(*hollow), s=46, color="white", edgecolor=POINT_COLOUR, linewidth=1.4, zorder=3)
+        ax.set_xlim(x_lo, x_hi)
+        ax.set_ylim(-0.7, n - 0.3)
+        candidates = (0.05, 0.1, 0.2, 0.25, 0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0, 4.0, 5.0, 10.0, 20.0)
+        ax.xaxis.set_major_locator(FixedLocator([math.log10(t) for t in candidates if lo <= t <= hi]))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _ratio_tick(10 ** v)))
+        better = {"higher_is_better": "; right of 1 is better", "lower_is_better": "; left of 1 is better"}
+        ax.set_xlabel(f"Rate ratio vs {chart.reference} (log scale){better.get(chart.direction or '', '')}",
+                      fontsize=9, color=TEXT_COLOUR, labelpad=3)
+        x0 = 0.12 / FIG_WIDTH
+        fig.text(x0, 1 - 0.1 / height, chart.title, ha="left", va="top", fontsize=11, weight="bold", color=TEXT_COLOUR)
+        fig.text(x0, 1 - 0.36 / height, chart.subtitle, ha="left", va="top", fontsize=9.5, color=TEXT_COLOUR)
+        # legend by hand: marker or dash, then its words, centred along the bottom
+        entries = [("filled", "Significant difference"), ("hollow", "Not significant"), ("line", f"Reference: {chart.reference}")]
+        widths = [0.3 + 0.07 + 0.0076 * 8.5 * len(text) for _, text in entries]
+        xpos, y = (FIG_WIDTH - sum(widths) - 0.3 * (len(entries) - 1)) / 2, 0.16 / height
+        for (kind, text), w in zip(entries, widths):
+            x_mid = (xpos + 0.15) / FIG_WIDTH
+            if kind == "line":
+                fig.add_artist(Line2D([xpos / FIG_WIDTH, (xpos + 0.3) / FIG_WIDTH], [y, y],
+                                                       color=OVERALL_COLOUR, linestyle="--", linewidth=1.3))
+            else:
+                fig.add_artist(Line2D([xpos / FIG_WIDTH, (xpos + 0.3) / FIG_WIDTH], [y, y],
+                                                       color=POINT_COLOUR, linewidth=1.6))
+                fig.add_artist(Line2D([x_mid], [y], marker="o", markersize=6, linestyle="none",
+                                                       markeredgecolor=POINT_COLOUR, markeredgewidth=1.4,
+                                                       markerfacecolor=POINT_COLOUR if kind == "filled" else "white"))
+            fig.text((xpos + 0.37) / FIG_WIDTH, y, text, ha="left", va="center", fontsize=8.5, color=TEXT_COLOUR)
+            xpos += w + 0.3
+    return fig
+
+
+def forest_png(chart: ForestChart) -> bytes:
+    """The forest plot as palette PNG bytes (nothing written to disk)."""
+    import matplotlib
+
+    fig = plot_rate_ratios(chart)
+    with matplotlib.rc_context(TEXT_RC):
+        return figure_png(fig)

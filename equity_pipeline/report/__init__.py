@@ -1,7 +1,14 @@
-"""The equity officer's report: one self-contained ``report/index.html`` per run.
+"""What people read: the equity officer's report, the workbook and the auditor's pack.
 
-Built only from the public, already-suppressed rates table and the run manifest's counts; it never
-sees member-level data. See :func:`render_report`.
+- ``render``: one self-contained ``report/index.html`` per run, built only from the public,
+  already-suppressed tables and the run manifest's counts; it never sees member-level data. See
+  :func:`render_report`.
+- ``workbook``: ``report/equity_report.xlsx``, every public table as a sheet.
+- ``completeness``: ``public/completeness.parquet``, REL data completeness (the one step here that
+  reads member-level data, the validated members table, and publishes a suppressed aggregate).
+- ``audit``: ``audit/``, validation summary, reconciliation, suppression log and lineage.
+
+See docs/reports.md.
 """
 from equity_pipeline.report.render import build_context, render_html, render_report
 

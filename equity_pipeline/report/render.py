@@ -17,6 +17,11 @@ stratifier. The population unit gets a chart (rates with 95% CI whiskers and the
 reference) for every stratifier; the other units (states) a chart for race and ethnicity only and
 collapsible tables for the other stratifiers. Every chart has its table of values.
 
+With the optional public tables: ``disparities`` adds the executive summary of the largest
+significant gaps (:func:`largest_gaps`) and, per measure, rate-ratio forest plots against the
+reference group (:func:`_forest_blocks`); ``completeness`` adds the REL data completeness panel
+(:func:`completeness_context`). See docs/reports.md.
+
 Speed: all charts are drawn on one reused :class:`~equity_pipeline.charts.ChartCanvas`; a run of
 about ten measures by six units renders in seconds.
 """
@@ -24,7 +29,9 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,19 +42,25 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from equity_pipeline.charts import (
     FIG_WIDTH,
+    MAX_FOREST_ROWS,
     NO_RATE,
     PNG_DPI,
     PROPORTION,
     ChartCanvas,
+    ForestChart,
     GroupRate,
     RateChart,
     RateScale,
+    RatioPoint,
     figure_png,
+    forest_png,
     groups_from_rows,
     stratifier_label,
     submeasure_label,
     submeasure_sort_key,
 )
+from equity_pipeline.report.completeness import ATTRIBUTE_LABELS, CATEGORY_LABELS
+from equity_pipeline.report.gaps import Comparison, comparisons, unit_comparisons
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "measure_id", "measure_title", "measure_version", "submeasure", "period", "unit_level", "unit_id",
@@ -547,13 +560,195 @@ def _submeasure_block(rows: list[dict[str, Any]], title: str, scale: RateScale, 
     }
 
 
+# ---------------------------------------------------------------------------------------------------
+# disparities against the reference group, and data completeness
+
+#: Largest significant gaps listed in the executive summary (one per measure x stratifier).
+MAX_GAPS = 10
+#: Stratifiers whose gaps the executive summary leaves to the forest plots: differences by age
+#: mostly reflect need (cost, utilization), not inequity.
+GAP_EXCLUDED_STRATIFIERS: tuple[str, ...] = ("age_band",)
+
+
+def _ratio_text(c: Comparison) -> str:
+    """'0.87 (95% CI 0.83–0.90)'; without brackets when the CI is missing."""
+    if c.ratio is None:
+        return ""
+
+    def num(v: float) -> str:
+        return "\u221e" if math.isinf(v) else f"{v:.2f}"
+
+    if c.ratio_lower is None or c.ratio_upper is None:
+        return num(c.ratio)
+    return f"{num(c.ratio)} (95% CI {num(c.ratio_lower)}\u2013{num(c.ratio_upper)})"
+
+
+def _reference_name(reference: str | None) -> str:
+    return "all members" if reference in (None, "overall") else str(reference)
+
+
+def _gap_detail(c: Comparison, scale: RateScale, direction: str | None) -> str:
+    bits = []
+    if c.rate is not None and c.reference_rate is not None:
+        word = "a gap of" if scale.is_share else "a difference of"
+        bits.append(f"{word} {scale.difference(c.rate, c.reference_rate)}")
+    if c.p is not None:
+        bits.append("adjusted p < 0.001" if c.p < 0.001 else f"adjusted p = {c.p:.3f}")
+    if direction in DIRECTION_LABELS:
+        bits.append(DIRECTION_LABELS[direction])
+    if not bits:
+        return ""
+    text = "; ".join(bits)
+    return text[0].upper() + text[1:] + "."
+
+
+def largest_gaps(frame: pl.DataFrame, meta: dict[str, dict[str, Any]], limit: int = MAX_GAPS) -> list[dict[str, Any]]:
+    """The executive summary: per measure x stratifier (all members, whole measure), the strata the
+    disparities table flags as significantly worse than their reference group
+    (``worse_than_reference``, status compared); one item per measure x stratifier, naming the
+    stratum furthest from parity (|log rate ratio|) and listing the others, items ordered by that
+    distance, at most ``limit``. Left out: non-response strata (Unknown, Declined), ratios of 0 or
+    infinity (a rate of zero says more than a ratio), and the stratifiers in
+    ``GAP_EXCLUDED_STRATIFIERS``. ``meta``: measure_id -> title, direction, scale, anchor; measures
+    not in it are skipped."""
+    if frame.height == 0:
+        return []
+    found: list[tuple[float, dict[str, Any]]] = []
+    flagged = frame.filter((pl.col("unit_id") == "all") & (pl.col("submeasure") == WHOLE_MEASURE)
+                           & pl.col("worse_than_reference").fill_null(False)
+                           & ~pl.col("stratifier").is_in(list(GAP_EXCLUDED_STRATIFIERS)))
+    for mid, strat in flagged.select("measure_id", "stratifier").unique().sort("measure_id", "stratifier").rows():
+        info = meta.get(mid)
+        if info is None:
+            continue
+        scale: RateScale = info["scale"]
+        compared, _ = unit_comparisons(frame, measure_id=mid, stratifier=strat)
+        worse = sorted((c for c in compared if c.worse and c.ratio is not None and 0 < c.ratio < math.inf
+                        and c.group not in NON_RESPONSE_STRATA), key=lambda c: (-c.log_size, c.group))
+        if not worse:
+            continue
+        c = worse[0]
+        ref = _reference_name(c.reference_group)
+        rates = (f"{scale.text(c.rate)} for {c.group} vs {scale.text(c.reference_rate)} for {ref} (reference)"
+                 if c.rate is not None and c.reference_rate is not None else f"{c.group} vs {ref} (reference)")
+        detail = _gap_detail(c, scale, info["direction"])
+        if len(worse) > 1:
+            others = ", ".join(f"{o.group} ({o.ratio:.2f})" for o in worse[1:])
+            detail += f" Also significantly worse than {ref}: {others}."
+        found.append((c.log_size, {
+            "anchor": info["anchor"], "title": info["title"], "measure_id": mid, "stratifier": strat,
+            "group": c.group, "reference_group": c.reference_group, "ratio": c.ratio,
+            "others": [o.group for o in worse[1:]],
+            "text": f"by {stratifier_label(strat).lower()}: {rates}; rate ratio {_ratio_text(c)}",
+            "detail": detail.strip(),
+        }))
+    found.sort(key=lambda x: (-x[0], x[1]["measure_id"], x[1]["stratifier"]))
+    return [g for _, g in found[:limit]]
+
+
+def _forest_blocks(frame: pl.DataFrame, mid: str, title: str, direction: str | None, scale: RateScale,
+                   draw: bool) -> list[dict[str, Any]]:
+    """Per stratifier of the population unit (whole measure): a forest plot of rate ratios against
+    the reference group (up to ``MAX_FOREST_ROWS`` strata; more are left to the table) and its table."""
+    if frame.height == 0:
+        return []
+    blocks = []
+    strats = (frame.filter((pl.col("measure_id") == mid) & (pl.col("unit_id") == "all")
+                           & (pl.col("submeasure") == WHOLE_MEASURE))
+              .get_column("stratifier").unique().to_list())
+    for strat in _ordered_stratifiers(strats):
+        compared, reference = unit_comparisons(frame, measure_id=mid, stratifier=strat)
+        shown = [c for c in compared if c.ratio is not None]
+        if not shown:  # no reference or nothing compared: the rates section says it all
+            continue
+        ref_label = _reference_name(shown[0].reference_group)
+        label = stratifier_label(strat)
+        n_sig = sum(c.significant for c in shown)
+        with_chart = len(compared) <= MAX_FOREST_ROWS
+        rows = [{"group": f"{ref_label} (reference)", "rate": scale.number(reference.rate) if reference and reference.rate is not None else "",
+                 "ratio": "1 (reference)", "significant": "", "suppressed": False}] if reference is not None else []
+        rows += [{
+            "group": c.group,
+            "rate": "" if c.rate is None else scale.number(c.rate),
+            "ratio": _ratio_text(c) if c.ratio is not None else ("suppressed" if c.suppressed else "not compared"),
+            "significant": c.verdict,
+            "suppressed": c.ratio is None,
+        } for c in compared]
+        ref_rate = shown[0].reference_rate
+        caption = (f"Ratio of each group's rate to the rate of {ref_label} (the reference group, drawn at 1), with 95% "
+                   f"confidence intervals on a log scale; filled points differ significantly after adjustment for "
+                   f"multiple comparisons. {n_sig} of {len(shown)} groups compared differ significantly.")
+        if ref_rate is not None:
+            caption += f" Reference rate: {scale.text(ref_rate)}."
+        if len(shown) < len(compared):
+            caption += f" {len(compared) - len(shown)} groups not compared (suppressed or no comparison)."
+        block: dict[str, Any] = {
+            "stratifier": strat, "label": label, "anchor": _slug(mid, "ratios", strat), "reference": ref_label,
+            "chart": with_chart, "rows": rows, "caption": caption, "rate_header": scale.column_label,
+            "alt": "", "img": "", "img_width": 0, "img_height": 0,
+        }
+        if with_chart:
+            furthest = max(shown, key=lambda c: c.log_size)
+            block["alt"] = (f"Forest plot of {title} rate ratios by {label.lower()} against {ref_label}. "
+                            f"{n_sig} of {len(shown)} groups differ significantly; furthest from parity: "
+                            f"{furthest.group}, {_ratio_text(furthest)}. All values are in the table below.")
+            if draw:
+                chart = ForestChart(points=[RatioPoint(c.group, c.ratio, c.ratio_lower, c.ratio_upper, c.significant)
+                                            for c in compared],
+                                    reference=ref_label, title=title,
+                                    subtitle=f"rate ratio by {label.lower()} vs {ref_label}, all members", direction=direction)
+                png = forest_png(chart)
+                w, h = struct.unpack(">II", png[16:24])  # PNG IHDR: width, height in pixels
+                block.update(img=base64.b64encode(png).decode("ascii"),
+                             img_width=round(w * CSS_PX_PER_INCH / PNG_DPI), img_height=round(h * CSS_PX_PER_INCH / PNG_DPI))
+        blocks.append(block)
+    return blocks
+
+
+def completeness_context(table: pl.DataFrame | None) -> dict[str, Any] | None:
+    """The completeness panel: per attribute, the population's categories (count, share, CI) and a
+    by-state table of shares; suppressed cells show their label only."""
+    if table is None or table.height == 0:
+        return None
+    attributes = []
+    for attribute in [a for a in ATTRIBUTE_LABELS if a in table.get_column("attribute").unique().to_list()]:
+        part = table.filter(pl.col("attribute") == attribute)
+
+        def cell(r: dict[str, Any]) -> dict[str, Any]:
+            if r["suppressed"] or r["share"] is None:
+                return {"suppressed": True, "label": suppression_label(r["suppression_reason"])}
+            return {"suppressed": False, "members": format_count(r["members"]), "share": PROPORTION.number(r["share"]),
+                    "ci": PROPORTION.ci(r["ci_lower"], r["ci_upper"]) or "\u2014"}
+
+        population = [{"category": CATEGORY_LABELS.get(r["category"], r["category"]), **cell(r)}
+                      for r in part.filter(pl.col("unit_level") == "population").iter_rows(named=True)]
+        total = next((format_count(r["total"]) for r in part.filter(pl.col("unit_level") == "population").iter_rows(named=True)
+                      if r["total"] is not None), "")
+        categories = list(dict.fromkeys(part.get_column("category").to_list()))
+        states = []
+        for uid in sorted(part.filter(pl.col("unit_level") != "population").get_column("unit_id").unique().to_list()):
+            rows = {r["category"]: r for r in part.filter(pl.col("unit_id") == uid).iter_rows(named=True)}
+            states.append({"unit": uid, "cells": [
+                (lambda c: c["share"] if not c["suppressed"] else c["label"])(cell(rows[c])) if c in rows else ""
+                for c in categories]})
+        attributes.append({
+            "attribute": attribute, "label": ATTRIBUTE_LABELS[attribute], "total": total, "rows": population,
+            "categories": [CATEGORY_LABELS.get(c, c) for c in categories], "states": states,
+        })
+    periods = sorted(str(p) for p in table.get_column("period").drop_nulls().unique().to_list())
+    return {"attributes": attributes, "period": ", ".join(periods)}
+
+
 def build_context(
     rates: pl.DataFrame, manifest: dict[str, Any], *, measures: dict[str, dict] | None = None,
-    charts: bool = True,
+    charts: bool = True, disparities: pl.DataFrame | None = None, completeness: pl.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Everything the template shows, as plain strings, lists and dicts.
 
     ``charts=False`` skips drawing (the image fields are empty); the HTML render always draws.
+    ``disparities`` (public/disparities.parquet) adds the executive summary of the largest
+    significant gaps and rate-ratio forest plots; ``completeness`` (public/completeness.parquet) the
+    REL data completeness panel. Both are optional.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in rates.columns]
     if missing:
@@ -572,6 +767,13 @@ def build_context(
     for r in county_display_names(rates).iter_rows(named=True):
         cells.setdefault((r["measure_id"], r["submeasure"], r["unit_id"], r["stratifier"]), []).append(r)
 
+    compared = comparisons(disparities)
+    if compared.height and "period" in compared.columns:  # county codes named as in the rates sections
+        reference = county_display_names(compared.with_columns(stratum=pl.col("reference_stratum").fill_null(""))).get_column("stratum")
+        compared = county_display_names(compared).with_columns(
+            reference_stratum=pl.when(pl.col("reference_stratum").is_null()).then(None).otherwise(reference))
+    measure_meta: dict[str, dict[str, Any]] = {}
+    forests_drawn = 0
     summaries: list[dict[str, Any]] = []
     measure_blocks: list[dict[str, Any]] = []
     for mid in measure_ids:
@@ -656,6 +858,9 @@ def build_context(
 
         sub_rows = [r for (m, sub, uid, strat), rs in cells.items() if m == mid and strat == "overall"
                     and population is not None and uid == population[1] for r in rs]
+        measure_meta[mid] = {"title": title, "direction": direction, "scale": scale, "anchor": anchor}
+        forests = _forest_blocks(compared, mid, title, direction, scale, draw=charts)
+        forests_drawn += sum(bool(f["img"]) for f in forests)
         measure_blocks.append({
             "measure_id": mid,
             "anchor": anchor,
@@ -668,6 +873,7 @@ def build_context(
             "rate_header": scale.column_label,
             "source": source_label,
             "submeasures": _submeasure_block(sub_rows, title, scale, source_label),
+            "forests": forests,
             "units": unit_blocks,
         })
 
@@ -688,6 +894,11 @@ def build_context(
         "non_response": sorted(NON_RESPONSE_STRATA),
         "fig_width_px": round(FIG_WIDTH * CSS_PX_PER_INCH),
         "charts_drawn": drawer.count,
+        "has_disparities": compared.height > 0,
+        "gaps": largest_gaps(compared, measure_meta),
+        "gap_excluded": [stratifier_label(s).lower() for s in GAP_EXCLUDED_STRATIFIERS],
+        "forests_drawn": forests_drawn,
+        "completeness": completeness_context(completeness),
     }
 
 
@@ -706,28 +917,32 @@ def _environment() -> Environment:
     )
 
 
-def render_html(rates: pl.DataFrame, manifest: dict[str, Any], *, measures: dict[str, dict] | None = None) -> str:
+def render_html(rates: pl.DataFrame, manifest: dict[str, Any], *, measures: dict[str, dict] | None = None,
+                disparities: pl.DataFrame | None = None, completeness: pl.DataFrame | None = None) -> str:
     """The report page as an HTML string (self-contained; charts inline)."""
-    context = build_context(rates, manifest, measures=measures, charts=True)
+    context = build_context(rates, manifest, measures=measures, charts=True, disparities=disparities,
+                            completeness=completeness)
     return _environment().get_template(TEMPLATE_NAME).render(**context)
 
 
 def render_report(
-    rates: pl.DataFrame, manifest: dict[str, Any], out_dir: Path, *, measures: dict[str, dict] | None = None
+    rates: pl.DataFrame, manifest: dict[str, Any], out_dir: Path, *, measures: dict[str, dict] | None = None,
+    disparities: pl.DataFrame | None = None, completeness: pl.DataFrame | None = None,
 ) -> Path:
     """Write ``out_dir/index.html`` (``out_dir`` is the run's ``report/`` folder) and return its path.
 
     ``rates`` is the public, already-suppressed rates table; ``manifest`` the run manifest (only its
     run metadata and row counts are shown); ``measures`` optionally maps measure_id -> spec info
-    (title, description, steward ids).
+    (title, description, steward ids); ``disparities`` and ``completeness`` are the optional public
+    tables of the same names (see :func:`build_context`).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    html = render_html(rates, manifest, measures=measures)
+    html = render_html(rates, manifest, measures=measures, disparities=disparities, completeness=completeness)
     path = out_dir / "index.html"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
+    from equity_pipeline.io import write_text_atomic  # unique temp name, fsync, temp removed on error
+
+    write_text_atomic(html, path)
     return path
 
 

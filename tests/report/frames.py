@@ -50,3 +50,63 @@ def row(measure: str, stratifier: str, stratum: str, n: float | None = None, x: 
 
 def frame(rows: list[dict]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=SCHEMA)
+
+
+# ---------------------------------------------------------------------------------------------------
+# public/disparities.parquet (the columns of ``disparity_tables.DISPARITY_COLUMNS``)
+
+DISPARITY_SCHEMA = {
+    "measure_id": pl.String, "measure_version": pl.String, "submeasure": pl.String, "period": pl.String,
+    "unit_level": pl.String, "unit_id": pl.String, "stratifier": pl.String, "stratum": pl.String,
+    "reference_stratum": pl.String, "reference_policy": pl.String, "direction": pl.String, "rate_type": pl.String,
+    "rate_per": pl.Float64, "rate": pl.Float64, "reference_rate": pl.Float64,
+    "difference": pl.Float64, "difference_ci_lower": pl.Float64, "difference_ci_upper": pl.Float64,
+    "ratio": pl.Float64, "ratio_ci_lower": pl.Float64, "ratio_ci_upper": pl.Float64,
+    "p_value": pl.Float64, "p_adjusted": pl.Float64, "adjustment": pl.String, "method": pl.String,
+    "is_reference": pl.Boolean, "significant": pl.Boolean, "worse_than_reference": pl.Boolean,
+    "insufficient_data": pl.Boolean, "suppressed": pl.Boolean, "status": pl.String,
+}
+
+
+def disparity(measure: str, stratifier: str, stratum: str, reference: str, rate: float | None = None,
+              reference_rate: float | None = None, ratio_ci: tuple[float, float] | None = None, p: float | None = None,
+              *, unit: str = "all", status: str = "compared", insufficient: bool = False) -> dict:
+    """One disparities row. ``rate`` None: the stratum is suppressed. ``stratum == reference``: the
+    reference row. ``p`` is the adjusted p-value; significant when < 0.05."""
+    _, rate_type, per, direction, _ = MEASURES[measure]
+    base = {c: None for c in DISPARITY_SCHEMA}
+    base.update(measure_id=measure, measure_version="2025.1", submeasure="all", period="2024",
+                unit_level="population" if unit == "all" else "state", unit_id=unit, stratifier=stratifier,
+                stratum=stratum, reference_stratum=reference, reference_policy="best", direction=direction,
+                rate_type=rate_type, rate_per=per, adjustment="holm", is_reference=False, suppressed=False,
+                insufficient_data=insufficient)
+    if rate is None:
+        return {**base, "suppressed": True, "status": "suppressed"}
+    base.update(rate=rate, reference_rate=reference_rate)
+    if stratum == reference:
+        return {**base, "is_reference": True, "status": "reference"}
+    higher = direction == "higher_is_better"
+    significant = p is not None and p < 0.05 if status == "compared" else None
+    worse = None if significant is None else bool(significant and not insufficient and (rate < reference_rate if higher else rate > reference_rate))
+    ratio = rate / reference_rate if reference_rate else float("inf")
+    return {**base, "difference": rate - reference_rate, "ratio": ratio,
+            "ratio_ci_lower": ratio_ci[0] if ratio_ci else None, "ratio_ci_upper": ratio_ci[1] if ratio_ci else None,
+            "p_value": p, "p_adjusted": p if status == "compared" else None, "significant": significant,
+            "worse_than_reference": worse, "status": status, "method": "score"}
+
+
+def disparity_frame(rows: list[dict]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=DISPARITY_SCHEMA)
+
+
+# ---------------------------------------------------------------------------------------------------
+# members table for the completeness panel (synthetic; no real people)
+
+def members(spec: list[tuple[str, str, str | None, str | None, int]]) -> pl.DataFrame:
+    """Validated members rows from (race_ethnicity_codes, race_ethnicity_source, language, county_fips, n)."""
+    rows = []
+    for codes, source, language, county, n in spec:
+        rows += [(f"T{len(rows) + i:06d}", codes, source, language, county) for i in range(n)]
+    return pl.DataFrame(rows, schema={"member_id": pl.String, "race_ethnicity_codes": pl.String,
+                                      "race_ethnicity_source": pl.String, "language": pl.String,
+                                      "county_fips": pl.String}, orient="row")

@@ -1,0 +1,172 @@
+"""REL data completeness: how race/ethnicity and language were collected, as a suppressed aggregate.
+
+Equity officers need to know how far a stratified rate can be trusted before reading it: a group
+whose race/ethnicity is mostly imputed, or a plan where a third of members declined to answer, reads
+differently. This module turns the (restricted) validated members table into counts by reporting
+unit, attribute and category, then suppresses them like the public rates.
+
+Categories (each member falls in exactly one per attribute; zero counts are published):
+
+=================  ===============  ==========================================================
+attribute          category         members whose ...
+=================  ===============  ==========================================================
+race_ethnicity     self_reported    race/ethnicity maps to a category and the source is direct
+race_ethnicity     imputed          ... and the source is indirect (e.g. BISG)
+race_ethnicity     source_unknown   ... and the source is not stated (``unknown``)
+race_ethnicity     declined         answer is ``ASKU`` (asked, declined)
+race_ethnicity     unknown          answer is ``UNK``, empty or unrecognised (not collected)
+language           reported         preferred language maps to a language
+language           declined         answer is ``ASKU``
+language           unknown          answer is ``UNK``, empty or unrecognised
+=================  ===============  ==========================================================
+
+The declined / unknown split follows the race/ethnicity rollup and language strata used for the
+rates (``Declined`` and ``Unknown`` strata), so the panel and the rates agree on who is which.
+Reporting units are the same as the rates': the population (``all``) and each state of residence
+(``Unknown`` for members without a valid county).
+
+Suppression reuses :func:`equity_pipeline.suppression.suppress` as a proportion table: a category
+cell is suppressed when its count, the unit's total or the rest of the unit (total - count) is 1-10,
+plus complementary suppression along both margins (categories add up to the unit's total; states add
+up to the population), so no suppressed count can be recovered by subtraction.
+"""
+from __future__ import annotations
+
+import polars as pl
+
+from equity_pipeline.standards.race_ethnicity import DECLINED, UNKNOWN
+from equity_pipeline.stats.proportions import wilson_interval
+
+ATTRIBUTES: tuple[str, ...] = ("race_ethnicity", "language")
+CATEGORIES: dict[str, tuple[str, ...]] = {
+    "race_ethnicity": ("self_reported", "imputed", "source_unknown", "declined", "unknown"),
+    "language": ("reported", "declined", "unknown"),
+}
+CATEGORY_LABELS: dict[str, str] = {
+    "self_reported": "Self-reported (direct)",
+    "imputed": "Imputed (indirect)",
+    "source_unknown": "Reported, source not stated",
+    "reported": "Reported",
+    "declined": "Declined (asked, no answer)",
+    "unknown": "Unknown (not collected)",
+}
+ATTRIBUTE_LABELS: dict[str, str] = {"race_ethnicity": "Race and ethnicity", "language": "Preferred language"}
+
+#: Columns of ``public/completeness.parquet``.
+COMPLETENESS_COLUMNS: tuple[str, ...] = (
+    "period", "unit_level", "unit_id", "attribute", "category", "members", "total", "share", "ci_lower",
+    "ci_upper", "suppressed", "suppression_reason",
+)
+_COUNT_COLUMNS = ("unit_level", "unit_id", "attribute", "category", "members", "total")
+
+
+def member_categories(members: pl.DataFrame | pl.LazyFrame, year: int) -> pl.DataFrame:
+    """One row per member: ``state``, ``race_ethnicity`` and ``language`` completeness categories.
+
+    ``members`` is the validated members table (member_id, race_ethnicity_codes,
+    race_ethnicity_source, language, county_fips). Member-level: keep it in restricted memory only.
+    """
+    from equity_pipeline.standards.geography import county_names, state_postal_by_fips
+    from equity_pipeline.standards.language import language_strata
+    from equity_pipeline.standards.race_ethnicity import race_ethnicity_stratum
+
+    m = members.lazy().select("race_ethnicity_codes", "race_ethnicity_source", "language", "county_fips").collect()
+    # the rates' state unit: state of a county valid in the measurement year, else Unknown
+    county_ok = m["county_fips"].is_in(list(county_names(year))).fill_null(False)
+    frame = m.select(
+        race_ethnicity=race_ethnicity_stratum(pl.col("race_ethnicity_codes")),
+        race_ethnicity_source="race_ethnicity_source",
+        language=language_strata(m["language"]),
+        state=pl.when(county_ok).then(pl.col("county_fips").str.slice(0, 2).replace_strict(state_postal_by_fips(), default=UNKNOWN))
+        .otherwise(pl.lit(UNKNOWN)),
+    )
+    src = pl.col("race_ethnicity_source").cast(pl.String).str.to_lowercase()
+    return frame.select(
+        "state",
+        race_ethnicity=pl.when(pl.col("race_ethnicity") == DECLINED).then(pl.lit("declined"))
+        .when(pl.col("race_ethnicity") == UNKNOWN).then(pl.lit("unknown"))
+        .when(src == "self_reported").then(pl.lit("self_reported"))
+        .when(src == "imputed").then(pl.lit("imputed"))
+        .otherwise(pl.lit("source_unknown")),
+        language=pl.when(pl.col("language") == DECLINED).then(pl.lit("declined"))
+        .when(pl.col("language") == UNKNOWN).then(pl.lit("unknown"))
+        .otherwise(pl.lit("reported")),
+    )
+
+
+def completeness_counts(categories: pl.DataFrame) -> pl.DataFrame:
+    """Unsuppressed counts per unit x attribute x category, every category present (zeros kept).
+
+    Columns: unit_level, unit_id, attribute, category, members, total (members of the unit)."""
+    units = [("population", "all")] + [("state", s) for s in sorted(categories.get_column("state").unique().to_list())]
+    parts = []
+    for attribute in ATTRIBUTES:
+        counted = pl.concat([
+            categories.group_by(attribute).agg(members=pl.len()).with_columns(unit_level=pl.lit("population"), unit_id=pl.lit("all")),
+            categories.group_by("state", attribute).agg(members=pl.len())
+            .with_columns(unit_level=pl.lit("state")).rename({"state": "unit_id"}),
+        ], how="diagonal").rename({attribute: "category"})
+        grid = pl.DataFrame(
+            [(level, uid, attribute, c) for level, uid in units for c in CATEGORIES[attribute]],
+            schema={"unit_level": pl.String, "unit_id": pl.String, "attribute": pl.String, "category": pl.String},
+            orient="row",
+        )
+        parts.append(grid.join(counted, on=["unit_level", "unit_id", "category"], how="left"))
+    out = pl.concat(parts).with_columns(pl.col("members").fill_null(0).cast(pl.Int64))
+    return out.with_columns(total=pl.col("members").sum().over("unit_level", "unit_id", "attribute")).select(_COUNT_COLUMNS)
+
+
+def public_completeness(counts: pl.DataFrame, period: str) -> pl.DataFrame:
+    """Shares with Wilson 95% CIs, suppressed (primary and complementary); see the module docstring."""
+    from equity_pipeline.suppression import suppress
+
+    ci = wilson_interval(counts["members"].cast(pl.Float64), counts["total"].cast(pl.Float64))
+    cells = counts.select(
+        measure_id=pl.col("attribute"), submeasure=pl.lit("all"), period=pl.lit(str(period)),
+        unit_level="unit_level", unit_id="unit_id", stratifier=pl.lit("category"), stratum=pl.col("category"),
+        numerator=pl.col("members").cast(pl.Float64), denominator=pl.col("total").cast(pl.Float64),
+        rate=pl.Series(ci.rate, dtype=pl.Float64).fill_nan(None),
+        ci_lower=pl.Series(ci.ci_lower, dtype=pl.Float64).fill_nan(None),
+        ci_upper=pl.Series(ci.ci_upper, dtype=pl.Float64).fill_nan(None),
+        kind=pl.lit("proportion"),
+    )
+    # complementary suppression takes the first candidate in row order among equal denominators (all
+    # categories of a unit share theirs): order by count so it hides the smallest non-zero category
+    # (a hidden zero protects nothing) and the largest, usually the headline share, stays shown
+    cells = cells.sort("unit_level", "unit_id", "measure_id", pl.col("numerator") == 0, "numerator")
+    # the units' totals are the margin the categories add up to
+    totals = (cells.group_by("measure_id", "submeasure", "period", "unit_level", "unit_id", "kind", maintain_order=True)
+              .agg(numerator=pl.col("denominator").first(), denominator=pl.col("denominator").first())
+              .with_columns(stratifier=pl.lit("overall"), stratum=pl.lit("all"), rate=pl.lit(1.0),
+                            ci_lower=pl.lit(None, pl.Float64), ci_upper=pl.lit(None, pl.Float64)))
+    suppressed = suppress(pl.concat([cells, totals], how="diagonal"))
+    order = {f"{a}/{c}": i for i, (a, c) in enumerate((a, c) for a in ATTRIBUTES for c in CATEGORIES[a])}
+    return (
+        suppressed.filter(pl.col("stratifier") != "overall")
+        .with_columns(
+            _unit=pl.col("unit_level").replace_strict({"population": 0}, default=1, return_dtype=pl.Int8),
+            _cat=(pl.col("measure_id") + "/" + pl.col("stratum")).replace_strict(order, return_dtype=pl.Int8),
+        )
+        .sort("_unit", "unit_id", "_cat")
+        .select(
+            "period", "unit_level", "unit_id", attribute="measure_id", category="stratum",
+            members=pl.col("numerator").cast(pl.Int64), total=pl.col("denominator").cast(pl.Int64),
+            share="rate", ci_lower="ci_lower", ci_upper="ci_upper", suppressed="suppressed",
+            suppression_reason="suppression_reason",
+        )
+    )
+
+
+def rel_completeness(members: pl.DataFrame | pl.LazyFrame, year: int) -> pl.DataFrame:
+    """``public/completeness.parquet`` from the validated members table (see the module docstring)."""
+    return public_completeness(completeness_counts(member_categories(members, year)), str(year))
+
+
+def completeness_small_cells(table: pl.DataFrame) -> int:
+    """Published (unsuppressed) rows whose count, total or rest of the total is 1-10 (must be 0)."""
+    from equity_pipeline.suppression import MIN_CELL
+
+    shown = table.filter(~pl.col("suppressed"))
+    small = [((c >= 1) & (c < MIN_CELL)).fill_null(False)
+             for c in (pl.col("members"), pl.col("total"), pl.col("total") - pl.col("members"))]
+    return int(shown.select(pl.any_horizontal(small).sum()).item())

@@ -1,0 +1,131 @@
+"""REL data completeness (public/completeness.parquet): one category per member and attribute,
+every category in every unit, zero published, small cells and their complements suppressed."""
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from equity_pipeline.report.completeness import (
+    CATEGORIES,
+    COMPLETENESS_COLUMNS,
+    completeness_counts,
+    completeness_small_cells,
+    member_categories,
+    rel_completeness,
+)
+from equity_pipeline.stats.proportions import wilson_interval
+from tests.report.frames import members
+
+NY, MD = "36047", "24031"  # Kings County NY, Montgomery County MD
+
+
+def sample_members() -> pl.DataFrame:
+    return members([
+        # NY: 200 members
+        ("2106-3", "self_reported", "en", NY, 120),
+        ("2054-5", "imputed", "es-MX", NY, 40),
+        ("ASKU", "self_reported", "ASKU", NY, 25),  # declined race (whatever the source) and language
+        ("UNK", "unknown", None, NY, 10),  # unknown race, unknown language
+        ("2028-9", "unknown", "UNK", NY, 5),  # a race code whose source is not stated
+        # MD: 60 members
+        ("2106-3", "self_reported", "en", MD, 50),
+        ("2135-2|2106-3", "imputed", "en", MD, 4),
+        ("", "unknown", "en", MD, 6),  # empty codes: unknown
+        # no valid county: state unit Unknown (30 members)
+        ("2106-3", "self_reported", "en", "99999", 30),
+    ])
+
+
+@pytest.fixture(scope="module")
+def table() -> pl.DataFrame:
+    return rel_completeness(sample_members(), 2024)
+
+
+def test_member_categories_follow_the_stratum_rules() -> None:
+    cats = member_categories(sample_members(), 2024)
+    race = cats.group_by("race_ethnicity").len().sort("race_ethnicity").rows()
+    assert dict(race) == {"self_reported": 200, "imputed": 44, "declined": 25, "unknown": 16, "source_unknown": 5}
+    lang = dict(cats.group_by("language").len().rows())
+    assert lang == {"reported": 250, "declined": 25, "unknown": 15}
+    assert dict(cats.group_by("state").len().rows()) == {"NY": 200, "MD": 60, "Unknown": 30}
+
+
+def test_every_category_in_every_unit_and_counts_add_up() -> None:
+    counts = completeness_counts(member_categories(sample_members(), 2024))
+    units = counts.select("unit_level", "unit_id").unique()
+    assert units.height == 4  # population + NY, MD, Unknown
+    for attribute, categories in CATEGORIES.items():
+        part = counts.filter(pl.col("attribute") == attribute)
+        assert part.height == 4 * len(categories)
+        sums = part.group_by("unit_id").agg(pl.col("members").sum(), pl.col("total").first())
+        assert (sums["members"] == sums["total"]).all()
+    population = counts.filter((pl.col("unit_id") == "all") & (pl.col("attribute") == "race_ethnicity"))
+    assert population["total"].unique().to_list() == [290]
+
+
+def test_public_columns_and_no_member_data(table: pl.DataFrame) -> None:
+    assert tuple(table.columns) == COMPLETENESS_COLUMNS
+    text = table.write_csv()
+    assert "T000" not in text and "member_id" not in text
+
+
+def test_shares_and_wilson_ci(table: pl.DataFrame) -> None:
+    row = table.filter((pl.col("unit_id") == "all") & (pl.col("attribute") == "race_ethnicity")
+                       & (pl.col("category") == "self_reported")).row(0, named=True)
+    assert (row["members"], row["total"]) == (200, 290)
+    ci = wilson_interval(200, 290)
+    assert row["share"] == pytest.approx(200 / 290)
+    assert (row["ci_lower"], row["ci_upper"]) == pytest.approx((float(ci.ci_lower), float(ci.ci_upper)))
+
+
+def test_zero_is_published(table: pl.DataFrame) -> None:
+    zero = table.filter((pl.col("unit_id") == "MD") & (pl.col("attribute") == "language") & (pl.col("category") == "declined"))
+    assert zero.row(0, named=True)["members"] == 0 and not zero.row(0, named=True)["suppressed"]
+
+
+def test_small_cells_and_complements_suppressed(table: pl.DataFrame) -> None:
+    def unit(uid: str) -> dict[str, dict]:
+        return {r["category"]: r for r in table.filter((pl.col("unit_id") == uid)
+                                                       & (pl.col("attribute") == "race_ethnicity")).iter_rows(named=True)}
+
+    md, ny = unit("MD"), unit("NY")
+    # MD: imputed 4 and unknown 6 are 1-10; self-reported 50 of 60 leaves a complement of 10
+    for category in ("imputed", "unknown", "self_reported"):
+        assert md[category]["suppressed"] and md[category]["suppression_reason"] == "small cell (1-10)", category
+    assert not md["declined"]["suppressed"] and md["declined"]["members"] == 0
+    # NY: unknown 10 and source not stated 5 are primary; complementary cells keep them from being
+    # worked out from the population's figures
+    assert ny["unknown"]["suppression_reason"] == "small cell (1-10)"
+    assert ny["source_unknown"]["suppression_reason"] == "small cell (1-10)"
+    assert any(r["suppression_reason"] == "complementary" for r in table.iter_rows(named=True))
+    assert not ny["declined"]["suppressed"] and ny["declined"]["members"] == 25
+    for r in table.filter(pl.col("suppressed")).iter_rows(named=True):
+        assert all(r[c] is None for c in ("members", "total", "share", "ci_lower", "ci_upper"))
+    assert completeness_small_cells(table) == 0
+
+
+def _true_counts() -> pl.DataFrame:
+    return completeness_counts(member_categories(sample_members(), 2024))
+
+
+def test_no_suppressed_count_recoverable_by_subtraction(table: pl.DataFrame) -> None:
+    """Every margin (a unit's categories -> its total; the states' cells of a category -> the
+    population's) with a hidden cell has at least two hidden entries, and unless the margin's total is
+    hidden too, the hidden cells' true counts add up to 0 or 11+: no hidden count can be worked out."""
+    truth = _true_counts().join(table.select("unit_id", "attribute", "category", "suppressed"),
+                                on=["unit_id", "attribute", "category"])
+    checked = 0
+    for _, cells in truth.group_by("unit_id", "attribute"):
+        hidden = cells.filter(pl.col("suppressed"))
+        if hidden.height:
+            checked += 1
+            assert hidden.height >= 2 and not 1 <= hidden["members"].sum() <= 10, cells
+    for (attribute, category), cells in truth.group_by("attribute", "category"):
+        states = cells.filter(pl.col("unit_id") != "all")
+        population_hidden = cells.filter(pl.col("unit_id") == "all")["suppressed"].item()
+        hidden = states.filter(pl.col("suppressed"))
+        if hidden.height + population_hidden:
+            checked += 1
+            assert hidden.height + population_hidden >= 2, cells
+            assert population_hidden or not 1 <= hidden["members"].sum() <= 10, cells
+    assert checked >= 4

@@ -1,0 +1,99 @@
+"""The report assets in the Dagster graph, and one small run through it: the workbook, the audit
+pack and the completeness table come out consistent with the public rates."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tests.builders import claim, member, span, write_table
+
+REPORT_ASSETS = {"rel_completeness", "equity_report", "equity_workbook", "run_manifest", "audit_pack"}
+
+
+def test_report_assets_in_the_graph() -> None:
+    from assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    by_name = {k.to_user_string(): k for k in graph.get_all_asset_keys()}
+    assert REPORT_ASSETS <= set(by_name)
+    for name in REPORT_ASSETS:
+        assert graph.get(by_name[name]).group_name == "reports", name
+
+    def parents(name: str) -> set[str]:
+        return {k.to_user_string() for k in graph.get(by_name[name]).parent_keys}
+
+    assert {"public_rates", "disparities", "rel_completeness"} <= parents("equity_report")
+    assert {"public_rates", "disparities", "rel_completeness"} <= parents("equity_workbook")
+    assert {"run_manifest", "validation_report", "public_rates", "disparities", "rel_completeness"} <= parents("audit_pack")
+    assert "members" in parents("rel_completeness")
+
+
+def test_measure_input_tables_by_kind() -> None:
+    from equity_pipeline.pipeline import measure_input_tables
+
+    assert measure_input_tables("proportion") == ["members", "enrollment", "medical_claims", "pharmacy_claims",
+                                                  "sdoh_screenings", "clinical_observations"]
+    assert "providers" in measure_input_tables("cost") and "clinical_observations" not in measure_input_tables("cost")
+    assert "sdoh_screenings" in measure_input_tables("event_rate")  # the SDOH stratifier reads screenings
+
+
+@pytest.fixture(scope="module")
+def run_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from equity_pipeline.cli import run_pipeline
+
+    root = tmp_path_factory.mktemp("run")
+    inp = root / "in"
+    members = ([member(f"M{i:03d}") for i in range(40)]
+               + [member(f"S{i:03d}", race_ethnicity_codes="2054-5", race_ethnicity_source="imputed", language="es") for i in range(20)]
+               + [member(f"D{i:03d}", race_ethnicity_codes="ASKU", language="ASKU") for i in range(5)]
+               + [member(f"U{i:03d}", race_ethnicity_codes="UNK", race_ethnicity_source="unknown") for i in range(12)])
+    write_table(inp, "members", members)
+    write_table(inp, "enrollment", [span(m["member_id"]) for m in members])
+    write_table(inp, "medical_claims", [claim(f"M{i:03d}", "2025-03-01", hcpcs="77067") for i in range(0, 40, 2)])
+    out = root / "out"
+    config = root / "config.yaml"
+    config.write_text("measures: [BCS]\nmeasurement_year: 2025\n")
+    run_pipeline(inp, out, str(config), run_date="2026-11-22", quiet=True)
+    return out
+
+
+def test_run_writes_workbook_audit_pack_and_completeness(run_out: Path) -> None:
+    openpyxl = pytest.importorskip("openpyxl")
+    rates = pl.read_parquet(run_out / "public" / "rates.parquet")
+    completeness = pl.read_parquet(run_out / "public" / "completeness.parquet")
+    assert (run_out / "public" / "completeness.csv").is_file()
+    race = {r["category"]: r for r in completeness.filter((pl.col("unit_id") == "all")
+                                                         & (pl.col("attribute") == "race_ethnicity")).iter_rows(named=True)}
+    assert race["self_reported"]["members"] == 40 and race["imputed"]["members"] == 20
+    assert race["declined"]["suppression_reason"] == "small cell (1-10)"  # 5 members
+    assert race["unknown"]["suppression_reason"] == "complementary"  # the smallest other category (12)
+
+    wb = openpyxl.load_workbook(run_out / "report" / "equity_report.xlsx", read_only=True)
+    assert wb.sheetnames[:2] == ["README", "rates"] and "completeness" in wb.sheetnames
+    assert wb["rates"].max_row == rates.height + 1
+    run_id = json.loads((run_out / "manifest.json").read_text())["run_id"]
+    readme = " ".join(str(v) for r in wb["README"].iter_rows(values_only=True) for v in r if v is not None)
+    assert run_id in readme
+
+    audit = run_out / "audit"
+    assert (audit / "manifest.json").read_bytes() == (run_out / "manifest.json").read_bytes()
+    lineage = pl.read_csv(audit / "lineage.csv", infer_schema=False)
+    assert lineage.filter(pl.col("table") == "rates").height == rates.height
+    assert lineage.filter(pl.col("table") == "completeness").height == completeness.height
+    bcs = lineage.filter(pl.col("measure_id") == "BCS").row(0, named=True)
+    assert bcs["spec_version"] and bcs["spec_version"] == bcs["measure_version"]
+    assert bcs["input_tables"].startswith("members;enrollment;medical_claims")
+    recon = {r["table"]: r for r in pl.read_csv(audit / "row_reconciliation.csv", infer_schema=False).iter_rows(named=True)}
+    assert recon["members"]["read"] == "77" and recon["members"]["reconciles"] == "true"
+    # the disparities step ran before the workbook and the audit pack, which include its tables
+    disparities = pl.read_parquet(run_out / "public" / "disparities.parquet")
+    assert "disparities" in wb.sheetnames and wb["disparities"].max_row == disparities.height + 1
+    assert lineage.filter(pl.col("table") == "disparities").height == disparities.height
+    html = (run_out / "report" / "index.html").read_text(encoding="utf-8")
+    assert 'id="completeness"' in html
+    for p in [*audit.iterdir(), run_out / "public" / "completeness.csv"]:
+        text = p.read_text(encoding="utf-8", errors="replace")
+        assert "M001" not in text and "S001" not in text, p
