@@ -75,7 +75,7 @@ class DisparityOptions:
 
     reference: Mapping[str, str] = field(default_factory=dict)
     """stratifier -> policy (best | largest | overall) or stratum name; others use ``default_reference``"""
-    default_reference: str = "best"
+    default_reference: str = "largest"
     adjust: Literal["holm", "bh"] = "holm"
     min_denominator: int = 30
     alpha: float = 0.05
@@ -88,7 +88,7 @@ class DisparityOptions:
     @classmethod
     def from_config(cls, config) -> "DisparityOptions":
         policies = dict(config.reference_group)
-        default = policies.pop("default", "best")
+        default = policies.pop("default", "largest")
         return cls(reference=policies, default_reference=default, adjust=config.multiple_comparisons,
                    min_denominator=config.disparity_min_denominator)
 

@@ -20,7 +20,7 @@ def test_defaults():
     c = cfg()
     assert c.stratifiers == DEFAULT_STRATIFIERS and c.intersections == () and c.regions == ()
     assert c.age_bands == (0, 18, 45, 65, 75)
-    assert c.reference_for("race_ethnicity") == "best" and c.multiple_comparisons == "holm"
+    assert c.reference_for("race_ethnicity") == "largest" and c.multiple_comparisons == "holm"
     assert c.disparity_min_denominator == 30
     assert {"intersections", "age_bands", "regions", "reference_group", "multiple_comparisons",
             "disparity_min_denominator"} <= KNOWN_KEYS

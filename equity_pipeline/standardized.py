@@ -1,0 +1,339 @@
+"""Age/sex-standardised rates and observed/expected ratios, always beside the crude rate and gap.
+
+Crude rates of groups that differ in age and sex mix part of a disparity with demography; the two
+classical adjustments are published side by side with the crude figures (never instead of them:
+adjusting can hide a gap the program is meant to see):
+
+**Direct standardisation** (``standardized_rate``): the rate the group would have with the age/sex
+structure of a *standard population*, ``sum_k w_k O_k / n_k`` over age-band (x sex) cells ``k``,
+with Dobson (default, as PHE) or Fay-Feuer gamma limits: :func:`equity_pipeline.stats.standardization.direct_standardised_rate`
+(tested against the PHE workbook). Standards (config ``standardization.standard``):
+
+* ``run`` (default): the run's own population-level denominator of the same measure and sub-measure,
+  by age band x sex (Female, Male). The overall row's standardised rate then equals its crude rate
+  (over Female and Male members); members with sex X or U are left out of the standardised rate
+  (never out of the crude one): too few to fill a cell in every group.
+* ``us2000``: the US 2000 standard population (NCHS, "2000 U.S. standard million", 19 age groups;
+  Klein RJ, Schoenborn CA, Healthy People 2010 Statistical Notes 20, 2001), by age only.
+* ``esp2013``: the 2013 European Standard Population (Eurostat), by age only.
+
+For ``us2000``/``esp2013`` the configured bands are cut to the ages the measure actually has (BCS
+50-74: the band 45-54 counts as 50-54) and a standard age group split by a band edge is divided in
+proportion to its single years (uniform within the group; an approximation, documented).
+
+A group without members in a cell that carries standard weight has no standardised rate
+(``standardized_note = empty_cell``: no rate can be borrowed for it); Dobson limits are not reported
+below 10 events (``fewer_than_10_events``, the PHE rule).
+
+**Indirect standardisation** (``oe_ratio``): observed / expected, ``E = sum_i p_i`` with ``p_i`` from
+a model fitted on the whole run (population unit) of the same measure and sub-measure:
+
+* proportions: logistic regression on age band and male sex, fitted by
+  :func:`equity_pipeline.measures.readmission.fit_expected` (the PCR risk model's code, without the
+  comorbidity term; intercept-only fallback with fewer than 10 events or non-events, or a failed fit);
+* readmissions (PCR): the measure's own risk model (age band, sex, comorbidities) already in the results;
+* event rates: Poisson regression on age band and male sex with log member-months as offset.
+
+In-sample, the overall O/E of the population is 1, so a group's O/E compares it with the run's
+age/sex-adjusted average. Interval: exact (O < 10) or Byar Poisson limits of O over E
+(:func:`equity_pipeline.stats.rates.standardised_ratio`). Cost measures have neither.
+
+**Gaps**: for each stratum the crude and standardised difference and ratio against the reference
+stratum of ``public/disparities`` (the same reference the crude disparity uses).
+
+**Suppression**: a row is suppressed exactly when the same row of ``public/rates`` is; then every
+value is null. The table publishes no counts.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from equity_pipeline.attributes import age_band_labels
+from equity_pipeline.stats.rates import standardised_ratio
+from equity_pipeline.stats.standardization import ESP2013, direct_standardised_rate
+
+#: US 2000 standard population per million, (lower age, upper age inclusive or None for open, weight)
+#: NCHS Healthy People 2010 Statistical Notes 20 (2001), Table 2; SEER "2000 U.S. Std Million (19 age groups)"
+US2000: tuple[tuple[int, int | None, int], ...] = (
+    (0, 0, 13_818), (1, 4, 55_317), (5, 9, 72_533), (10, 14, 73_032), (15, 19, 72_169), (20, 24, 66_478),
+    (25, 29, 64_529), (30, 34, 71_044), (35, 39, 80_762), (40, 44, 81_851), (45, 49, 72_118), (50, 54, 62_716),
+    (55, 59, 48_454), (60, 64, 38_793), (65, 69, 34_264), (70, 74, 31_773), (75, 79, 26_999), (80, 84, 17_842),
+    (85, None, 15_508),
+)
+#: ESP 2013 as (lower, upper, weight): 0-4 ... 85-89, 90+
+ESP2013_GROUPS: tuple[tuple[int, int | None, int], ...] = tuple(
+    (5 * i, 5 * i + 4 if i < 18 else None, w) for i, w in enumerate(ESP2013))
+STANDARDS: dict[str, tuple[tuple[int, int | None, int], ...] | None] = {"run": None, "us2000": US2000, "esp2013": ESP2013_GROUPS}
+DEFAULT_STANDARD = "run"
+DEFAULT_AGE_BANDS: tuple[int, ...] = (0, 18, 25, 35, 45, 55, 65, 75, 85)
+DEFAULT_STRATIFIERS: tuple[str, ...] = ("race_ethnicity",)
+SEXES = ("Female", "Male")
+KINDS = ("proportion", "readmission", "event_rate")
+_KEY = ["measure_id", "measure_version", "submeasure", "period", "unit_level", "unit_id", "stratifier", "stratum"]
+STANDARDIZED_COLUMNS = [
+    "measure_id", "measure_title", "measure_version", "submeasure", "period", "unit_level", "unit_id", "stratifier", "stratum",
+    "rate_type", "rate_per", "direction", "crude_rate", "standardized_rate", "standardized_ci_lower", "standardized_ci_upper",
+    "standard_population", "standardization_method", "standardized_note", "oe_ratio", "oe_ci_lower", "oe_ci_upper", "oe_model",
+    "reference_stratum", "crude_difference", "standardized_difference", "crude_ratio", "standardized_ratio", "suppressed",
+    "suppression_reason",
+]
+
+
+def band_of(age: pl.Expr, bands: tuple[int, ...]) -> pl.Expr:
+    """Label of the age band (lower bounds ``bands``) containing ``age``; null when age is null or below."""
+    expr = pl.lit(None, dtype=pl.String)
+    for lo, label in zip(bands, age_band_labels(bands)):
+        expr = pl.when(age >= lo).then(pl.lit(label)).otherwise(expr)
+    return expr
+
+
+def standard_weights(standard: str, bands: tuple[int, ...], min_age: int, max_age: int) -> dict[str, float]:
+    """Standard population per band (label -> weight, not normalised) over ages ``min_age..max_age``.
+
+    Standard groups cut by a band edge or by the age range are split in proportion to their single
+    years; an open last group (85+, 90+) cannot be split: a band edge inside it (within the ages
+    present) is an error."""
+    groups = STANDARDS[standard]
+    if groups is None:
+        raise ValueError("the 'run' standard has no fixed weights")
+    labels = age_band_labels(bands)
+    uppers = [b - 1 for b in bands[1:]] + [None]
+    out: dict[str, float] = {}
+    for g_lo, g_hi, w in groups:
+        if g_hi is None:  # open group: all of it to the one band holding its (present) ages
+            start = max(g_lo, min_age)
+            if start > max_age:
+                continue
+            if any(start < b <= max_age for b in bands):
+                raise ValueError(f"an age band edge cuts the standard's open group {g_lo}+; use no band edge above {g_lo}")
+            label = labels[max(i for i, b in enumerate(bands) if b <= start)]
+            out[label] = out.get(label, 0.0) + w
+            continue
+        for label, lo, hi in zip(labels, bands, uppers):
+            a, b = max(lo, g_lo, min_age), min(g_hi, max_age, g_hi if hi is None else hi)
+            if b >= a:
+                out[label] = out.get(label, 0.0) + w * (b - a + 1) / (g_hi - g_lo + 1)
+    return {label: out[label] for label in labels if out.get(label, 0.0) > 0}
+
+
+def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: tuple[str, ...], bands: tuple[int, ...]) -> pl.DataFrame:
+    from equity_pipeline.stratify import _denominators as base_rows, stratum_expr
+
+    base = base_rows(results, attributes, tuple(stratifiers) + ("sex",))
+    return base.with_columns(_band=band_of(pl.col("age"), bands), _sex=pl.col("sex"),
+                             **{f"_s_{s}": stratum_expr(s) for s in stratifiers})
+
+
+def _units(frame: pl.DataFrame) -> list[tuple[pl.Expr, pl.Expr]]:
+    return [(pl.lit("population"), pl.lit("all")), (pl.lit("state"), pl.col("state"))]
+
+
+def _by_stratum(frame: pl.DataFrame, stratifiers: tuple[str, ...], aggs: list[pl.Expr], extra: list[str]) -> pl.DataFrame:
+    """Aggregate member rows per measure x sub-measure x unit x stratifier (and ``overall``) x stratum (+ extra keys)."""
+    parts = []
+    for unit_level, unit_id in _units(frame):
+        for s in ("overall", *stratifiers):
+            stratum = pl.lit("all") if s == "overall" else pl.col(f"_s_{s}")
+            parts.append(frame.group_by("measure_id", "measure_version", "submeasure", "period", unit_level.alias("unit_level"),
+                                        unit_id.alias("unit_id"), stratum.alias("stratum"), *extra, maintain_order=True)
+                         .agg(aggs).with_columns(stratifier=pl.lit(s)))
+    return pl.concat(parts)
+
+
+# ---------------------------------------------------------------- expected counts (indirect)
+def _poisson_expected(cells: pl.DataFrame, bands: tuple[int, ...]) -> tuple[dict[tuple, float], dict[str, Any]]:
+    """Fitted event rate per (band, male) cell from a Poisson GLM with log(exposure) offset."""
+    import statsmodels.api as sm
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
+
+    labels = sorted(cells["_band"].unique().to_list(), key=lambda b: age_band_labels(bands).index(b))
+    x_cols = {f"age_{b}": (cells["_band"] == b).to_numpy().astype(float) for b in labels[1:]}
+    x_cols["male"] = cells["_male"].to_numpy().astype(float)
+    names = [n for n, v in x_cols.items() if np.ptp(v) > 0]
+    x = np.column_stack([np.ones(cells.height), *[x_cols[n] for n in names]])
+    y, exposure = cells["events"].to_numpy(), cells["exposure"].to_numpy()
+    fallback = {(b, m): e / n if n > 0 else 0.0 for b, m, e, n in zip(cells["_band"], cells["_male"], y, exposure)}
+    if y.sum() < 10 or len(names) == 0:
+        total = float(y.sum() / exposure.sum()) if exposure.sum() > 0 else 0.0
+        return {k: total for k in fallback}, {"method": "intercept_only", "reason": "fewer than 10 events or no covariate varies"}
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit = sm.GLM(y, x, family=sm.families.Poisson(), offset=np.log(exposure)).fit()
+        bad = [w for w in caught if issubclass(w.category, (ConvergenceWarning, PerfectSeparationWarning, RuntimeWarning))]
+        if bad or not fit.converged:
+            raise RuntimeError("fit did not converge")
+        rate = np.exp(x @ np.asarray(fit.params))
+    except Exception as exc:  # fall back to the run's own cell rates (classical indirect standardisation)
+        return fallback, {"method": "cell_rates", "reason": f"poisson fit failed ({type(exc).__name__})"}
+    return ({(b, m): float(r) for b, m, r in zip(cells["_band"], cells["_male"], rate)},
+            {"method": "poisson", "covariates": names, "coefficients": {n: round(float(c), 6) for n, c in zip(["const", *names], fit.params)}})
+
+
+def expected_values(base: pl.DataFrame, kinds: dict[str, str], bands: tuple[int, ...]) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """``base`` with ``_expected`` per member row (null for cost measures) and the models used
+    (per measure and sub-measure: method and coefficients; aggregates only)."""
+    from equity_pipeline.measures.readmission import fit_expected
+
+    out, models = [], {}
+    for (measure, submeasure), part in base.group_by("measure_id", "submeasure", maintain_order=True):
+        kind = kinds.get(measure)
+        part = part.sort("member_id")
+        if kind == "proportion":
+            frame = part.select(age=pl.col("age"), sex=pl.when(pl.col("_sex") == "Male").then(pl.lit("M")).otherwise(pl.lit("F")),
+                                readmitted=pl.col("numerator_value") > 0)
+            ok = frame["age"].is_not_null()
+            p = np.full(part.height, np.nan)
+            # bands present only: the first present band is the model's reference (an absent first band
+            # would leave the band indicators collinear with the constant)
+            ages = frame.filter(ok)["age"]
+            present = [b for b, nxt in zip(bands, [*bands[1:], None]) if ((ages >= b) & ((ages < nxt) if nxt is not None else True)).any()]
+            fitted, summary = fit_expected(frame.filter(ok), {"age_bands": present, "sex": True, "min_events": 10})
+            p[ok.to_numpy()] = fitted
+            summary = {"method": summary.get("method"), **({"reason": summary["reason"]} if "reason" in summary else {}),
+                       **({"coefficients": summary["coefficients"]} if "coefficients" in summary else {})}
+            part = part.with_columns(_expected=pl.Series(p).fill_nan(None))
+        elif kind == "readmission" and "expected_value" in part.columns:
+            part, summary = part.with_columns(_expected=pl.col("expected_value")), {"method": "measure_risk_model"}
+        elif kind == "event_rate":
+            part = part.with_columns(_male=pl.col("_sex") == "Male")
+            usable = part.filter(pl.col("_band").is_not_null() & (pl.col("denominator_value") > 0))
+            cells = usable.group_by("_band", "_male").agg(events=pl.col("numerator_value").sum(), exposure=pl.col("denominator_value").sum())
+            if cells.height:
+                rates, summary = _poisson_expected(cells.sort("_band", "_male"), bands)
+                lookup = pl.DataFrame({"_band": [k[0] for k in rates], "_male": [k[1] for k in rates], "_r": list(rates.values())},
+                                      schema={"_band": pl.String, "_male": pl.Boolean, "_r": pl.Float64})
+                part = part.join(lookup, on=["_band", "_male"], how="left").with_columns(_expected=pl.col("_r") * pl.col("denominator_value")).drop("_r")
+            else:
+                part, summary = part.with_columns(_expected=pl.lit(None, dtype=pl.Float64)), {"method": "none"}
+            part = part.drop("_male")
+        else:
+            part, summary = part.with_columns(_expected=pl.lit(None, dtype=pl.Float64)), {"method": "none"}
+        models[f"{measure}/{submeasure}"] = summary
+        out.append(part.with_columns(pl.col("_expected").cast(pl.Float64)))
+    return pl.concat(out, how="diagonal_relaxed"), models
+
+
+# ---------------------------------------------------------------- the table
+def standardized_rates(results: pl.DataFrame, attributes: pl.DataFrame, rates: pl.DataFrame, disparities: pl.DataFrame | None,
+                       specs: dict, *, stratifiers: tuple[str, ...] = DEFAULT_STRATIFIERS, standard: str = DEFAULT_STANDARD,
+                       age_bands: tuple[int, ...] = DEFAULT_AGE_BANDS, method: str = "dobson",
+                       alpha: float = 0.05) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """``public/standardized_rates.parquet`` and the models used (for counts/standardization.json).
+
+    ``results``: member-level measure results (restricted); ``attributes``: member attributes;
+    ``rates``: the public rates (crude rates and suppression); ``disparities``: the public disparity
+    table (reference strata), or None."""
+    if standard not in STANDARDS:
+        raise ValueError(f"standard {standard!r} must be one of {', '.join(STANDARDS)}")
+    kinds = {m: s.kind for m, s in specs.items() if s.kind in KINDS}
+    results = results.filter(pl.col("measure_id").is_in(list(kinds)))
+    base = _denominators(results, attributes, stratifiers, age_bands)
+    base, models = expected_values(base, kinds, age_bands)
+    # observed / expected per stratum
+    oe = _by_stratum(base, stratifiers, [pl.col("numerator_value").sum().alias("_o"), pl.col("_expected").sum().alias("_e"),
+                                         pl.col("_expected").is_not_null().any().alias("_has_e")], [])
+    # DSR cells
+    in_cells = base.filter(pl.col("_band").is_not_null())
+    if standard == "run":
+        in_cells = in_cells.filter(pl.col("_sex").is_in(SEXES))
+        cell = pl.concat_str([pl.col("_band"), pl.col("_sex")], separator=" | ")
+    else:
+        cell = pl.col("_band")
+    in_cells = in_cells.with_columns(_cell=cell)
+    cells = _by_stratum(in_cells, stratifiers, [pl.col("numerator_value").sum().alias("count"), pl.col("denominator_value").sum().alias("population")],
+                        ["_cell"])
+    weights = _weights(in_cells, cells, standard, age_bands)
+    dsr = _dsr_rows(cells, weights, specs, method, alpha)
+    table = _assemble(rates, dsr, oe, disparities, specs, stratifiers, standard, method, alpha)
+    return table, {"standard": standard, "age_bands": list(age_bands), "method": method, "stratifiers": list(stratifiers), "models": models}
+
+
+def _weights(in_cells: pl.DataFrame, cells: pl.DataFrame, standard: str, bands: tuple[int, ...]) -> dict[tuple[str, str], dict[str, float]]:
+    """(measure, submeasure) -> {cell: standard weight}."""
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    if standard == "run":
+        pop = cells.filter((pl.col("unit_level") == "population") & (pl.col("stratifier") == "overall"))
+        for (m, s), part in pop.group_by("measure_id", "submeasure"):
+            out[(m, s)] = {c: float(p) for c, p in zip(part["_cell"], part["population"]) if p > 0}
+        return out
+    ages = in_cells.group_by("measure_id", "submeasure").agg(lo=pl.col("age").min(), hi=pl.col("age").max())
+    for m, s, lo, hi in ages.iter_rows():
+        out[(m, s)] = standard_weights(standard, bands, int(lo), int(hi))
+    return out
+
+
+def _dsr_rows(cells: pl.DataFrame, weights: dict, specs: dict, method: str, alpha: float) -> pl.DataFrame:
+    rows = []
+    group_key = ["measure_id", "measure_version", "submeasure", "period", "unit_level", "unit_id", "stratifier", "stratum"]
+    for key, part in cells.group_by(group_key, maintain_order=True):
+        k = dict(zip(group_key, key))
+        w = weights.get((k["measure_id"], k["submeasure"]), {})
+        per = float(specs[k["measure_id"]].rate.get("per", 1))
+        have = {c: (x, n) for c, x, n in zip(part["_cell"], part["count"], part["population"])}
+        note, est, lo, hi = None, None, None, None
+        if not w:
+            note = "no_standard_weight"
+        elif any(have.get(c, (0, 0))[1] <= 0 for c in w):
+            note = "empty_cell"
+        else:
+            order = list(w)
+            r = direct_standardised_rate([have[c][0] for c in order], [have[c][1] for c in order], [w[c] for c in order],
+                                         per=per, alpha=alpha, method=method)
+            if math.isnan(r.estimate):
+                note = "fewer_than_10_events"
+            else:
+                est, lo, hi = r.estimate, r.ci_lower, r.ci_upper
+        rows.append({**k, "standardized_rate": est, "standardized_ci_lower": lo, "standardized_ci_upper": hi, "standardized_note": note})
+    schema = {**{c: pl.String for c in group_key}, "standardized_rate": pl.Float64, "standardized_ci_lower": pl.Float64,
+              "standardized_ci_upper": pl.Float64, "standardized_note": pl.String}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _assemble(rates: pl.DataFrame, dsr: pl.DataFrame, oe: pl.DataFrame, disparities: pl.DataFrame | None, specs: dict,
+              stratifiers: tuple[str, ...], standard: str, method: str, alpha: float) -> pl.DataFrame:
+    kinds = {m: s.kind for m, s in specs.items()}
+    keep = rates.filter(pl.col("stratifier").is_in(["overall", *stratifiers])
+                        & pl.col("measure_id").replace_strict(kinds, default="").is_in(list(KINDS)))
+    t = keep.join(dsr, on=_KEY, how="left").join(oe, on=_KEY, how="left")
+    ratio, lower, upper = [], [], []
+    for o, e, has in zip(t["_o"].to_list(), t["_e"].to_list(), t["_has_e"].to_list()):
+        if not has or e is None or not e > 0 or o is None:
+            ratio.append(None), lower.append(None), upper.append(None)
+            continue
+        r, lo, hi, _ = standardised_ratio(float(o), float(e), alpha=alpha)
+        ratio.append(r), lower.append(lo), upper.append(hi)
+    models = {"proportion": "logistic (age band, male)", "readmission": "measure risk model", "event_rate": "poisson (age band, male; offset)"}
+    t = t.with_columns(
+        oe_ratio=pl.Series(ratio, dtype=pl.Float64), oe_ci_lower=pl.Series(lower, dtype=pl.Float64), oe_ci_upper=pl.Series(upper, dtype=pl.Float64),
+        oe_model=pl.col("measure_id").replace_strict({m: models.get(k) for m, k in kinds.items()}, default=None, return_dtype=pl.String),
+        crude_rate=pl.col("rate"), standard_population=pl.lit(standard), standardization_method=pl.lit(method),
+    )
+    group = ["measure_id", "submeasure", "unit_level", "unit_id", "stratifier"]
+    if disparities is not None and disparities.height:
+        refs = disparities.filter(pl.col("reference_stratum").is_not_null()).group_by(group).agg(reference_stratum=pl.col("reference_stratum").first())
+        t = t.join(refs, on=group, how="left")
+    else:
+        t = t.with_columns(reference_stratum=pl.lit(None, dtype=pl.String))
+    ref_vals = t.select(*group, _ref_stratum="stratum", _ref_crude="crude_rate", _ref_std="standardized_rate", _ref_suppressed="suppressed")
+    overall = t.filter(pl.col("stratifier") == "overall").select("measure_id", "submeasure", "unit_level", "unit_id",
+                                                                 _ov_crude="crude_rate", _ov_std="standardized_rate")
+    t = t.join(ref_vals, left_on=[*group, "reference_stratum"], right_on=[*group, "_ref_stratum"], how="left")
+    t = t.join(overall, on=["measure_id", "submeasure", "unit_level", "unit_id"], how="left")
+    is_overall_ref = pl.col("reference_stratum") == "overall"
+    ref_crude = pl.when(is_overall_ref).then(pl.col("_ov_crude")).otherwise(pl.col("_ref_crude"))
+    ref_std = pl.when(is_overall_ref).then(pl.col("_ov_std")).otherwise(pl.col("_ref_std"))
+    t = t.with_columns(
+        crude_difference=pl.col("crude_rate") - ref_crude, standardized_difference=pl.col("standardized_rate") - ref_std,
+        crude_ratio=pl.when(ref_crude != 0).then(pl.col("crude_rate") / ref_crude),
+        standardized_ratio=pl.when(ref_std != 0).then(pl.col("standardized_rate") / ref_std),
+    ).with_columns(pl.when(pl.col("stratifier") == "overall").then(None).otherwise(pl.col("reference_stratum")).alias("reference_stratum"))
+    hidden = ["crude_rate", "standardized_rate", "standardized_ci_lower", "standardized_ci_upper", "standardized_note", "oe_ratio",
+              "oe_ci_lower", "oe_ci_upper", "crude_difference", "standardized_difference", "crude_ratio", "standardized_ratio"]
+    t = t.with_columns([pl.when(pl.col("suppressed")).then(None).otherwise(pl.col(c)).alias(c) for c in hidden])
+    return t.select(STANDARDIZED_COLUMNS).sort(_KEY)
