@@ -1,0 +1,375 @@
+"""Statewide equity plan (AHEAD-style): ``public/equity_plan/state_metrics.parquet``.
+
+Reporting units: ``population`` (every member of the run, all states), each program ``state`` (rules
+``states``: the cohorts in effect for the measurement year) and each configured ``region``; payer
+``all`` (each member once) and each payer group of the stratification payer rule (medicare, medicaid,
+commercial, medicare_medicaid_dual; docs/stratification.md).
+
+Metrics (docs/equity_plans.md):
+
+* the PQI measure (PQI90, admissions per 100,000 member-years) by payer x race/ethnicity, computed
+  here from the restricted member results, with its gap against the reference group;
+* each rules measure the run computed, reshaped from ``public/rates`` (rows, values and suppression
+  as published there; the rates' ``payer`` stratifier becomes the ``payer`` column, its ``region``
+  stratifier the ``region`` unit, an intersection with payer or region both);
+* REL data completeness by payer: shares self-reported, imputed, source not stated, declined and
+  unknown (race/ethnicity) and reported, declined, unknown (language), categories as in
+  ``public/completeness``;
+* SDOH screening by domain (share of the SDOH_SCREEN denominator screened in each core domain) by
+  payer; the all-domain screening rate and positive rates by domain are the SDOH_SCREEN and
+  SDOH_POSITIVE rows from ``public/rates``;
+* TCOC PMPM and primary-care share by group: TCOC_PMPM and PRIMARY_CARE_SHARE rows from rates.
+
+Cells computed here that are also cells of ``public/rates`` or ``public/completeness`` (e.g. all-payer
+PQI90 by race per state; a payer's overall PQI90 row is the rates' ``payer`` stratum) are *locked*:
+they show what that table shows and suppression works around them (see ``cells``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from equity_pipeline.attributes import DUAL, PAYERS
+from equity_pipeline.equity_plans import cells as C
+from equity_pipeline.equity_plans.rules import PlanRules
+from equity_pipeline.equity_plans.table import finish, published, with_rates
+from equity_pipeline.standards.race_ethnicity import UNKNOWN
+from equity_pipeline.standards.sdoh import CORE_DOMAINS
+from equity_pipeline.stratify import INTERSECTION_SEPARATOR, STRATUM_SEPARATOR, known_strata
+
+PAYER_GROUPS = (*PAYERS, DUAL, UNKNOWN)
+REL_RACE, REL_LANGUAGE, SDOH_DOMAIN = "REL_RACE_ETHNICITY", "REL_LANGUAGE", "SDOH_SCREEN_DOMAIN"
+COLLECTION = "collection_status"
+TITLES = {
+    REL_RACE: "Race and ethnicity data completeness (share of members by how it was collected)",
+    REL_LANGUAGE: "Preferred language data completeness (share of members by how it was collected)",
+    SDOH_DOMAIN: "Screened for a social need domain (share of the SDOH screening population)",
+}
+RATES_TABLE, COMPLETENESS_TABLE, COMPUTED = "public/rates", "public/completeness", "computed"
+
+
+# ------------------------------------------------------------------------------------------ units
+def member_units(attributes: pl.DataFrame, states: tuple[str, ...], regions: dict[str, tuple[str, ...]]) -> pl.DataFrame:
+    """member_id, unit_level, unit_id, publish_unit: every unit a member counts in.
+
+    All states are units (states outside the program are margins only, unpublished), so states
+    always add up to the population. With regions: the region, the region's part in the member's
+    state (unpublished) and, for members in no region, their state's rest (unpublished)."""
+    parts = [
+        attributes.select("member_id", unit_level=pl.lit("population"), unit_id=pl.lit("all"), publish_unit=pl.lit(True)),
+        attributes.select("member_id", unit_level=pl.lit("state"), unit_id="state", publish_unit=pl.col("state").is_in(list(states))),
+    ]
+    if regions:
+        in_region = pl.col("region").is_in(list(regions))
+        # a state's rest only where some of the state is in a region (else the rest is the state)
+        split = attributes.filter(in_region)["state"].unique().to_list()
+        parts += [
+            attributes.filter(in_region).select("member_id", unit_level=pl.lit(C.REGION), unit_id="region", publish_unit=pl.lit(True)),
+            attributes.filter(in_region).select("member_id", unit_level=pl.lit(C.REGION_PART),
+                                                unit_id=pl.col("region") + STRATUM_SEPARATOR + pl.col("state"), publish_unit=pl.lit(False)),
+            attributes.filter(~in_region & pl.col("state").is_in(split)).select(
+                "member_id", unit_level=pl.lit(C.STATE_REST), unit_id="state", publish_unit=pl.lit(False)),
+        ]
+    return pl.concat(parts)
+
+
+def aggregate(values: pl.DataFrame, units: pl.DataFrame, *, family: str, submeasure: str, stratifiers: list[str],
+              strata: dict[str, list[str]] | None = None) -> pl.DataFrame:
+    """Counts per unit x payer (``all`` and each payer group) x stratifier x stratum, on a full grid.
+
+    ``values``: member_id, payer, numerator_value, denominator_value and one column per stratifier.
+    The grid has every payer group and every stratum of a fixed-vocabulary stratifier (``strata``
+    or observed otherwise) with zeros where nobody is, so a margin never has a single cell (see
+    ``cells``: locked totals must not be the only complement)."""
+    base = values.join(units, on="member_id", how="inner").sort("member_id", "unit_level", "unit_id")
+    parts = []
+    for payer in (pl.lit("all"), pl.col("payer")):
+        for s in ("overall", *stratifiers):
+            stratum = pl.lit("all") if s == "overall" else pl.col(s)
+            parts.append(
+                base.group_by("unit_level", "unit_id", payer.alias("payer"), stratum.alias("stratum"), maintain_order=True)
+                .agg(members=pl.len().cast(pl.Float64), numerator=pl.col("numerator_value").sum(),
+                     denominator=pl.col("denominator_value").sum())
+                .with_columns(stratifier=pl.lit(s))
+            )
+    counted = pl.concat(parts, how="diagonal")
+    unit_rows = units.select("unit_level", "unit_id", "publish_unit").unique()
+    grid_strata = [("overall", "all")]
+    for s in stratifiers:
+        known = (strata or {}).get(s) or known_strata(s)
+        observed = counted.filter(pl.col("stratifier") == s)["stratum"].unique().to_list()
+        grid_strata += [(s, x) for x in sorted(set(known or []) | set(observed))]
+    grid = (unit_rows.join(pl.DataFrame({"payer": ["all", *PAYER_GROUPS]}), how="cross")
+            .join(pl.DataFrame(grid_strata, schema={"stratifier": pl.String, "stratum": pl.String}, orient="row"), how="cross"))
+    out = grid.join(counted, on=["unit_level", "unit_id", "payer", "stratifier", "stratum"], how="left")
+    return out.with_columns(pl.col(c).fill_null(0.0) for c in C.COUNT_COLUMNS).with_columns(
+        family=pl.lit(family), submeasure=pl.lit(submeasure))
+
+
+def as_shares(cells: pl.DataFrame) -> pl.DataFrame:
+    """Partition counts -> shares of the unit: numerator = members in the stratum, denominator (and
+    ``members``, as for every proportion) = the unit's members (the ``overall`` row, whose share is 1)."""
+    totals = cells.filter(pl.col("stratifier") == "overall").select("family", "submeasure", "unit_level", "unit_id", "payer", _t="members")
+    return (cells.join(totals, on=["family", "submeasure", "unit_level", "unit_id", "payer"], how="left")
+            .with_columns(numerator=pl.col("members"), denominator=pl.col("_t"), members=pl.col("_t")).drop("_t"))
+
+
+# ------------------------------------------------------------------------------------------ locks
+def _conditions(unit_level: str, unit_id: str, payer: str, stratifier: str, stratum: str) -> tuple[tuple[str, str] | None, list]:
+    """(rates unit, [(stratifier, stratum) conditions]) describing the same members as a plan cell."""
+    conds = []
+    if payer != "all":
+        conds.append(("payer", payer))
+    if unit_level == "population":
+        unit = ("population", "all")
+    elif unit_level == "state":
+        unit = ("state", unit_id)
+    elif unit_level == C.REGION:
+        unit, conds = ("population", "all"), [*conds, ("region", unit_id)]
+    elif unit_level == C.REGION_PART:
+        region, state = unit_id.split(STRATUM_SEPARATOR)
+        unit, conds = ("state", state), [*conds, ("region", region)]
+    else:
+        return None, []
+    if stratifier != "overall":
+        conds.append((stratifier, stratum))
+    return unit, conds
+
+
+def rates_key(measure_id: str, submeasure: str, unit_level: str, unit_id: str, payer: str, stratifier: str,
+              stratum: str, index: dict) -> tuple | None:
+    """The public/rates key of the cell with the same members, when the rates table has one."""
+    unit, conds = _conditions(unit_level, unit_id, payer, stratifier, stratum)
+    if unit is None or len(conds) > 2:
+        return None
+    if not conds:
+        keys = [(measure_id, submeasure, *unit, "overall", "all")]
+    elif len(conds) == 1:
+        keys = [(measure_id, submeasure, *unit, *conds[0])]
+    else:
+        (a, x), (b, y) = conds
+        keys = [(measure_id, submeasure, *unit, f"{a}{INTERSECTION_SEPARATOR}{b}", f"{x}{STRATUM_SEPARATOR}{y}"),
+                (measure_id, submeasure, *unit, f"{b}{INTERSECTION_SEPARATOR}{a}", f"{y}{STRATUM_SEPARATOR}{x}")]
+    return next((k for k in keys if k in index), None)
+
+
+def _rates_index(rates: pl.DataFrame) -> dict[tuple, tuple[bool, str | None]]:
+    cols = ["measure_id", "submeasure", "unit_level", "unit_id", "stratifier", "stratum"]
+    return {tuple(r[:6]): (r[6], r[7]) for r in rates.select(*cols, "suppressed", "suppression_reason").iter_rows()}
+
+
+def lock_to_rates(cells: pl.DataFrame, measure_id: str, index: dict, *, as_force: bool = False) -> pl.DataFrame:
+    """Lock each cell that is also a rates cell of ``measure_id`` (or, ``as_force``, force-hide cells
+    whose denominator is a *suppressed* rates cell of that measure)."""
+    lock, lock_reason, force, force_reason, source = [], [], [], [], []
+    for row in cells.select("submeasure", "unit_level", "unit_id", "payer", "stratifier", "stratum", "lock", "lock_reason",
+                            "force", "force_reason").iter_rows():
+        sub = "all" if as_force else row[0]
+        key = rates_key(measure_id, sub, *row[1:6], index)
+        hit = index.get(key) if key else None
+        if as_force:
+            lock.append(row[6]), lock_reason.append(row[7]), source.append(None)
+            force.append(row[8] or bool(hit and hit[0]))
+            force_reason.append(f"denominator suppressed in {RATES_TABLE} ({measure_id})" if hit and hit[0] else row[9])
+        else:
+            lock.append(None if hit is None else ("suppressed" if hit[0] else "published"))
+            lock_reason.append(None if hit is None or not hit[0] else f"{hit[1] or 'suppressed'} in {RATES_TABLE}")
+            force.append(row[8]), force_reason.append(row[9]), source.append(RATES_TABLE if hit else None)
+    out = cells.with_columns(lock=pl.Series(lock, dtype=pl.String), lock_reason=pl.Series(lock_reason, dtype=pl.String),
+                             force=pl.Series(force, dtype=pl.Boolean), force_reason=pl.Series(force_reason, dtype=pl.String))
+    if not as_force:
+        out = out.with_columns(pl.Series("_src", source, dtype=pl.String)).with_columns(
+            derived_from=pl.coalesce("_src", "derived_from")).drop("_src")
+    return out
+
+
+def lock_to_completeness(cells: pl.DataFrame, completeness: pl.DataFrame | None, attribute: str) -> pl.DataFrame:
+    """All-payer population/state REL cells are public/completeness cells; the unit's total is known
+    there when any of its categories is shown."""
+    if completeness is None or completeness.height == 0:
+        return cells
+    table = completeness.filter(pl.col("attribute") == attribute)
+    cats = {(r["unit_level"], r["unit_id"], r["category"]): (r["suppressed"], r["suppression_reason"]) for r in table.to_dicts()}
+    totals = {(u, i): not all(s for s in g["suppressed"].to_list())
+              for (u, i), g in table.group_by("unit_level", "unit_id")}
+    lock, reason, source = [], [], []
+    for unit_level, unit_id, payer, stratifier, stratum, old, old_reason, old_source in cells.select(
+            "unit_level", "unit_id", "payer", "stratifier", "stratum", "lock", "lock_reason", "derived_from").iter_rows():
+        hit = None
+        if payer == "all" and unit_level in ("population", "state"):
+            if stratifier == "overall" and (unit_level, unit_id) in totals:
+                hit = (not totals[(unit_level, unit_id)], None)
+            elif stratifier == COLLECTION:
+                hit = cats.get((unit_level, unit_id, stratum))
+        if hit is None:
+            lock.append(old), reason.append(old_reason), source.append(old_source)
+        else:
+            lock.append("suppressed" if hit[0] else "published")
+            reason.append(f"{hit[1] or 'suppressed'} in {COMPLETENESS_TABLE}" if hit[0] else None)
+            source.append(COMPLETENESS_TABLE)
+    return cells.with_columns(lock=pl.Series(lock, dtype=pl.String), lock_reason=pl.Series(reason, dtype=pl.String),
+                              derived_from=pl.Series(source, dtype=pl.String))
+
+
+# ------------------------------------------------------------------------------------------ metrics
+def _decorate(cells: pl.DataFrame, *, metric_id: str, title: str, measure_id: str | None, kind: str, rate_type: str,
+              rate_per: float, direction: str, data_source: str, payers: tuple[str, ...]) -> pl.DataFrame:
+    return cells.with_columns(
+        metric_id=pl.lit(metric_id), metric_title=pl.lit(title), measure_id=pl.lit(measure_id, pl.String), kind=pl.lit(kind),
+        rate_type=pl.lit(rate_type), rate_per=pl.lit(float(rate_per)), direction=pl.lit(direction), data_source=pl.lit(data_source),
+        derived_from=pl.lit(COMPUTED),
+        publish=pl.col("publish_unit") & pl.col("payer").is_in(["all", *payers]),
+    ).drop("publish_unit")
+
+
+def pqi_cells(results: pl.DataFrame, attributes: pl.DataFrame, units: pl.DataFrame, spec, rules: PlanRules,
+              rates_index: dict) -> pl.DataFrame:
+    """The PQI measure's denominator members: admissions and member-years by unit x payer x stratum."""
+    strat = list(rules.pqi_stratifiers)
+    values = (results.filter(pl.col("in_denominator") & (pl.col("submeasure") == "all"))
+              .select("member_id", "numerator_value", "denominator_value")
+              .join(attributes.select("member_id", "payer", *strat), on="member_id", how="left")
+              .with_columns(pl.col(c).fill_null(UNKNOWN) for c in ("payer", *strat)))
+    cells = aggregate(values, units, family=spec.measure_id, submeasure="all", stratifiers=strat)
+    cells = C.cell_frame(_decorate(cells, metric_id=spec.measure_id, title=spec.title, measure_id=spec.measure_id, kind=spec.kind,
+                                   rate_type=spec.rate.get("type", "event_rate"), rate_per=float(spec.rate.get("per", 1)),
+                                   direction=spec.direction, data_source="claims", payers=rules.payers))
+    return lock_to_rates(cells, spec.measure_id, rates_index)
+
+
+def rel_cells(members: pl.DataFrame, attributes: pl.DataFrame, units: pl.DataFrame, rules: PlanRules, year: int,
+              completeness: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """REL completeness shares by unit x payer (categories of ``public/completeness``), and the
+    member-level labels for identity margins between the two attributes."""
+    from equity_pipeline.report.completeness import CATEGORIES, member_categories
+
+    m = members.select("member_id", "race_ethnicity_codes", "race_ethnicity_source", "language", "county_fips")
+    # member_categories keeps row order (element-wise expressions only), so member_id lines up
+    cats = member_categories(m, year).select(_race="race_ethnicity", _lang="language").with_columns(member_id=m["member_id"])
+    labelled = cats.join(attributes.select("member_id", "payer"), on="member_id", how="left").with_columns(pl.col("payer").fill_null(UNKNOWN))
+    parts = []
+    for family, column, attribute in ((REL_RACE, "_race", "race_ethnicity"), (REL_LANGUAGE, "_lang", "language")):
+        values = labelled.select("member_id", "payer", pl.col(column).alias(COLLECTION), numerator_value=pl.lit(1.0), denominator_value=pl.lit(1.0))
+        cells = as_shares(aggregate(values, units, family=family, submeasure="all", stratifiers=[COLLECTION],
+                                    strata={COLLECTION: list(CATEGORIES[attribute])}))
+        cells = C.cell_frame(_decorate(cells, metric_id=family, title=TITLES[family], measure_id=None, kind="proportion",
+                                       rate_type="proportion", rate_per=1.0, direction="higher_is_better", data_source="members",
+                                       payers=rules.payers))
+        # the overall row is the unit's total (a margin; its size is each category row's denominator)
+        cells = cells.with_columns(publish=pl.col("publish") & (pl.col("stratifier") != "overall"))
+        parts.append(lock_to_completeness(cells, completeness, attribute))
+    labels = pl.concat([
+        labelled.join(units.select("member_id", "unit_level", "unit_id"), on="member_id").with_columns(payer=pl.lit("all")),
+        labelled.join(units.select("member_id", "unit_level", "unit_id"), on="member_id"),
+    ], how="diagonal").with_columns(submeasure=pl.lit("all"))
+    return pl.concat(parts), labels
+
+
+def sdoh_domain_cells(results: pl.DataFrame, attributes: pl.DataFrame, units: pl.DataFrame, rules: PlanRules,
+                      rates_index: dict) -> pl.DataFrame:
+    """Share of the SDOH_SCREEN denominator screened (answered, not declined) in each core domain."""
+    from equity_pipeline.attributes import NEGATIVE, POSITIVE
+
+    den = results.filter(pl.col("in_denominator") & (pl.col("submeasure") == "all")).select("member_id").unique()
+    labelled = den.join(attributes.select("member_id", "payer", *[f"sdoh_need_{d}" for d in CORE_DOMAINS]), on="member_id", how="left")
+    parts = []
+    for d in CORE_DOMAINS:
+        values = labelled.select("member_id", pl.col("payer").fill_null(UNKNOWN),
+                                 numerator_value=pl.col(f"sdoh_need_{d}").is_in([POSITIVE, NEGATIVE]).fill_null(False).cast(pl.Float64),
+                                 denominator_value=pl.lit(1.0))
+        parts.append(aggregate(values, units, family=SDOH_DOMAIN, submeasure=d, stratifiers=[]))
+    cells = C.cell_frame(_decorate(pl.concat(parts), metric_id=SDOH_DOMAIN, title=TITLES[SDOH_DOMAIN], measure_id="SDOH_SCREEN",
+                                   kind="proportion", rate_type="proportion", rate_per=1.0, direction="higher_is_better",
+                                   data_source="clinical", payers=rules.payers))
+    return lock_to_rates(cells, "SDOH_SCREEN", rates_index, as_force=True)
+
+
+def rates_rows(rates: pl.DataFrame, specs: dict, rules: PlanRules, regions: dict) -> pl.DataFrame:
+    """Rules measures' rows of public/rates in the plan's shape (values and suppression as published)."""
+    wanted = set(rules.stratifiers) | {"payer", "region"}
+    rows = []
+    for r in rates.filter(pl.col("measure_id").is_in(list(rules.measures))).to_dicts():
+        if r["unit_level"] == "state" and r["unit_id"] not in rules.states:
+            continue
+        parts = [] if r["stratifier"] == "overall" else list(zip(r["stratifier"].split(INTERSECTION_SEPARATOR),
+                                                                   r["stratum"].split(STRATUM_SEPARATOR)))
+        if any(p not in wanted for p, _ in parts):
+            continue
+        conds = dict(parts)
+        payer = conds.pop("payer", "all")
+        if payer != "all" and payer not in rules.payers:
+            continue  # Unknown (no enrollment in the year) and payers the program leaves out
+        region = conds.pop("region", None)
+        if region is not None and (r["unit_level"] != "population" or region not in regions):
+            continue  # a region's part in one state, or No region / Unknown
+        if len(conds) > 1:
+            continue
+        (stratifier, stratum), = conds.items() if conds else (("overall", "all"),)
+        spec = specs[r["measure_id"]]
+        rows.append({**{k: r[k] for k in ("measure_id", "submeasure", "members", "numerator", "denominator", "rate", "ci_lower",
+                                           "ci_upper", "rate_type", "rate_per", "direction", "data_source", "suppressed",
+                                           "suppression_reason")},
+                     "metric_id": r["measure_id"], "metric_title": r["measure_title"], "kind": spec.kind,
+                     "unit_level": "region" if region is not None else r["unit_level"], "unit_id": region or r["unit_id"],
+                     "payer": payer, "stratifier": stratifier, "stratum": stratum, "derived_from": RATES_TABLE,
+                     "_rates_stratifier": r["stratifier"]})
+    if not rows:
+        return pl.DataFrame()
+    return pl.DataFrame(rows, infer_schema_length=None).with_columns(pl.col("members").cast(pl.Float64))
+
+
+def _cost_disparities(rows: pl.DataFrame, disparities: pl.DataFrame | None, references: dict[str, str]) -> pl.DataFrame:
+    """Cost rows (TCOC PMPM, primary-care share) take their comparison from public/disparities, whose
+    standard errors need the restricted member-level sums; its reference group is the run's."""
+    if disparities is None or disparities.height == 0 or "_rates_stratifier" not in rows.columns:
+        return rows.drop("_rates_stratifier", strict=False)
+    cols = ["reference_stratum", "difference", "difference_ci_lower", "difference_ci_upper", "ratio", "ratio_ci_lower", "ratio_ci_upper"]
+    d = disparities.select("measure_id", "submeasure", "unit_level", "unit_id", _rates_stratifier="stratifier", stratum="stratum",
+                           **{f"_d_{c}": c for c in cols}, _d_is_reference="is_reference")
+    cost = pl.col("kind").is_in(["cost", "cost_share"]) & (pl.col("payer") == "all") & pl.col("stratifier").is_in(list(references)) \
+        & (pl.col("_rates_stratifier") == pl.col("stratifier"))
+    joined = rows.join(d, on=["measure_id", "submeasure", "unit_level", "unit_id", "_rates_stratifier", "stratum"], how="left")
+    return joined.with_columns(
+        *[pl.when(cost).then(pl.col(f"_d_{c}")).otherwise(pl.col(c)).alias(c) for c in cols],
+        is_reference=pl.when(cost).then(pl.col("_d_is_reference")).otherwise(pl.col("is_reference")),
+    ).drop([f"_d_{c}" for c in cols] + ["_d_is_reference", "_rates_stratifier"])
+
+
+def state_metrics(*, rates: pl.DataFrame, attributes: pl.DataFrame, members: pl.DataFrame, results: dict[str, pl.DataFrame],
+                  specs: dict, rules: PlanRules, year: int, regions: dict[str, tuple[str, ...]] | None = None,
+                  completeness: pl.DataFrame | None = None, disparities: pl.DataFrame | None = None) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The state plan table and counts for metadata (no values).
+
+    ``results``: restricted member results by measure id (the PQI measure and SDOH_SCREEN when run)."""
+    regions = dict(regions or {})
+    units = member_units(attributes, rules.states, regions)
+    index = _rates_index(rates)
+    own = []
+    labels = None
+    if rules.pqi_measure in results:
+        own.append(pqi_cells(results[rules.pqi_measure], attributes, units, specs[rules.pqi_measure], rules, index))
+    rel, labels = rel_cells(members, attributes, units, rules, year, completeness)
+    own.append(rel)
+    if "SDOH_SCREEN" in results:
+        own.append(sdoh_domain_cells(results["SDOH_SCREEN"], attributes, units, rules, index))
+    cells = pl.concat(own, how="diagonal_relaxed").sort(C.COORDS)
+    margins = (C.partition_margins(cells) + C.unit_margins(cells) + C.payer_margins(cells) + C.region_margins(cells)
+               + C.identity_margins(cells, labels, ["submeasure", "unit_level", "unit_id", "payer"],
+                                    {"_race": (REL_RACE, COLLECTION), "_lang": (REL_LANGUAGE, COLLECTION)}))
+    cells, conflicts = C.protect(cells, margins)
+    stats = {"cells": cells.height, "margins": len(margins), "lock_conflicts": conflicts,
+             "unprotected_margins": C.unprotected_margins(cells, margins), "small_cells": C.small_published(cells),
+             "locked_cells": int(cells["lock"].is_not_null().sum())}
+    own_rows = published(with_rates(cells))
+    reshaped = rates_rows(rates, specs, rules, regions)
+    rows = pl.concat([own_rows, reshaped], how="diagonal_relaxed") if reshaped.height else own_rows
+    # a cell computed here wins over the same rates row (they are equal: the cell is locked to it)
+    rows = rows.unique(["metric_id", "submeasure", "unit_level", "unit_id", "payer", "stratifier", "stratum"], keep="first",
+                       maintain_order=True)
+    references = dict(rules.reference_groups)
+    table = finish(rows, rules, "state", str(year), after_compare=lambda r: _cost_disparities(r, disparities, references))
+    stats.update(rows=table.height, suppressed=int(table["suppressed"].sum()),
+                 measures_reshaped=int(reshaped["metric_id"].n_unique()) if reshaped.height else 0,
+                 states=len(rules.states), regions=len(regions))
+    return table, stats
