@@ -34,7 +34,8 @@ self-reported rates, plus complementary suppression along the same margins (the 
 to the unit's ``overall`` row, states to the population, sub-measure rows to ``all``). The
 ``overall`` row of a unit is hidden here exactly when it is suppressed in ``public/rates``, so the
 sum of the published categories can never stand in for a suppressed overall count. Suppressed rows
-say only ``small cell or complementary``: which of the two a cell is would narrow its hidden value.
+say only ``cell-size policy`` (``suppression.PUBLIC_REASON``, as in every public table): which of
+the two a cell is would narrow its hidden value.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ import polars as pl
 from equity_pipeline.standards.race_ethnicity import CATEGORY_LABELS, DECLINED, MULTIRACIAL, UNKNOWN
 from equity_pipeline.stats.proportions import wilson_interval
 from equity_pipeline.stats.rates import poisson_count_interval
-from equity_pipeline.suppression import suppress
+from equity_pipeline.suppression import PUBLIC_REASON, suppress
 
 METHOD = "bisg"
 IMPUTED_STRATIFIER = "race_ethnicity_imputed"
@@ -88,9 +89,10 @@ IMPUTED_RATES_COLUMNS = [
 CONCORDANCE_COLUMNS = ["period", "unit_level", "unit_id", "self_reported", "imputed", "members", "concordant", "suppressed",
                        "suppression_reason"]
 ALL = "All"
-#: the one reason these tables give: telling primary from complementary cells narrows the hidden values
-#: (a complementary cell is 0 or at least 11), enough to pin a pair of hidden cells whose sum is 12
-SUPPRESSED_REASON = "small cell or complementary"
+#: the one reason these tables give (that of every public table): telling primary from complementary
+#: cells narrows the hidden values (a complementary cell is 0 or at least 11), enough to pin a pair of
+#: hidden cells whose sum is 12
+SUPPRESSED_REASON = PUBLIC_REASON
 _KEY = ["measure_id", "measure_version", "submeasure", "period", "unit_level", "unit_id", "stratifier", "stratum"]
 
 

@@ -42,7 +42,8 @@ age/sex-adjusted average. Interval: exact (O < 10) or Byar Poisson limits of O o
 stratum of ``public/disparities`` (the same reference the crude disparity uses).
 
 **Suppression**: a row is suppressed exactly when the same row of ``public/rates`` is; then every
-value is null. The table publishes no counts.
+value is null, and ``suppression_reason`` is the one public reason (``suppression.PUBLIC_REASON``),
+never whether the cell is small or complementary. The table publishes no counts.
 """
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ import polars as pl
 from equity_pipeline.attributes import age_band_labels
 from equity_pipeline.stats.rates import standardised_ratio
 from equity_pipeline.stats.standardization import ESP2013, direct_standardised_rate
+from equity_pipeline.suppression import publishable_reasons
 
 #: US 2000 standard population per million, (lower age, upper age inclusive or None for open, weight)
 #: NCHS Healthy People 2010 Statistical Notes 20 (2001), Table 2; SEER "2000 U.S. Std Million (19 age groups)"
@@ -336,4 +338,4 @@ def _assemble(rates: pl.DataFrame, dsr: pl.DataFrame, oe: pl.DataFrame, disparit
     hidden = ["crude_rate", "standardized_rate", "standardized_ci_lower", "standardized_ci_upper", "standardized_note", "oe_ratio",
               "oe_ci_lower", "oe_ci_upper", "crude_difference", "standardized_difference", "crude_ratio", "standardized_ratio"]
     t = t.with_columns([pl.when(pl.col("suppressed")).then(None).otherwise(pl.col(c)).alias(c) for c in hidden])
-    return t.select(STANDARDIZED_COLUMNS).sort(_KEY)
+    return publishable_reasons(t.select(STANDARDIZED_COLUMNS)).sort(_KEY)

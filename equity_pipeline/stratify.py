@@ -21,7 +21,7 @@ from equity_pipeline.standards.race_ethnicity import UNKNOWN, race_ethnicity_str
 from equity_pipeline.standards.sdoh import CORE_DOMAINS
 from equity_pipeline.stats.proportions import wilson_interval
 from equity_pipeline.stats.rates import event_rate
-from equity_pipeline.suppression import suppress
+from equity_pipeline.suppression import publishable_reasons, suppress
 
 #: stratifier name -> member attribute column it reads (the column has the stratifier's name)
 STRATIFIERS: dict[str, str] = {
@@ -346,7 +346,16 @@ def public_rates(counts: pl.DataFrame, specs: dict[str, MeasureSpec], data_sourc
                  identities: pl.DataFrame | None = None) -> pl.DataFrame:
     """Suppressed public rates with CIs (computed on true counts, nulled with the cell).
 
-    ``identities`` (from :func:`strata_identities`) adds the cross-stratifier margins to suppression."""
+    ``identities`` (from :func:`strata_identities`) adds the cross-stratifier margins to suppression.
+    Every suppressed row says ``suppression_reason = suppression.PUBLIC_REASON``, primary or
+    complementary alike (:func:`rates_with_reasons` has the kinds, for the restricted log)."""
+    return publishable_reasons(rates_with_reasons(counts, specs, data_sources, identities))
+
+
+def rates_with_reasons(counts: pl.DataFrame, specs: dict[str, MeasureSpec], data_sources: dict[str, str],
+                       identities: pl.DataFrame | None = None) -> pl.DataFrame:
+    """:func:`public_rates` with the restricted reasons of ``suppress`` (primary / complementary).
+    Not for publication: the kind of a suppressed cell narrows its hidden counts."""
     meta = pl.DataFrame(
         {
             "measure_id": list(specs),

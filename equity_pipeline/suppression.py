@@ -10,12 +10,24 @@ two chlamydia age rows) sum to the measure's ``all`` row. In every margin, a lon
 suppressed entry, or suppressed cells whose combined counts are 1-10, could be recovered by
 subtraction, so the smallest unsuppressed cells are suppressed too, until no margin leaks. The
 procedure repeats until nothing changes, because one margin's extra suppression can open another.
+
+Reasons: ``suppress`` tells which kind a cell is (:data:`PRIMARY_REASON`, :data:`COMPLEMENTARY_REASON`).
+That is restricted: a complementary cell is 0 or at least 11, so two hidden cells of a margin whose
+sum is published as 12, one primary and one complementary, are 1 and 11. Every public table gives
+one reason, :data:`PUBLIC_REASON`, for every suppressed cell (:func:`publishable_reasons`); the
+breakdown stays in ``restricted/suppression/`` (:func:`suppression_detail`) and reaches the audit
+pack only as counts per table and measure.
 """
 from __future__ import annotations
 
 import polars as pl
 
 MIN_CELL = 11
+#: reasons ``suppress`` gives (restricted: which kind a suppressed cell is narrows its hidden counts)
+PRIMARY_REASON = "small cell (1-10)"
+COMPLEMENTARY_REASON = "complementary"
+#: the one reason every public table gives every suppressed cell, whatever its kind
+PUBLIC_REASON = "cell-size policy"
 #: columns nulled on suppressed rows (when present)
 HIDDEN_COLUMNS = ("members", "denominator", "numerator", "rate", "ci_lower", "ci_upper", "expected")
 #: checked counts per rate type, as expressions over the unsuppressed row
@@ -80,6 +92,9 @@ def _margins(df: pl.DataFrame) -> list[tuple[list[int], int | None]]:
 def suppress(counts: pl.DataFrame, extra_margins=()) -> pl.DataFrame:
     """Add ``suppressed`` and ``suppression_reason``; null counts, rates and CIs of suppressed rows.
 
+    The reasons tell primary from complementary cells: keep them restricted, and pass the table
+    through :func:`publishable_reasons` before publishing it.
+
     ``counts`` has measure_id, submeasure, period, unit_level, unit_id, stratifier, stratum, the
     unsuppressed counts and ``kind`` (rate type; proportion when absent). ``extra_margins`` are
     further additive identities of the table as ``(cell row indices, total row index)`` (e.g. the
@@ -89,7 +104,7 @@ def suppress(counts: pl.DataFrame, extra_margins=()) -> pl.DataFrame:
     values = [[v if v is not None else 0.0 for v in checked[f"_c{i}"].to_list()] for i in range(3)]
     primary = primary_flags(counts).to_list()
     suppressed = list(primary)
-    reason: list[str | None] = ["small cell (1-10)" if p else None for p in primary]
+    reason: list[str | None] = [PRIMARY_REASON if p else None for p in primary]
     margins = _margins(counts) + [(list(cells), total) for cells, total in extra_margins]
     changed = True
     while changed:
@@ -111,10 +126,32 @@ def suppress(counts: pl.DataFrame, extra_margins=()) -> pl.DataFrame:
                 candidates = [total]
             if candidates:
                 pick = candidates[0]
-                suppressed[pick], reason[pick] = True, "complementary"
+                suppressed[pick], reason[pick] = True, COMPLEMENTARY_REASON
                 changed = True
     out = counts.with_columns(
         suppressed=pl.Series(suppressed, dtype=pl.Boolean),
         suppression_reason=pl.Series(reason, dtype=pl.String),
     )
     return out.with_columns([pl.when(pl.col("suppressed")).then(None).otherwise(pl.col(c)).alias(c) for c in HIDDEN_COLUMNS if c in out.columns])
+
+
+def publishable_reasons(table: pl.DataFrame) -> pl.DataFrame:
+    """``table`` with :data:`PUBLIC_REASON` as the ``suppression_reason`` of every suppressed row and
+    null on every published row: a public table must not say which suppressed cells are small and
+    which complementary (see the module docstring)."""
+    return table.with_columns(suppression_reason=pl.when(pl.col("suppressed")).then(pl.lit(PUBLIC_REASON))
+                              .otherwise(pl.lit(None, dtype=pl.String)))
+
+
+def suppression_detail(table: pl.DataFrame, key: list[str] | tuple[str, ...]) -> pl.DataFrame:
+    """The restricted suppression log of a table fresh from :func:`suppress`: ``key`` columns and the
+    ``suppression_reason`` (:data:`PRIMARY_REASON` or :data:`COMPLEMENTARY_REASON`) of each
+    suppressed row. Written under ``restricted/suppression/``; the audit pack counts it per measure."""
+    return table.filter(pl.col("suppressed")).select(*key, pl.col("suppression_reason").cast(pl.String))
+
+
+def told_reasons(table: pl.DataFrame) -> list[str]:
+    """The distinct non-null ``suppression_reason`` values of a table (a public table: at most one)."""
+    if "suppression_reason" not in table.columns:
+        return []
+    return sorted(table["suppression_reason"].drop_nulls().unique().to_list())

@@ -16,7 +16,10 @@ file                           contents
                                adjudication: final, superseded, voided)
 ``member_reconciliation.csv``  per measure: members in = not eligible + excluded + denominator
 ``reconciliation.json``        both, with the per-reason counts
-``suppression_log.csv/.json``  per published table and measure: cells published and suppressed, by reason
+``suppression_log.csv/.json``  per published table and measure: cells published and suppressed, by
+                               reason (primary ``small cell (1-10)`` or ``complementary``, from the
+                               restricted suppression logs where the run has them: the public tables
+                               give one reason, ``cell-size policy``, for every suppressed cell)
 ``lineage.csv``                one row per published cell (measure_id, submeasure, unit, stratifier,
                                stratum[, metric]) -> its measure spec version, the input tables it was
                                computed from, their suite versions and ``input_set_sha256``, the
@@ -29,7 +32,8 @@ file                           contents
 Counts only: nothing here comes from a member-level row. The pack holds whole-population counts
 (the same as ``manifest.json`` and ``counts/``), which can be small (e.g. a measure's 3 excluded
 members), so it is for auditors, not for publication; the stratified figures in it are the public,
-suppressed ones.
+suppressed ones, plus how many suppressed cells of each table and measure are primary and how many
+complementary (counts only: which cell is which stays in ``restricted/suppression/``).
 """
 from __future__ import annotations
 
@@ -60,7 +64,7 @@ FILES: dict[str, str] = {
     "row_reconciliation.csv": "Per input table: rows read = used + quarantined; medical-claims adjudication counts.",
     "member_reconciliation.csv": "Per measure: members in = not eligible + excluded + denominator.",
     "reconciliation.json": "Both reconciliations as JSON, with counts per reason.",
-    "suppression_log.csv": "Per public table and measure: cells published and suppressed, by reason.",
+    "suppression_log.csv": "Per public table and measure: cells published and suppressed, by reason (primary or complementary).",
     "suppression_log.json": "The suppression log as JSON.",
     "lineage.csv": "One row per published cell: measure spec version, input tables, suite versions, hash of the input files.",
     "lineage_sources.json": "Per measure: spec version, input set hash, input tables with file names, SHA-256, suite versions and hashes.",
@@ -183,14 +187,27 @@ def _measure_key(frame: pl.DataFrame) -> str:
     return "measure_id" if "measure_id" in frame.columns else ("attribute" if "attribute" in frame.columns else "")
 
 
-def suppression_log(tables: dict[str, pl.DataFrame]) -> list[dict[str, Any]]:
-    """Cells per public table x measure x status (published / suppressed) x reason."""
+def suppression_log(tables: dict[str, pl.DataFrame], details: dict[str, pl.DataFrame] | None = None) -> list[dict[str, Any]]:
+    """Cells per public table x measure x status (published / suppressed) x reason.
+
+    The public tables give one reason for every suppressed cell (``suppression.PUBLIC_REASON``).
+    ``details`` maps a table name to its restricted suppression log (``suppression.suppression_detail``:
+    the cell key and ``suppression_reason``, primary or complementary); a suppressed cell found there
+    is counted under that reason instead. Only the counts leave the restricted log."""
+    details = details or {}
     rows = []
     for name, frame in tables.items():
         if "suppressed" not in frame.columns:
             continue
         key = _measure_key(frame)
         reason = pl.col("suppression_reason") if "suppression_reason" in frame.columns else pl.lit(None, pl.String)
+        detail = details.get(name)
+        on = [c for c in detail.columns if c != "suppression_reason"] if detail is not None else []
+        if detail is not None and "suppression_reason" in detail.columns and on and set(on) <= set(frame.columns):
+            kinds = (detail.select(*[pl.col(c).cast(pl.String) for c in on], _kind=pl.col("suppression_reason").cast(pl.String))
+                     .unique(subset=on, keep="first"))
+            frame = frame.join(kinds, left_on=[pl.col(c).cast(pl.String) for c in on], right_on=on, how="left", suffix="_detail")
+            reason = pl.coalesce(pl.col("_kind"), reason)
         grouped = (frame.select(measure_id=pl.col(key).cast(pl.String) if key else pl.lit(""),
                                 status=pl.when(pl.col("suppressed")).then(pl.lit("suppressed")).otherwise(pl.lit("published")),
                                 reason=pl.when(pl.col("suppressed")).then(reason.fill_null("not stated")).otherwise(pl.lit("")))
@@ -322,17 +339,19 @@ def _pivot(log: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
 
 def write_audit_pack(out_dir: Path, *, manifest: dict[str, Any], manifest_path: Path | None, validation_dir: Path,
                      tables: dict[str, pl.DataFrame], measure_inputs: dict[str, list[str]],
-                     input_tables: Iterable[str]) -> dict[str, Any]:
+                     input_tables: Iterable[str], suppression_details: dict[str, pl.DataFrame] | None = None) -> dict[str, Any]:
     """Write the pack into ``out_dir`` (replaced whole: built in a temporary sibling folder, then
     swapped in). ``tables`` are the public tables present (name -> frame); ``measure_inputs`` maps
-    each measure id (and completeness attribute) to the input tables it was computed from."""
+    each measure id (and completeness attribute) to the input tables it was computed from;
+    ``suppression_details`` the restricted suppression logs (name -> frame, see :func:`suppression_log`)
+    that the suppression log counts primary and complementary cells from."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     try:
         validation = validation_summary(validation_dir, input_tables)
         recon = reconciliation(manifest)
-        log = suppression_log(tables)
+        log = suppression_log(tables, suppression_details)
         suite_hashes = {t["table"]: t["suite_sha256"] for t in validation["tables"] if t.get("suite_sha256")}
         sources = lineage_sources(manifest, measure_inputs, suite_hashes)
         cells = lineage(tables, sources)

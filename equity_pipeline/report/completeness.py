@@ -28,7 +28,9 @@ Reporting units are the same as the rates': the population (``all``) and each st
 Suppression reuses :func:`equity_pipeline.suppression.suppress` as a proportion table: a category
 cell is suppressed when its count, the unit's total or the rest of the unit (total - count) is 1-10,
 plus complementary suppression along both margins (categories add up to the unit's total; states add
-up to the population), so no suppressed count can be recovered by subtraction.
+up to the population), so no suppressed count can be recovered by subtraction. Every suppressed
+cell says ``suppression_reason = suppression.PUBLIC_REASON``, small and complementary alike
+(:func:`completeness_with_reasons` keeps the kinds for the restricted suppression log).
 """
 from __future__ import annotations
 
@@ -116,8 +118,21 @@ def completeness_counts(categories: pl.DataFrame) -> pl.DataFrame:
     return out.with_columns(total=pl.col("members").sum().over("unit_level", "unit_id", "attribute")).select(_COUNT_COLUMNS)
 
 
+#: key of a completeness cell (for the restricted suppression log)
+COMPLETENESS_KEY: tuple[str, ...] = ("period", "unit_level", "unit_id", "attribute", "category")
+
+
 def public_completeness(counts: pl.DataFrame, period: str) -> pl.DataFrame:
-    """Shares with Wilson 95% CIs, suppressed (primary and complementary); see the module docstring."""
+    """Shares with Wilson 95% CIs, suppressed (primary and complementary, one public reason for
+    both); see the module docstring."""
+    from equity_pipeline.suppression import publishable_reasons
+
+    return publishable_reasons(completeness_with_reasons(counts, period))
+
+
+def completeness_with_reasons(counts: pl.DataFrame, period: str) -> pl.DataFrame:
+    """:func:`public_completeness` with the restricted reasons of ``suppress`` (primary /
+    complementary). Not for publication: the kind of a suppressed cell narrows its hidden count."""
     from equity_pipeline.suppression import suppress
 
     ci = wilson_interval(counts["members"].cast(pl.Float64), counts["total"].cast(pl.Float64))
@@ -157,9 +172,11 @@ def public_completeness(counts: pl.DataFrame, period: str) -> pl.DataFrame:
     )
 
 
-def rel_completeness(members: pl.DataFrame | pl.LazyFrame, year: int) -> pl.DataFrame:
-    """``public/completeness.parquet`` from the validated members table (see the module docstring)."""
-    return public_completeness(completeness_counts(member_categories(members, year)), str(year))
+def rel_completeness(members: pl.DataFrame | pl.LazyFrame, year: int, *, with_reasons: bool = False) -> pl.DataFrame:
+    """``public/completeness.parquet`` from the validated members table (see the module docstring);
+    ``with_reasons``: the same table with the restricted primary/complementary reasons instead."""
+    build = completeness_with_reasons if with_reasons else public_completeness
+    return build(completeness_counts(member_categories(members, year)), str(year))
 
 
 def completeness_small_cells(table: pl.DataFrame) -> int:

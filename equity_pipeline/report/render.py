@@ -14,7 +14,7 @@ Layout: run summary (run id, period, data sources, per-table row counts, one pla
 measure naming the worst and best race/ethnicity group) -> per measure: sub-measure table (age or
 domain rows of the whole population, when the measure has them) -> per reporting unit -> per
 stratifier. The population unit gets a chart (rates with 95% CI whiskers and the overall rate as
-reference) for every stratifier; the other units (states) a chart for race and ethnicity only and
+reference) for the main stratifiers (``POPULATION_CHART_STRATIFIERS``) and tables for the rest; the other units (states) a chart for race and ethnicity only and
 collapsible tables for the other stratifiers. Every chart has its table of values.
 
 With the optional public tables: ``disparities`` adds the executive summary of the largest
@@ -61,6 +61,7 @@ from equity_pipeline.charts import (
 )
 from equity_pipeline.report.completeness import ATTRIBUTE_LABELS, CATEGORY_LABELS
 from equity_pipeline.report.gaps import Comparison, comparisons, unit_comparisons
+from equity_pipeline.suppression import PUBLIC_REASON
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "measure_id", "measure_title", "measure_version", "submeasure", "period", "unit_level", "unit_id",
@@ -73,6 +74,12 @@ STRATIFIER_ORDER: tuple[str, ...] = ("race_ethnicity", "language", "county")
 SUMMARY_STRATIFIER = "race_ethnicity"
 #: Reporting units other than the population get a chart only for these stratifiers (tables for the rest).
 SUBUNIT_CHART_STRATIFIERS: tuple[str, ...] = ("race_ethnicity",)
+#: The population unit gets a rate chart for these stratifiers; every other stratifier (sex, age
+#: band, SDOH need, intersections, ...) gets its table only. About 0.15 s of matplotlib per chart,
+#: so charting all of ~12 stratifiers x ~20 measures would dominate the run on small data.
+POPULATION_CHART_STRATIFIERS: tuple[str, ...] = ("race_ethnicity", "ethnicity", "language", "lep", "county", "payer", "rurality")
+#: Rate-ratio forest plots are drawn for these stratifiers (the disparities table has all of them).
+FOREST_STRATIFIERS: tuple[str, ...] = ("race_ethnicity", "ethnicity", "language", "payer", "rurality")
 #: The whole-measure row of the ``submeasure`` column.
 WHOLE_MEASURE = "all"
 #: Non-response strata: shown in every chart and table, but not picked as worst/best group in the
@@ -84,14 +91,18 @@ SUPPRESSION_RULE = (
     "Small cells are suppressed: a proportion when its numerator, denominator or complement is 1\u201310, "
     "an event rate when its members or events are 1\u201310, a cost measure when its members are 1\u201310. "
     "Complementary suppression withholds further cells wherever a suppressed value could otherwise be worked "
-    "out by subtraction (across groups, states and sub-measures)."
+    "out by subtraction (across groups, states and sub-measures). Both are marked alike, "
+    "\u2018suppressed (cell-size policy)\u2019: which rule withheld a cell is not shown, because that too "
+    "would narrow its hidden value."
 )
 SUPPRESSION_RULE_SHORT: dict[str, str] = {
     "proportion": "cells with a numerator, denominator or complement of 1\u201310 are suppressed, plus complementary suppression.",
     "event": "cells with 1\u201310 members or 1\u201310 events are suppressed, plus complementary suppression.",
     "cost": "cells with 1\u201310 members are suppressed, plus complementary suppression.",
 }
-SMALL_CELL_LABEL = "suppressed (1\u201310)"
+#: the text of every suppressed cell: the public tables give one reason for all of them
+#: (``suppression.PUBLIC_REASON``), never whether a cell is small or complementary
+SUPPRESSED_LABEL = f"suppressed ({PUBLIC_REASON})"
 
 DATA_SOURCE_LABELS: dict[str, str] = {
     "claims": "administrative claims",
@@ -157,16 +168,18 @@ def format_usd_total(value: float | None) -> str:
 
 
 def suppression_label(reason: str | None) -> str:
-    """Text shown in place of the numbers of a suppressed cell (never any of its numbers)."""
+    """Text shown in place of the numbers of a suppressed cell: never any of its numbers, nor which
+    kind of cell-size suppression hid it (a complementary cell is 0 or at least 11, which narrows a
+    hidden pair): the public reason and the restricted kinds (small cell, complementary) all show as
+    :data:`SUPPRESSED_LABEL`. Any other stated reason is shown in words."""
     if reason is None or not str(reason).strip():
         return "suppressed"
     text = str(reason).strip().lower()
     if text == NO_RATE:
         return "no rate available"
-    if "complement" in text:
-        return "suppressed (complementary)"
-    if any(k in text for k in ("small", "cell", "1-10", "1\u201310", "minimum", "min_", "threshold", "<11", "lt11")):
-        return SMALL_CELL_LABEL
+    if text == PUBLIC_REASON or any(k in text for k in ("complement", "small", "cell", "1-10", "1\u201310", "minimum", "min_",
+                                                       "threshold", "<11", "lt11")):
+        return SUPPRESSED_LABEL
     return f"suppressed ({text.replace('_', ' ')})"
 
 
@@ -656,7 +669,7 @@ def _forest_blocks(frame: pl.DataFrame, mid: str, title: str, direction: str | N
     strats = (frame.filter((pl.col("measure_id") == mid) & (pl.col("unit_id") == "all")
                            & (pl.col("submeasure") == WHOLE_MEASURE))
               .get_column("stratifier").unique().to_list())
-    for strat in _ordered_stratifiers(strats):
+    for strat in _ordered_stratifiers([s for s in strats if s in FOREST_STRATIFIERS]):
         compared, reference = unit_comparisons(frame, measure_id=mid, stratifier=strat)
         shown = [c for c in compared if c.ratio is not None]
         if not shown:  # no reference or nothing compared: the rates section says it all
@@ -823,7 +836,8 @@ def build_context(
             for strat in _ordered_stratifiers(strats):
                 sgroups = groups_of(uid, strat)
                 label = stratifier_label(strat)
-                charted = (level, uid) == population or strat in SUBUNIT_CHART_STRATIFIERS
+                charted = (((level, uid) == population and strat in POPULATION_CHART_STRATIFIERS)
+                           or strat in SUBUNIT_CHART_STRATIFIERS)
                 # a chart of nothing but "suppressed" says no more than one line of text
                 with_chart = charted and any(not g.suppressed for g in sgroups)
                 columns = count_columns(scale, sgroups)

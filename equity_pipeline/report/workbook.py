@@ -18,8 +18,8 @@ usd_pmpm            ``$318.82 PMPM``                 denominator: member-months;
 ==================  ===============================  ======================================
 
 Suppressed rows keep the row; their empty number cells (counts, rate, CI, statistics) hold the text
-``suppressed (1–10)`` or ``suppressed (complementary)`` (the report's wording) in a grey format,
-never a number. Every number written equals the public table's value (Excel stores 15-16
+``suppressed (cell-size policy)`` (the report's wording, the same for small and complementary cells:
+which kind a cell is would narrow its hidden value) in a grey format, never a number. Every number written equals the public table's value (Excel stores 15-16
 significant digits; xlsxwriter writes 16). Nothing but the public tables and the manifest's run
 metadata, file names and hashes goes in: no member-level data.
 """
@@ -165,7 +165,7 @@ def _column_format(column: str, row: dict[str, Any], scale: RateScale | None) ->
 
 
 def suppressed_text(reason: Any) -> str:
-    """The report's label for a suppressed cell ('suppressed (1–10)', 'suppressed (complementary)')."""
+    """The report's label for a suppressed cell ('suppressed (cell-size policy)', whatever the reason)."""
     from equity_pipeline.report.render import suppression_label
 
     return suppression_label(reason)
@@ -236,8 +236,8 @@ def _readme_rows(manifest: dict[str, Any], rates: pl.DataFrame, sheets: list[She
         ("", ""),
         ("Suppression rule", SUPPRESSION_RULE),
         ("Suppressed cells", "A suppressed row keeps its place; its counts, rate and confidence interval are replaced "
-                             "by the text 'suppressed (1\u201310)' (primary) or 'suppressed (complementary)' on grey. "
-                             "Zero is published."),
+                             "by the text 'suppressed (cell-size policy)' on grey, for small cells and complementary "
+                             "cells alike (which kind a cell is would narrow its hidden value). Zero is published."),
         ("Privacy", "Aggregates only: no member identifier, name, birth date, address or claim id is in this workbook."),
         ("", ""),
         ("Sheets", ""),
@@ -292,13 +292,18 @@ def _write_readme(book: _Book, rows: list[tuple[str, str]]) -> None:
 def workbook_sheets(rates: pl.DataFrame, *, disparities: pl.DataFrame | None = None,
                     disparity_summary: pl.DataFrame | None = None, completeness: pl.DataFrame | None = None) -> list[Sheet]:
     """The table sheets in order; absent tables are left out. The rates sheet has exactly the public
-    rates columns (anything else a frame carries is dropped)."""
+    rates columns (anything else a frame carries is dropped). A ``suppression_reason`` column says the
+    one public reason on every suppressed row, whatever the frame said (``publishable_reasons``)."""
     from equity_pipeline.report.render import REQUIRED_COLUMNS
+    from equity_pipeline.suppression import publishable_reasons
 
-    sheets = [Sheet("rates", rates.select([c for c in REQUIRED_COLUMNS if c in rates.columns]))]
+    def public(frame: pl.DataFrame) -> pl.DataFrame:
+        return publishable_reasons(frame) if {"suppressed", "suppression_reason"} <= set(frame.columns) else frame
+
+    sheets = [Sheet("rates", public(rates.select([c for c in REQUIRED_COLUMNS if c in rates.columns])))]
     for name, frame in (("disparities", disparities), ("disparity_summary", disparity_summary), ("completeness", completeness)):
         if frame is not None:
-            sheets.append(Sheet(name, frame))
+            sheets.append(Sheet(name, public(frame)))
     return sheets
 
 

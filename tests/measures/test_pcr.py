@@ -215,7 +215,8 @@ def _results(rows: list[tuple[str, str, str, float, float, float | None]]) -> pl
 def test_stratified_counts_carry_expected_and_rates_use_stays():
     from equity_pipeline.measures.spec import load_specs
     from equity_pipeline.stats.proportions import wilson_interval
-    from equity_pipeline.stratify import public_rates, stratified_counts
+    from equity_pipeline.stratify import public_rates, rates_with_reasons, stratified_counts
+    from equity_pipeline.suppression import COMPLEMENTARY_REASON, PRIMARY_REASON, PUBLIC_REASON
 
     # stratum A: 30 members with 2 stays each (60 stays, 15 readmitted, expected 0.4 per member = 12);
     # stratum B: 5 members with 3 stays each (15 stays, but 5 members is a small cell of people);
@@ -242,5 +243,8 @@ def test_stratified_counts_carry_expected_and_rates_use_stays():
     lo, hi = wilson_interval(15.0, 60.0)[1:3]
     assert (a["rate"], a["ci_lower"], a["ci_upper"]) == pytest.approx((0.25, float(lo), float(hi)))
     b = rates.filter(stratum="B").row(0, named=True)
-    assert b["suppressed"] and b["suppression_reason"] == "small cell (1-10)"   # 15 stays but only 5 members
-    assert rates.filter(stratum="C")["suppression_reason"].to_list() == ["complementary"]
+    assert b["suppressed"] and b["suppression_reason"] == PUBLIC_REASON
+    assert rates.filter(stratum="C")["suppression_reason"].to_list() == [PUBLIC_REASON]   # the public table never tells which kind
+    kinds = rates_with_reasons(counts, specs, {"PCR": "claims", "CHL": "claims"}).filter(unit_level="population", measure_id="PCR")
+    assert kinds.filter(stratum="B")["suppression_reason"].to_list() == [PRIMARY_REASON]   # 15 stays but only 5 members
+    assert kinds.filter(stratum="C")["suppression_reason"].to_list() == [COMPLEMENTARY_REASON]

@@ -43,7 +43,7 @@ def row(measure: str, stratifier: str, stratum: str, n: float | None = None, x: 
         "ci_lower": None if suppressed or ci is None else ci[0],
         "ci_upper": None if suppressed or ci is None else ci[1],
         "rate_type": rate_type, "rate_per": per,
-        "suppressed": suppressed, "suppression_reason": (reason or "small cell (1-10)") if suppressed else None,
+        "suppressed": suppressed, "suppression_reason": (reason or "cell-size policy") if suppressed else None,
         "data_source": source, "direction": direction or m_direction,
     }
 

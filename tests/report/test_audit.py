@@ -10,7 +10,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from equity_pipeline.report.audit import FILES, LINEAGE_COLUMNS, input_set_sha256, write_audit_pack
+from equity_pipeline.report.audit import FILES, LINEAGE_COLUMNS, input_set_sha256, suppression_log, write_audit_pack
+from equity_pipeline.stratify import KEY
+from equity_pipeline.suppression import COMPLEMENTARY_REASON, PRIMARY_REASON, PUBLIC_REASON, publishable_reasons, suppression_detail
 from tests.report.test_report_html import _parsed, sample_rates
 from tests.report.test_workbook import sample_disparities
 
@@ -63,14 +65,19 @@ def pack(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         (root / "validation" / f"{name}.json").write_text(json.dumps(result))
     (root / "validation" / "validation_report.json").write_text(json.dumps(REPORT))
     (root / "manifest.json").write_text(json.dumps(MANIFEST))
-    rates = sample_rates().with_columns(pl.lit("M-0001234").alias("member_id"))  # must never reach the pack
+    # the kinds as suppression.suppress records them (restricted): the sample's complementary rows, the rest primary
+    kinds = sample_rates().with_columns(
+        suppression_reason=pl.when(pl.col("suppression_reason") == COMPLEMENTARY_REASON).then(pl.lit(COMPLEMENTARY_REASON))
+        .when(pl.col("suppressed")).then(pl.lit(PRIMARY_REASON)))
+    rates = publishable_reasons(kinds).with_columns(pl.lit("M-0001234").alias("member_id"))  # must never reach the pack
     tables = {"rates": rates, "disparities": sample_disparities()}
+    details = {"rates": suppression_detail(kinds, KEY)}   # restricted/suppression/rates.parquet
     (root / "audit").mkdir()
     (root / "audit" / "stale.csv").write_text("from an earlier run\n")
     result = write_audit_pack(root / "audit", manifest=MANIFEST, manifest_path=root / "manifest.json",
                               validation_dir=root / "validation", tables=tables, measure_inputs=MEASURE_INPUTS,
-                              input_tables=["members", "enrollment", "medical_claims"])
-    return root / "audit", {"result": result, **tables}
+                              input_tables=["members", "enrollment", "medical_claims"], suppression_details=details)
+    return root / "audit", {"result": result, "kinds": kinds, **tables}
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -131,12 +138,22 @@ def test_suppression_log_counts_every_cell(pack: tuple[Path, dict]) -> None:
         rows = [r for r in log if r["table"] == name]
         assert sum(int(r["cells"]) for r in rows) == frame.height
         assert sum(int(r["cells"]) for r in rows if r["status"] == "suppressed") == int(frame["suppressed"].sum())
+    # the public rates say one reason; the log counts the kinds from the restricted suppression log
+    assert set(t["rates"]["suppression_reason"].drop_nulls()) == {PUBLIC_REASON}
     bcs = {(r["status"], r["reason"]): int(r["cells"]) for r in log if r["table"] == "rates" and r["measure_id"] == "BCS-E"}
-    want = t["rates"].filter(pl.col("measure_id") == "BCS-E")
-    assert bcs[("suppressed", "small cell (1-10)")] == want.filter(pl.col("suppression_reason") == "small cell (1-10)").height
-    assert bcs[("suppressed", "complementary")] == want.filter(pl.col("suppression_reason") == "complementary").height
+    want = t["kinds"].filter(pl.col("measure_id") == "BCS-E")
+    assert bcs[("suppressed", PRIMARY_REASON)] == want.filter(pl.col("suppression_reason") == PRIMARY_REASON).height > 0
+    assert bcs[("suppressed", COMPLEMENTARY_REASON)] == want.filter(pl.col("suppression_reason") == COMPLEMENTARY_REASON).height > 0
     assert bcs[("published", "")] == want.filter(~pl.col("suppressed")).height
+    assert not any(r["reason"] == PUBLIC_REASON for r in log if r["table"] == "rates")
     assert json.loads((out / "suppression_log.json").read_text()) == [{**r, "cells": int(r["cells"])} for r in log]
+
+
+def test_suppression_log_without_the_restricted_log_says_the_public_reason(pack: tuple[Path, dict]) -> None:
+    _, t = pack
+    log = suppression_log({"rates": t["rates"]})
+    assert {r["reason"] for r in log if r["status"] == "suppressed"} == {PUBLIC_REASON}
+    assert sum(r["cells"] for r in log if r["status"] == "suppressed") == int(t["rates"]["suppressed"].sum())
 
 
 def test_lineage_one_row_per_cell(pack: tuple[Path, dict]) -> None:

@@ -14,6 +14,7 @@ from equity_pipeline.report.completeness import (
     rel_completeness,
 )
 from equity_pipeline.stats.proportions import wilson_interval
+from equity_pipeline.suppression import COMPLEMENTARY_REASON, PRIMARY_REASON, PUBLIC_REASON, told_reasons
 from tests.report.frames import members
 
 NY, MD = "36047", "24031"  # Kings County NY, Montgomery County MD
@@ -84,21 +85,29 @@ def test_zero_is_published(table: pl.DataFrame) -> None:
 
 
 def test_small_cells_and_complements_suppressed(table: pl.DataFrame) -> None:
-    def unit(uid: str) -> dict[str, dict]:
-        return {r["category"]: r for r in table.filter((pl.col("unit_id") == uid)
+    # the kinds of suppression, as recorded for the restricted suppression log
+    detailed = rel_completeness(sample_members(), 2024, with_reasons=True)
+
+    def unit(frame: pl.DataFrame, uid: str) -> dict[str, dict]:
+        return {r["category"]: r for r in frame.filter((pl.col("unit_id") == uid)
                                                        & (pl.col("attribute") == "race_ethnicity")).iter_rows(named=True)}
 
-    md, ny = unit("MD"), unit("NY")
+    md, ny = unit(detailed, "MD"), unit(detailed, "NY")
     # MD: imputed 4 and unknown 6 are 1-10; self-reported 50 of 60 leaves a complement of 10
     for category in ("imputed", "unknown", "self_reported"):
-        assert md[category]["suppressed"] and md[category]["suppression_reason"] == "small cell (1-10)", category
+        assert md[category]["suppressed"] and md[category]["suppression_reason"] == PRIMARY_REASON, category
     assert not md["declined"]["suppressed"] and md["declined"]["members"] == 0
     # NY: unknown 10 and source not stated 5 are primary; complementary cells keep them from being
     # worked out from the population's figures
-    assert ny["unknown"]["suppression_reason"] == "small cell (1-10)"
-    assert ny["source_unknown"]["suppression_reason"] == "small cell (1-10)"
-    assert any(r["suppression_reason"] == "complementary" for r in table.iter_rows(named=True))
+    assert ny["unknown"]["suppression_reason"] == PRIMARY_REASON
+    assert ny["source_unknown"]["suppression_reason"] == PRIMARY_REASON
+    assert any(r["suppression_reason"] == COMPLEMENTARY_REASON for r in detailed.iter_rows(named=True))
     assert not ny["declined"]["suppressed"] and ny["declined"]["members"] == 25
+    # the public table: the same cells suppressed, all with the one public reason
+    assert table.drop("suppression_reason").equals(detailed.drop("suppression_reason"))
+    assert told_reasons(table) == [PUBLIC_REASON]
+    assert table.filter(pl.col("suppressed"))["suppression_reason"].null_count() == 0
+    assert table.filter(~pl.col("suppressed"))["suppression_reason"].null_count() == table.filter(~pl.col("suppressed")).height
     for r in table.filter(pl.col("suppressed")).iter_rows(named=True):
         assert all(r[c] is None for c in ("members", "total", "share", "ci_lower", "ci_upper"))
     assert completeness_small_cells(table) == 0

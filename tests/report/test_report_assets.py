@@ -68,8 +68,16 @@ def test_run_writes_workbook_audit_pack_and_completeness(run_out: Path) -> None:
     race = {r["category"]: r for r in completeness.filter((pl.col("unit_id") == "all")
                                                          & (pl.col("attribute") == "race_ethnicity")).iter_rows(named=True)}
     assert race["self_reported"]["members"] == 40 and race["imputed"]["members"] == 20
-    assert race["declined"]["suppression_reason"] == "small cell (1-10)"  # 5 members
-    assert race["unknown"]["suppression_reason"] == "complementary"  # the smallest other category (12)
+    # declined: 5 members (primary); unknown: the smallest other category (12, complementary). The
+    # public table says the same for both; the kinds are in the restricted suppression log only
+    assert race["declined"]["suppression_reason"] == race["unknown"]["suppression_reason"] == "cell-size policy"
+    for name in ("rates", "completeness"):
+        public = pl.read_parquet(run_out / "public" / f"{name}.parquet")
+        assert set(public["suppression_reason"].drop_nulls()) <= {"cell-size policy"}, name
+    kinds = pl.read_parquet(run_out / "restricted" / "suppression" / "completeness.parquet")
+    kind = {(r["unit_id"], r["attribute"], r["category"]): r["suppression_reason"] for r in kinds.iter_rows(named=True)}
+    assert kind[("all", "race_ethnicity", "declined")] == "small cell (1-10)"
+    assert kind[("all", "race_ethnicity", "unknown")] == "complementary"
 
     wb = openpyxl.load_workbook(run_out / "report" / "equity_report.xlsx", read_only=True)
     assert wb.sheetnames[:2] == ["README", "rates"] and "completeness" in wb.sheetnames
@@ -86,6 +94,14 @@ def test_run_writes_workbook_audit_pack_and_completeness(run_out: Path) -> None:
     bcs = lineage.filter(pl.col("measure_id") == "BCS").row(0, named=True)
     assert bcs["spec_version"] and bcs["spec_version"] == bcs["measure_version"]
     assert bcs["input_tables"].startswith("members;enrollment;medical_claims")
+    # the audit pack counts the kinds from the restricted logs: the same totals as the public tables
+    log = pl.read_csv(audit / "suppression_log.csv", infer_schema=False).with_columns(pl.col("cells").cast(pl.Int64))
+    for name, frame, detail in (("rates", rates, "rates"), ("completeness", completeness, "completeness")):
+        counted = log.filter((pl.col("table") == name) & (pl.col("status") == "suppressed"))
+        want = pl.read_parquet(run_out / "restricted" / "suppression" / f"{detail}.parquet")["suppression_reason"].value_counts()
+        assert dict(counted.group_by("reason").agg(pl.col("cells").sum()).iter_rows()) == dict(want.iter_rows()), name
+        assert counted["cells"].sum() == int(frame["suppressed"].sum())
+    assert set(log.filter(pl.col("table") == "completeness")["reason"].drop_nulls()) - {""} == {"small cell (1-10)", "complementary"}
     recon = {r["table"]: r for r in pl.read_csv(audit / "row_reconciliation.csv", infer_schema=False).iter_rows(named=True)}
     assert recon["members"]["read"] == "77" and recon["members"]["reconciles"] == "true"
     # the disparities step ran before the workbook and the audit pack, which include its tables

@@ -144,9 +144,10 @@ def test_completeness_panel(rendered: str) -> None:
             re.findall(r'<tr( class="suppressed")?><th scope="row">(.*?)</th>(.*?)</tr>', race, re.S)}
     assert rows["Self-reported (direct)"].split()[:2] == ["400", "80.5%"]
     assert rows["Reported, source not stated"].split()[:2] == ["0", "0.0%"]  # zero is published
-    assert rows["Unknown (not collected)"].strip() == "suppressed (1\u201310)"
+    assert rows["Unknown (not collected)"].strip() == "suppressed (cell-size policy)"
     hidden = [r for r in rows.values() if r.strip().startswith("suppressed")]
     assert len(hidden) >= 2  # the small cell and its complement
+    assert {r.strip() for r in hidden} == {"suppressed (cell-size policy)"}  # alike: the kind is not told
     assert " 7 " not in f" {text} "  # the suppressed count itself never appears
     # the by-state table carries shares or labels only
     assert "NY" in text

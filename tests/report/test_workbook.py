@@ -13,10 +13,11 @@ openpyxl = pytest.importorskip("openpyxl", reason="openpyxl (dev extra) reads th
 from equity_pipeline.report.completeness import rel_completeness  # noqa: E402
 from equity_pipeline.report.render import REQUIRED_COLUMNS  # noqa: E402
 from equity_pipeline.report.workbook import write_workbook  # noqa: E402
+from equity_pipeline.suppression import PUBLIC_REASON, publishable_reasons  # noqa: E402
 from tests.report.frames import disparity, disparity_frame, members  # noqa: E402
 from tests.report.test_report_html import MANIFEST, sample_rates  # noqa: E402
 
-SUPPRESSED_LABELS = {"small cell (1-10)": "suppressed (1\u201310)", "complementary": "suppressed (complementary)"}
+SUPPRESSED_LABELS = {PUBLIC_REASON: "suppressed (cell-size policy)"}   # the one public reason, in the report's words
 
 
 def sample_disparities() -> pl.DataFrame:
@@ -41,7 +42,7 @@ def book(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     path = tmp_path_factory.mktemp("run") / "report" / "equity_report.xlsx"
     completeness = rel_completeness(members([("2106-3", "self_reported", "en", "36047", 40),
                                              ("ASKU", "self_reported", "es", "36047", 5)]), 2024)
-    tables = {"rates": sample_rates(), "disparities": sample_disparities(), "disparity_summary": sample_summary(),
+    tables = {"rates": publishable_reasons(sample_rates()), "disparities": sample_disparities(), "disparity_summary": sample_summary(),
               "completeness": completeness}
     counts = write_workbook(path, tables["rates"], MANIFEST, disparities=tables["disparities"],
                             disparity_summary=tables["disparity_summary"], completeness=completeness)
@@ -105,6 +106,20 @@ def test_other_sheets_equal_their_tables(book: tuple[Path, dict]) -> None:
     path, t = book
     for name in ("disparities", "disparity_summary", "completeness"):
         _assert_equal_to_public(path, name, t[name])
+
+
+def test_the_kind_of_suppression_is_never_written(tmp_path: Path) -> None:
+    """A rates frame that (wrongly) carries the restricted kinds: the sheet's reason column and the
+    labels in its number cells still say only the public reason."""
+    rates = sample_rates()
+    assert {"small cell (1-10)", "complementary"} <= set(rates["suppression_reason"].drop_nulls())
+    path = tmp_path / "equity_report.xlsx"
+    write_workbook(path, rates, MANIFEST)
+    header, rows = _sheet_rows(path, "rates")
+    reason, flag = header.index("suppression_reason"), header.index("suppressed")
+    assert {r[reason] for r in rows if r[flag]} == {PUBLIC_REASON} and {r[reason] for r in rows if not r[flag]} == {None}
+    labels = {v for r in rows if r[flag] for v in r if isinstance(v, str) and v.startswith("suppressed")}
+    assert labels == {"suppressed (cell-size policy)"}
 
 
 def test_suppressed_exactly_as_public(book: tuple[Path, dict]) -> None:

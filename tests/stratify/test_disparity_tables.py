@@ -35,7 +35,7 @@ def rates_table(cells: list[tuple], *, overall: tuple[float, float], direction: 
             "stratum": stratum, "members": None if hidden else int(mem), "denominator": None if hidden else float(den),
             "numerator": None if hidden else float(num), "rate": None if hidden else num / den * per,
             "ci_lower": None, "ci_upper": None, "rate_type": rate_type, "rate_per": per, "suppressed": hidden,
-            "suppression_reason": "small cell (1-10)" if hidden else None, "data_source": "claims", "direction": direction,
+            "suppression_reason": "cell-size policy" if hidden else None, "data_source": "claims", "direction": direction,
         })
     return pl.DataFrame(rows).select(RATES_COLUMNS)
 

@@ -10,8 +10,10 @@ hidden denominator, numerator and complement with a mixed-integer program (scipy
 * integer counts, ``0 <= numerator <= denominator``;
 * every additive margin: strata -> overall of each stratifier, states -> population, sub-measure
   rows -> ``all``, and the cross-stratifier identities;
-* what ``suppression_reason`` tells: a primary cell has a checked count of 1-10 (disjunction with
-  binaries); a complementary cell has none (each is 0 or at least 11);
+* what ``suppression_reason`` tells, if it tells the kind: a primary cell has a checked count of
+  1-10 (disjunction with binaries); a complementary cell has none (each is 0 or at least 11). The
+  public tables give one reason for every suppressed cell (``suppression.PUBLIC_REASON``), which
+  tells nothing; the hand-built tables below show what the kinds would leak;
 * the imputed-race table: its categories' effective counts (published rounded) add up to the
   unit's overall row; suppressed categories are free non-negative reals;
 * the standardised table: E of a published row is O / (O/E); E of the overall row minus the
@@ -35,9 +37,11 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from equity_pipeline import pipeline
 from equity_pipeline.imputation import SUPPRESSED_REASON
 from equity_pipeline.stratify import KEY
+from equity_pipeline.suppression import COMPLEMENTARY_REASON, PRIMARY_REASON, PUBLIC_REASON, told_reasons
 
 SMALL = 10          # a primary cell has a checked count in 1..SMALL
-PRIMARY, COMPLEMENTARY = "small cell (1-10)", "complementary"
+PRIMARY, COMPLEMENTARY = "small cell (1-10)", "complementary"   # the restricted reasons of suppression.suppress
+assert (PRIMARY, COMPLEMENTARY) == (PRIMARY_REASON, COMPLEMENTARY_REASON)
 BIG = 10 ** 6       # big-M
 
 
@@ -52,12 +56,22 @@ def published(generated_bcs):
     config = config_from_dict({**SETTINGS, "imputed_race": True}, run_date=date(2026, 11, 22))
     pipeline.build_imputed_race(layout, config)
     pipeline.build_standardized_rates(layout, config)
+    pipeline.build_completeness(layout, config)
     tables = {name: pl.read_parquet(getattr(layout, name)) for name in
               ("rates", "disparities", "disparity_summary", "rates_imputed_race", "race_concordance", "standardized_rates")}
     tables["identities"] = pl.read_parquet(layout.strata_identities)
     tables["counts"] = pl.read_parquet(layout.stratified_counts)   # the truth, only to check the attacker's model
     tables["models"] = json.loads(layout.standardization_models.read_text())
     return tables
+
+
+@pytest.fixture(scope="module")
+def public_files(published, generated_bcs) -> dict[str, pl.DataFrame]:
+    """Every table file under public/ after the ``published`` run (relative path -> frame)."""
+    _, layout, _ = generated_bcs
+    files = sorted([*layout.public.rglob("*.parquet"), *layout.public.rglob("*.csv")])
+    return {str(p.relative_to(layout.public)): pl.read_parquet(p) if p.suffix == ".parquet" else pl.read_csv(p, infer_schema_length=0)
+            for p in files}
 
 
 # ---------------------------------------------------------------- the attacker
@@ -382,6 +396,35 @@ def test_no_suppressed_cell_is_recovered_from_everything_published(published, me
     assert not found, f"{len(found)} suppressed counts recovered exactly, e.g. {list(found.items())[:5]}"
 
 
+def test_no_public_table_tells_primary_from_complementary(public_files, generated_bcs):
+    """Every table under public/ (parquet and csv) gives at most one non-null suppression_reason,
+    the public one, on suppressed rows only; the kinds are in the restricted suppression logs, which
+    cover exactly the suppressed cells of public/rates and public/completeness."""
+    assert {"rates.parquet", "rates.csv", "completeness.parquet", "completeness.csv", "rates_imputed_race.parquet",
+            "race_concordance.parquet", "standardized_rates.parquet", "disparities.parquet"} <= set(public_files)
+    with_reasons = 0
+    for name, table in public_files.items():
+        told = told_reasons(table)
+        assert len(told) <= 1, (name, told)
+        if "suppression_reason" not in table.columns:
+            continue
+        with_reasons += 1
+        hidden = table["suppressed"].cast(pl.String).str.to_lowercase() == "true"
+        assert told == ([PUBLIC_REASON] if hidden.any() else []), (name, told)
+        assert table.filter(~hidden)["suppression_reason"].null_count() == int((~hidden).sum()), name
+        assert table.filter(hidden)["suppression_reason"].null_count() == 0, name
+    assert with_reasons >= 7
+    _, layout, _ = generated_bcs
+    for name, key in (("rates", KEY), ("completeness", ["period", "unit_level", "unit_id", "attribute", "category"])):
+        detail = pl.read_parquet(layout.suppression_detail(name))
+        assert layout.suppression_detail(name).is_relative_to(layout.restricted)
+        assert set(detail["suppression_reason"]) <= {PRIMARY, COMPLEMENTARY}
+        hidden = public_files[f"{name}.parquet"].filter(pl.col("suppressed")).select(key)
+        assert detail.height == hidden.height and detail.join(hidden, on=key, how="anti").height == 0, name
+    kinds = set(pl.read_parquet(layout.suppression_detail("rates"))["suppression_reason"])
+    assert kinds == {PRIMARY, COMPLEMENTARY}   # the run has both kinds: the public tables hide a real difference
+
+
 def test_no_suppressed_concordance_cell_is_recovered(published):
     table = published["race_concordance"]
     assert table["suppressed"].sum() > 0
@@ -431,23 +474,39 @@ def _one_stratifier_counts(rows: list[tuple[str, float, float]]) -> pl.DataFrame
     return frame.with_columns(sum_num_sq=pl.col("numerator"), sum_num_den=pl.col("numerator"), sum_den_sq=pl.col("denominator"))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="BUG (suppression.py / public/rates contract): public/rates tells primary from complementary "
-                                       "cells in suppression_reason; a complementary cell is then known to be 0 or >= 11, which pins "
-                                       "a hidden pair whose sum is 12 (1 + 11)")
-def test_public_rates_reasons_let_a_hidden_pair_summing_to_12_be_recovered():
+def test_public_rates_reasons_do_not_pin_a_hidden_pair_summing_to_12():
     """Real library, hand-built counts: White 100/50, Asian 1/0 (primary), Black 11/0 (the smallest
     cell, complementary), overall 112/50. The hidden pair sums to 12 denominators and 0 numerators;
-    by the reasons, Black is 0 or >= 11 and Asian has a count in 1..10, so Asian = 1 and Black = 11."""
+    had the reasons told the kinds, Black would be 0 or >= 11 and Asian in 1..10, so Asian = 1 and
+    Black = 11 (next test). public/rates gives both the one public reason, and nothing is recovered."""
     from equity_pipeline.measures.spec import load_specs
     from equity_pipeline.stratify import public_rates
 
     counts = _one_stratifier_counts([("all", 112, 50), ("White", 100, 50), ("Asian", 1, 0), ("Black or African American", 11, 0)])
     rates = public_rates(counts, {"BCS": load_specs()["BCS"]}, {"BCS": "claims"})
+    hidden = rates.filter(pl.col("suppressed"))
+    assert sorted(hidden["stratum"]) == ["Asian", "Black or African American"]
+    assert hidden["suppression_reason"].to_list() == [PUBLIC_REASON, PUBLIC_REASON]
+    assert told_reasons(rates) == [PUBLIC_REASON]
+    ranges = attack({"rates": rates, "identities": pl.DataFrame(schema={"measure_id": pl.String})}, "BCS", truth=counts)
+    found = recovered(ranges)
+    assert ranges and not found, found
+
+
+def test_the_restricted_reasons_would_pin_the_same_pair():
+    """The same counts with the kinds ``suppress`` records (restricted, ``rates_with_reasons``): the
+    attack recovers Asian = 1 and Black = 11, so the kinds must stay out of every public table."""
+    from equity_pipeline.measures.spec import load_specs
+    from equity_pipeline.stratify import rates_with_reasons
+
+    counts = _one_stratifier_counts([("all", 112, 50), ("White", 100, 50), ("Asian", 1, 0), ("Black or African American", 11, 0)])
+    rates = rates_with_reasons(counts, {"BCS": load_specs()["BCS"]}, {"BCS": "claims"})
     assert rates.filter(pl.col("stratum") == "Asian")["suppression_reason"][0] == PRIMARY
     assert rates.filter(pl.col("stratum") == "Black or African American")["suppression_reason"][0] == COMPLEMENTARY
     ranges = attack({"rates": rates, "identities": pl.DataFrame(schema={"measure_id": pl.String})}, "BCS", truth=counts)
     found = recovered(ranges)
-    assert not found, found
+    assert found["all/population:all/race_ethnicity=Asian denominator"] == (1.0, 1.0)
+    assert found["all/population:all/race_ethnicity=Black or African American denominator"] == (11.0, 11.0)
 
 
 def test_without_the_reasons_the_same_pair_is_not_recovered():

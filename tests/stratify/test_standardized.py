@@ -134,7 +134,9 @@ def test_empty_cells_and_suppression_follow_public_rates():
     assert b["standardized_rate"] is None and b["standardized_note"] == "empty_cell" and b["crude_rate"] == pytest.approx(0.5)
     c, e = get("C"), get("E")   # C small, E its complement (the smallest other stratum)
     assert c["suppressed"] and c["crude_rate"] is None and c["oe_ratio"] is None
-    assert e["suppressed"] and e["suppression_reason"] == "complementary" and e["standardized_rate"] is None
+    # the one public reason: whether E is small or complementary is not told (suppression.PUBLIC_REASON)
+    assert e["suppressed"] and e["suppression_reason"] == "cell-size policy" and e["standardized_rate"] is None
+    assert c["suppression_reason"] == "cell-size policy"
     assert get("A")["standardized_rate"] is not None
 
 
