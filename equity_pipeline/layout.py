@@ -3,7 +3,8 @@
     public/       suppressed aggregates only (rates.parquet, rates.csv)
     restricted/   member-level data, owner-only permissions (tables/, quarantine/, measures/, ...)
     validation/   per-table validation results: counts per rule, never values
-    report/       index.html for people
+    report/       index.html for people, equity_report.xlsx (workbook of the public tables)
+    audit/        the auditor's pack: validation summary, reconciliation, suppression log, lineage
     manifest.json run id, inputs with hashes, config, versions, reconciled counts
 """
 from __future__ import annotations
@@ -74,12 +75,92 @@ class OutputLayout:
         return self.restricted / "stratified_counts.parquet"
 
     @property
+    def strata_identities(self) -> Path:
+        """Cross-stratifier additive identities found in the data (margins for suppression)."""
+        return self.restricted / "strata_identities.parquet"
+
+    def suppression_detail(self, table: str) -> Path:
+        """Restricted suppression log of a public table (``rates``, ``completeness``, the plan tables
+        ``state_metrics`` and ``hospital_metrics``): the key and the kind of each suppressed cell
+        (primary or complementary; for the plan tables also e.g. ``suppressed in public/rates``), which
+        the public table does not tell; the audit pack counts those of rates and completeness per measure."""
+        return self.restricted / "suppression" / f"{table}.parquet"
+
+    @property
+    def disparities(self) -> Path:
+        """Each published stratum vs its reference: difference, ratio, CIs, p-values, flags."""
+        return self.public / "disparities.parquet"
+
+    @property
+    def disparity_summary(self) -> Path:
+        """Summary disparity measures per measure x unit x stratifier over published strata."""
+        return self.public / "disparity_summary.parquet"
+
+    @property
     def rates(self) -> Path:
         return self.public / "rates.parquet"
 
     @property
     def rates_csv(self) -> Path:
         return self.public / "rates.csv"
+
+    @property
+    def completeness(self) -> Path:
+        """REL data completeness by reporting unit (aggregate, suppressed)."""
+        return self.public / "completeness.parquet"
+
+    @property
+    def completeness_csv(self) -> Path:
+        return self.public / "completeness.csv"
+
+    @property
+    def bisg_probabilities(self) -> Path:
+        """Member-level BISG race/ethnicity probabilities (restricted)."""
+        return self.restricted / "bisg_probabilities.parquet"
+
+    @property
+    def rates_imputed_race(self) -> Path:
+        """Probability-weighted rates by BISG-imputed race/ethnicity (separate from self-reported)."""
+        return self.public / "rates_imputed_race.parquet"
+
+    @property
+    def race_concordance(self) -> Path:
+        """Self-reported x imputed (most probable) race/ethnicity among members with both, suppressed."""
+        return self.public / "race_concordance.parquet"
+
+    @property
+    def standardized_rates(self) -> Path:
+        """Crude, age/sex directly standardised rates and O/E ratios, with crude and adjusted gaps."""
+        return self.public / "standardized_rates.parquet"
+
+    @property
+    def standardization_models(self) -> Path:
+        """Standard population and the expected-count models used (aggregates only)."""
+        return self.root / "counts" / "standardization.json"
+
+    @property
+    def equity_plan(self) -> Path:
+        """Health-equity plan tables (aggregate, suppressed): see docs/equity_plans.md."""
+        return self.public / "equity_plan"
+
+    @property
+    def state_metrics(self) -> Path:
+        """Statewide (AHEAD-style) equity-plan metrics by state, region, payer and group."""
+        return self.equity_plan / "state_metrics.parquet"
+
+    @property
+    def hospital_metrics(self) -> Path:
+        """Hospital equity-plan metrics per facility (CCN)."""
+        return self.equity_plan / "hospital_metrics.parquet"
+
+    @property
+    def workbook(self) -> Path:
+        return self.report / "equity_report.xlsx"
+
+    @property
+    def audit(self) -> Path:
+        """The auditor's pack: counts, versions and hashes only (see docs/reports.md)."""
+        return self.root / "audit"
 
     def prepare(self) -> "OutputLayout":
         self.root.mkdir(parents=True, exist_ok=True)

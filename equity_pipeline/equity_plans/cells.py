@@ -22,19 +22,27 @@ synthetic 1-10 row (so it is the complement that must be hidden), and a one-way 
 implies b hidden" is the margin ``([b, X], a)`` with a synthetic, never-small absorber X.
 :func:`unprotected_margins` re-checks the final pattern against the real margins (locked cells as
 the other table shows them); the assets report it and block on it.
+
+The ``suppression_reason`` set here says why each cell is hidden (:data:`SMALL_REASON`,
+:data:`COMPLEMENTARY`, ``suppressed in public/rates``, ``denominator suppressed in public/rates
+(X)``, ...). That is restricted, as in ``suppression``: a complementary cell is 0 or at least 11, so
+the kinds narrow the hidden counts. The plan tables publish ``suppression.PUBLIC_REASON`` on every
+suppressed row (``suppression.publishable_reasons``); the reasons go to
+``restricted/suppression/state_metrics.parquet`` and ``hospital_metrics.parquet``.
 """
 from __future__ import annotations
 
 import polars as pl
 
-from equity_pipeline.suppression import MIN_CELL, checked_counts, suppress
+from equity_pipeline.suppression import COMPLEMENTARY_REASON, MIN_CELL, PRIMARY_REASON, checked_counts, suppress
 
 COORDS = ["family", "submeasure", "unit_level", "unit_id", "payer", "stratifier", "stratum"]
 COUNT_COLUMNS = ["members", "denominator", "numerator"]
 OVERALL, ALL = "overall", "all"
 Margin = tuple[list[int], int | None]
-SMALL_REASON = "small cell (1-10)"
-COMPLEMENTARY = "complementary"
+#: restricted reasons (see the module docstring): never in a public table
+SMALL_REASON = PRIMARY_REASON
+COMPLEMENTARY = COMPLEMENTARY_REASON
 
 
 def cell_frame(rows: list[dict] | pl.DataFrame) -> pl.DataFrame:
@@ -168,7 +176,7 @@ def _propagate_locks(lock: list[str | None], margins: list[Margin]) -> list[str 
 
 
 def suppress_cells(cells: pl.DataFrame, margins: list[Margin], links: list[tuple[int, int]] = ()) -> tuple[pl.DataFrame, int]:
-    """``cells`` plus ``suppressed`` and ``suppression_reason`` (counts are not nulled here), and the
+    """``cells`` plus ``suppressed`` and the restricted ``suppression_reason`` (counts are not nulled here), and the
     number of locked published cells the algorithm wanted hidden (0 expected: they stay shown, and
     :func:`unprotected_margins` says whether that left anything recoverable).
 

@@ -28,7 +28,9 @@ Suppression: the 1-10 rule by kind (stays and visits: patients, readmitted and n
 complementary suppression along strata -> facility total, identities between strata of different
 stratifiers found in each facility's data, and links: a hidden "screened in domain d" cell hides the
 positive-rate cell whose denominator it is, and any hidden screening cell hides the "any domain"
-positive rate (whose denominator, screened in at least one domain, usually equals them).
+positive rate (whose denominator, screened in at least one domain, usually equals them). Suppressed
+rows say ``suppression.PUBLIC_REASON`` only; whether each is small or complementary goes to the
+restricted suppression log.
 """
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ from equity_pipeline.equity_plans.table import finish, published, with_rates
 from equity_pipeline.periods import MeasurementPeriod, age_at
 from equity_pipeline.standards.race_ethnicity import UNKNOWN
 from equity_pipeline.standards.sdoh import CORE_DOMAINS
+from equity_pipeline.suppression import publishable_reasons
 
 READMISSION, ED_REVISIT = "HOSP_READMISSION", "HOSP_ED_REVISIT"
 SDOH_SCREEN, SDOH_POSITIVE = "SDOH_SCREEN_FACILITY", "SDOH_POSITIVE_FACILITY"
@@ -173,8 +176,11 @@ TITLES = {
 
 
 def hospital_metrics(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes: pl.DataFrame, screenings: pl.LazyFrame,
-                     events: pl.LazyFrame, specs: dict, rules: PlanRules, year: int) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """The hospital plan table and counts for metadata (no values)."""
+                     events: pl.LazyFrame, specs: dict, rules: PlanRules, year: int,
+                     with_reasons: bool = False) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The hospital plan table and counts for metadata (no values). Every suppressed row says
+    ``suppression.PUBLIC_REASON``; ``with_reasons``: the same table with the restricted reasons
+    instead (small cell, complementary), for the restricted suppression log."""
     from equity_pipeline.report.completeness import CATEGORIES, member_categories
 
     period = MeasurementPeriod.calendar_year(year)
@@ -273,4 +279,4 @@ def hospital_metrics(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes:
              "index_stays": readmit.height, "index_ed_visits": revisit.height}
     table = finish(published(with_rates(cells)), rules, "hospital", str(year))
     stats.update(rows=table.height, suppressed=int(table["suppressed"].sum()))
-    return table, stats
+    return (table if with_reasons else publishable_reasons(table)), stats

@@ -22,7 +22,11 @@ Metrics (docs/equity_plans.md):
 
 Cells computed here that are also cells of ``public/rates`` or ``public/completeness`` (e.g. all-payer
 PQI90 by race per state; a payer's overall PQI90 row is the rates' ``payer`` stratum) are *locked*:
-they show what that table shows and suppression works around them (see ``cells``).
+they show what that table shows and suppression works around them (see ``cells``). Locks key on the
+other table's ``suppressed`` flag only: its ``suppression_reason`` is the one public reason.
+
+Suppressed rows say ``suppression.PUBLIC_REASON`` and nothing else; why each is hidden (small,
+complementary, suppressed in another public table, ...) goes to the restricted suppression log.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ from equity_pipeline.equity_plans.table import finish, published, with_rates
 from equity_pipeline.standards.race_ethnicity import UNKNOWN
 from equity_pipeline.standards.sdoh import CORE_DOMAINS
 from equity_pipeline.stratify import INTERSECTION_SEPARATOR, STRATUM_SEPARATOR, known_strata
+from equity_pipeline.suppression import publishable_reasons
 
 PAYER_GROUPS = (*PAYERS, DUAL, UNKNOWN)
 REL_RACE, REL_LANGUAGE, SDOH_DOMAIN = "REL_RACE_ETHNICITY", "REL_LANGUAGE", "SDOH_SCREEN_DOMAIN"
@@ -154,9 +159,11 @@ def rates_key(measure_id: str, submeasure: str, unit_level: str, unit_id: str, p
     return next((k for k in keys if k in index), None)
 
 
-def _rates_index(rates: pl.DataFrame) -> dict[tuple, tuple[bool, str | None]]:
+def _rates_index(rates: pl.DataFrame) -> dict[tuple, bool]:
+    """Rates key -> suppressed. Only the flag counts: public/rates gives one reason for every
+    suppressed cell (``suppression.PUBLIC_REASON``), whatever its kind."""
     cols = ["measure_id", "submeasure", "unit_level", "unit_id", "stratifier", "stratum"]
-    return {tuple(r[:6]): (r[6], r[7]) for r in rates.select(*cols, "suppressed", "suppression_reason").iter_rows()}
+    return {tuple(r[:6]): bool(r[6]) for r in rates.select(*cols, "suppressed").iter_rows()}
 
 
 def lock_to_rates(cells: pl.DataFrame, measure_id: str, index: dict, *, as_force: bool = False) -> pl.DataFrame:
@@ -167,15 +174,15 @@ def lock_to_rates(cells: pl.DataFrame, measure_id: str, index: dict, *, as_force
                             "force", "force_reason").iter_rows():
         sub = "all" if as_force else row[0]
         key = rates_key(measure_id, sub, *row[1:6], index)
-        hit = index.get(key) if key else None
+        hit = index.get(key) if key else None   # None: not a rates cell; else whether rates suppressed it
         if as_force:
             lock.append(row[6]), lock_reason.append(row[7]), source.append(None)
-            force.append(row[8] or bool(hit and hit[0]))
-            force_reason.append(f"denominator suppressed in {RATES_TABLE} ({measure_id})" if hit and hit[0] else row[9])
+            force.append(row[8] or bool(hit))
+            force_reason.append(f"denominator suppressed in {RATES_TABLE} ({measure_id})" if hit else row[9])
         else:
-            lock.append(None if hit is None else ("suppressed" if hit[0] else "published"))
-            lock_reason.append(None if hit is None or not hit[0] else f"{hit[1] or 'suppressed'} in {RATES_TABLE}")
-            force.append(row[8]), force_reason.append(row[9]), source.append(RATES_TABLE if hit else None)
+            lock.append(None if hit is None else ("suppressed" if hit else "published"))
+            lock_reason.append(f"suppressed in {RATES_TABLE}" if hit else None)
+            force.append(row[8]), force_reason.append(row[9]), source.append(None if hit is None else RATES_TABLE)
     out = cells.with_columns(lock=pl.Series(lock, dtype=pl.String), lock_reason=pl.Series(lock_reason, dtype=pl.String),
                              force=pl.Series(force, dtype=pl.Boolean), force_reason=pl.Series(force_reason, dtype=pl.String))
     if not as_force:
@@ -190,7 +197,7 @@ def lock_to_completeness(cells: pl.DataFrame, completeness: pl.DataFrame | None,
     if completeness is None or completeness.height == 0:
         return cells
     table = completeness.filter(pl.col("attribute") == attribute)
-    cats = {(r["unit_level"], r["unit_id"], r["category"]): (r["suppressed"], r["suppression_reason"]) for r in table.to_dicts()}
+    cats = {(r["unit_level"], r["unit_id"], r["category"]): bool(r["suppressed"]) for r in table.to_dicts()}
     totals = {(u, i): not all(s for s in g["suppressed"].to_list())
               for (u, i), g in table.group_by("unit_level", "unit_id")}
     lock, reason, source = [], [], []
@@ -199,14 +206,14 @@ def lock_to_completeness(cells: pl.DataFrame, completeness: pl.DataFrame | None,
         hit = None
         if payer == "all" and unit_level in ("population", "state"):
             if stratifier == "overall" and (unit_level, unit_id) in totals:
-                hit = (not totals[(unit_level, unit_id)], None)
+                hit = not totals[(unit_level, unit_id)]
             elif stratifier == COLLECTION:
                 hit = cats.get((unit_level, unit_id, stratum))
         if hit is None:
             lock.append(old), reason.append(old_reason), source.append(old_source)
         else:
-            lock.append("suppressed" if hit[0] else "published")
-            reason.append(f"{hit[1] or 'suppressed'} in {COMPLETENESS_TABLE}" if hit[0] else None)
+            lock.append("suppressed" if hit else "published")
+            reason.append(f"suppressed in {COMPLETENESS_TABLE}" if hit else None)
             source.append(COMPLETENESS_TABLE)
     return cells.with_columns(lock=pl.Series(lock, dtype=pl.String), lock_reason=pl.Series(reason, dtype=pl.String),
                               derived_from=pl.Series(source, dtype=pl.String))
@@ -286,7 +293,8 @@ def sdoh_domain_cells(results: pl.DataFrame, attributes: pl.DataFrame, units: pl
 
 
 def rates_rows(rates: pl.DataFrame, specs: dict, rules: PlanRules, regions: dict) -> pl.DataFrame:
-    """Rules measures' rows of public/rates in the plan's shape (values and suppression as published)."""
+    """Rules measures' rows of public/rates in the plan's shape (values and suppression as published;
+    the restricted reason of a suppressed row is ``suppressed in public/rates``)."""
     wanted = set(rules.stratifiers) | {"payer", "region"}
     rows = []
     for r in rates.filter(pl.col("measure_id").is_in(list(rules.measures))).to_dicts():
@@ -308,8 +316,9 @@ def rates_rows(rates: pl.DataFrame, specs: dict, rules: PlanRules, regions: dict
         (stratifier, stratum), = conds.items() if conds else (("overall", "all"),)
         spec = specs[r["measure_id"]]
         rows.append({**{k: r[k] for k in ("measure_id", "submeasure", "members", "numerator", "denominator", "rate", "ci_lower",
-                                           "ci_upper", "rate_type", "rate_per", "direction", "data_source", "suppressed",
-                                           "suppression_reason")},
+                                           "ci_upper", "rate_type", "rate_per", "direction", "data_source", "suppressed")},
+                     # rates tells no kind (one public reason); its restricted log has it
+                     "suppression_reason": f"suppressed in {RATES_TABLE}" if r["suppressed"] else None,
                      "metric_id": r["measure_id"], "metric_title": r["measure_title"], "kind": spec.kind,
                      "unit_level": "region" if region is not None else r["unit_level"], "unit_id": region or r["unit_id"],
                      "payer": payer, "stratifier": stratifier, "stratum": stratum, "derived_from": RATES_TABLE,
@@ -338,10 +347,14 @@ def _cost_disparities(rows: pl.DataFrame, disparities: pl.DataFrame | None, refe
 
 def state_metrics(*, rates: pl.DataFrame, attributes: pl.DataFrame, members: pl.DataFrame, results: dict[str, pl.DataFrame],
                   specs: dict, rules: PlanRules, year: int, regions: dict[str, tuple[str, ...]] | None = None,
-                  completeness: pl.DataFrame | None = None, disparities: pl.DataFrame | None = None) -> tuple[pl.DataFrame, dict[str, Any]]:
+                  completeness: pl.DataFrame | None = None, disparities: pl.DataFrame | None = None,
+                  with_reasons: bool = False) -> tuple[pl.DataFrame, dict[str, Any]]:
     """The state plan table and counts for metadata (no values).
 
-    ``results``: restricted member results by measure id (the PQI measure and SDOH_SCREEN when run)."""
+    ``results``: restricted member results by measure id (the PQI measure and SDOH_SCREEN when run).
+    Every suppressed row says ``suppression.PUBLIC_REASON``; ``with_reasons``: the same table with the
+    restricted reasons instead (small cell, complementary, suppressed in public/rates, ...), for the
+    restricted suppression log (``suppression.suppression_detail``)."""
     regions = dict(regions or {})
     units = member_units(attributes, rules.states, regions)
     index = _rates_index(rates)
@@ -372,4 +385,4 @@ def state_metrics(*, rates: pl.DataFrame, attributes: pl.DataFrame, members: pl.
     stats.update(rows=table.height, suppressed=int(table["suppressed"].sum()),
                  measures_reshaped=int(reshaped["metric_id"].n_unique()) if reshaped.height else 0,
                  states=len(rules.states), regions=len(regions))
-    return table, stats
+    return (table if with_reasons else publishable_reasons(table)), stats

@@ -8,8 +8,9 @@ import polars as pl
 
 from equity_pipeline import pipeline
 from equity_pipeline.config import config_from_dict
-from equity_pipeline.equity_plans.table import COLUMNS
+from equity_pipeline.equity_plans.table import COLUMNS, KEY
 from equity_pipeline.layout import OutputLayout
+from equity_pipeline.suppression import COMPLEMENTARY_REASON, PRIMARY_REASON, PUBLIC_REASON, told_reasons
 from tests.equity_plans.world import build
 
 
@@ -52,6 +53,15 @@ def test_state_metrics_step_writes_the_documented_table(tmp_path):
     # metadata: counts and flags only
     assert all(isinstance(v, (int, bool)) for v in meta.values())
     assert set(table["plan"]) == {"state"} and set(table["period"]) == {"2025"} and set(table["program"]) == {"AHEAD"}
+    # one public reason; why each cell is hidden is in the restricted log, one row per suppressed cell
+    assert told_reasons(table) == [PUBLIC_REASON]
+    detail_path = layout.suppression_detail("state_metrics")
+    assert detail_path.is_relative_to(layout.restricted)
+    detail = pl.read_parquet(detail_path)
+    hidden = table.filter(pl.col("suppressed")).select(KEY)
+    assert detail.height == hidden.height and detail.join(hidden, on=KEY, how="anti").height == 0
+    assert {PRIMARY_REASON, COMPLEMENTARY_REASON} <= set(detail["suppression_reason"])
+    assert PUBLIC_REASON not in set(detail["suppression_reason"])
 
 
 def test_a_year_without_rules_writes_empty_tables(tmp_path):
@@ -60,4 +70,5 @@ def test_a_year_without_rules_writes_empty_tables(tmp_path):
     assert pipeline.build_state_metrics(layout, config)["rules_in_effect"] is False
     assert pipeline.build_hospital_metrics(layout, config)["rows"] == 0
     assert pl.read_parquet(layout.hospital_metrics).height == 0
+    assert pl.read_parquet(layout.suppression_detail("hospital_metrics")).height == 0
     assert dict(pl.read_parquet(layout.state_metrics).schema) == COLUMNS

@@ -13,7 +13,7 @@ def frame(rows: list[tuple]) -> pl.DataFrame:
     return C.cell_frame([
         {"family": "F", "submeasure": "all", "unit_level": "population", "unit_id": "all", "payer": "all",
          "stratifier": r[0], "stratum": r[1], "kind": "proportion", "members": None, "denominator": r[2], "numerator": r[3],
-         "lock": r[4] if len(r) > 4 else None, "force": r[5] if len(r) > 5 else False, "lock_reason": "small cell (1-10) in public/rates"
+         "lock": r[4] if len(r) > 4 else None, "force": r[5] if len(r) > 5 else False, "lock_reason": "suppressed in public/rates"
          if len(r) > 4 and r[4] == "suppressed" else None}
         for r in rows])
 
@@ -29,6 +29,7 @@ def test_small_cell_and_its_complement_around_a_locked_total():
     out, conflicts = C.protect(cells, margins)
     # A is small; B must go too (else A = total - B); the total is shown in public/rates and stays shown
     assert flags(out) == {"all": False, "A": True, "B": True}
+    # the restricted reasons (the plan tables publish suppression.PUBLIC_REASON instead)
     assert out["suppression_reason"].to_list() == [None, "small cell (1-10)", "complementary"]
     assert conflicts == 0 and C.unprotected_margins(out, margins) == 0
 
@@ -51,7 +52,7 @@ def test_a_cell_suppressed_in_the_other_table_stays_hidden_and_needs_a_complemen
     cells = frame([("overall", "all", 100, 50), ("race", "A", 50, 25, "suppressed"), ("race", "B", 50, 25)])
     out, _ = C.protect(cells, C.partition_margins(cells))
     assert flags(out) == {"all": False, "A": True, "B": True}
-    assert out["suppression_reason"].to_list() == [None, "small cell (1-10) in public/rates", "complementary"]
+    assert out["suppression_reason"].to_list() == [None, "suppressed in public/rates", "complementary"]
 
 
 def test_one_way_link_hides_the_dependent_cell_only():

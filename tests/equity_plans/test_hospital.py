@@ -11,10 +11,12 @@ import pytest
 from equity_pipeline.equity_plans.hospital import (
     ed_revisit_index, facility_patients, hospital_metrics, readmission_index, sdoh_by_facility)
 from equity_pipeline.equity_plans.rules import resolve_rules
+from equity_pipeline.equity_plans.table import KEY
 from equity_pipeline.encounters import ed_visits, inpatient_stays
 from equity_pipeline.measures.spec import load_specs
 from equity_pipeline.periods import MeasurementPeriod
 from equity_pipeline.stratify import member_attributes
+from equity_pipeline.suppression import COMPLEMENTARY_REASON, PUBLIC_REASON, suppression_detail, told_reasons
 
 MY = MeasurementPeriod.calendar_year(2025)
 F1, F2, F3 = "220001", "220002", "220003"
@@ -107,7 +109,7 @@ def test_sdoh_counts_where_the_screening_happened():
     assert sdoh_by_facility(pl.DataFrame(rows).lazy(), MY, ("ed",)).height == 0
 
 
-def build_hospital_world(white_screened: int = 0):
+def build_hospital_world(white_screened: int = 0, with_reasons: bool = False):
     """60 adults with a stay at F1 (March 1-5): 30 White (Montgomery County MD, SVI Q2, not dual; 15 with
     race imputed), 12 of them readmitted at F2 on March 20; 30 Black (Baltimore city, SVI Q5, full
     duals), 18 readmitted at F2. The 30 Black patients were screened at F1 (inpatient) in all five
@@ -134,7 +136,8 @@ def build_hospital_world(white_screened: int = 0):
                                      "enrollment_start": pl.Date, "enrollment_end": pl.Date})
     attrs = member_attributes(m.lazy(), 2025, enrollment=e.lazy())
     table, stats = hospital_metrics(claims=claims(rows).lazy(), members=m, attributes=attrs, screenings=pl.DataFrame(screens).lazy(),
-                                    events=NO_EVENTS, specs=load_specs(), rules=resolve_rules({}, 2025), year=2025)
+                                    events=NO_EVENTS, specs=load_specs(), rules=resolve_rules({}, 2025), year=2025,
+                                    with_reasons=with_reasons)
     return table, stats
 
 
@@ -188,6 +191,14 @@ def test_safety_net_and_rel_completeness_among_patients(hospital_world):
     assert (f2_dual["numerator"], f2_dual["denominator"]) == (18, 30)
 
 
+def test_the_table_tells_one_suppression_reason(hospital_world):
+    table, _ = hospital_world
+    hidden = table.filter(pl.col("suppressed"))
+    assert told_reasons(table) == ([PUBLIC_REASON] if hidden.height else [])
+    assert hidden["suppression_reason"].null_count() == 0
+    assert table.filter(~pl.col("suppressed"))["suppression_reason"].null_count() == table.height - hidden.height
+
+
 def test_sdoh_screening_and_positive_rate_at_the_facility(hospital_world):
     table, _ = hospital_world
     f1 = table.filter(pl.col("unit_id") == F1)
@@ -209,7 +220,14 @@ def test_a_hidden_screening_count_hides_the_positive_rate_built_on_it():
     f1 = table.filter(pl.col("unit_id") == F1)
     assert row(f1, metric_id="SDOH_SCREEN_FACILITY", submeasure="housing")["suppressed"]
     housing = row(f1, metric_id="SDOH_POSITIVE_FACILITY", submeasure="housing")
-    assert housing["suppressed"] and housing["suppression_reason"] == "complementary"
+    # the public table does not say it is a complementary cell; the restricted log does
+    assert housing["suppressed"] and housing["suppression_reason"] == PUBLIC_REASON
+    assert told_reasons(table) == [PUBLIC_REASON]
+    detailed, _ = build_hospital_world(white_screened=25, with_reasons=True)
+    detail = suppression_detail(detailed, KEY)
+    assert detail.select(KEY).equals(table.filter(pl.col("suppressed")).select(KEY))
+    kind = detail.filter(pl.col("unit_id") == F1, pl.col("metric_id") == "SDOH_POSITIVE_FACILITY", pl.col("submeasure") == "housing")
+    assert kind["suppression_reason"].to_list() == [COMPLEMENTARY_REASON]
     # "any domain": screened in at least one domain is 55 as well, so it goes too
     assert row(f1, metric_id="SDOH_POSITIVE_FACILITY", submeasure="any")["suppressed"]
     assert stats["links"] == 5 + 6   # each domain's rate on its screening row; "any" on all six screening rows
@@ -241,3 +259,6 @@ def test_small_facility_cells_are_hidden_with_a_complement():
     assert not row(table, metric_id="HOSP_READMISSION", stratifier="overall")["suppressed"]
     assert stats["unprotected_margins"] == 0 and stats["small_cells"] == 0
     assert table.filter(pl.col("suppressed"))["numerator"].null_count() == table.filter(pl.col("suppressed")).height
+    # one public reason, on suppressed rows only
+    assert told_reasons(table) == [PUBLIC_REASON]
+    assert table.filter(~pl.col("suppressed"))["suppression_reason"].null_count() == table.filter(~pl.col("suppressed")).height

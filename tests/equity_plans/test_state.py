@@ -9,7 +9,7 @@ import pytest
 from equity_pipeline.equity_plans.rules import resolve_rules
 from equity_pipeline.equity_plans.state import rates_rows, state_metrics
 from equity_pipeline.measures.spec import load_specs
-from equity_pipeline.suppression import MIN_CELL
+from equity_pipeline.suppression import MIN_CELL, PUBLIC_REASON, told_reasons
 from tests.equity_plans.world import build
 
 BLACK = "Black or African American"
@@ -81,6 +81,11 @@ def test_payer_cells_add_up_and_nothing_small_or_recoverable_is_shown(world):
     # commercial Black is NM's 30 members: 12 admissions -> 40,000
     com = cell(table, metric_id="PQI90", unit_id="all", payer="commercial", stratifier="race_ethnicity", stratum=BLACK)
     assert com["suppressed"] or (com["members"] == 30 and com["rate"] == pytest.approx(40_000))
+    # small (the dual cell) and complementary cells alike give the one public reason, and only they do
+    assert told_reasons(table) == [PUBLIC_REASON]
+    hidden = table["suppressed"]
+    assert table.filter(hidden)["suppression_reason"].null_count() == 0
+    assert table.filter(~hidden)["suppression_reason"].null_count() == int((~hidden).sum())
 
 
 def test_only_program_states_are_published(world):
@@ -163,7 +168,7 @@ def test_rates_rows_are_reshaped_into_the_plan_shape():
     rates = pl.DataFrame([{"measure_id": "BCS", "measure_title": "Breast Cancer Screening", "measure_version": "1", "submeasure": "all",
                            "period": "2025", "unit_level": u, "unit_id": i, "stratifier": s, "stratum": x, "members": 50,
                            "denominator": 50.0, "numerator": 25.0, "rate": 0.5, "ci_lower": 0.4, "ci_upper": 0.6,
-                           "rate_type": "proportion", "rate_per": 1.0, "suppressed": sup, "suppression_reason": "complementary" if sup else None,
+                           "rate_type": "proportion", "rate_per": 1.0, "suppressed": sup, "suppression_reason": "cell-size policy" if sup else None,
                            "data_source": "claims", "direction": "higher_is_better"} for u, i, s, x, sup in spec_rows])
     rules = resolve_rules({"overrides": {"states": ["MD"], "state_plan": {"measures": ["BCS"], "stratifiers": ["race_ethnicity", "rurality"]}}}, 2025)
     out = rates_rows(rates, load_specs(), rules, {"Capital": ("24031",)})
@@ -176,6 +181,8 @@ def test_rates_rows_are_reshaped_into_the_plan_shape():
         ("region", "Capital", "all", "overall", "all", False),
     }
     assert set(out["derived_from"]) == {"public/rates"} and set(out["metric_id"]) == {"BCS"}
+    # the restricted reason says where the cell was hidden (rates tells no kind)
+    assert set(zip(out["suppressed"], out["suppression_reason"])) == {(True, "suppressed in public/rates"), (False, None)}
     assert not math.isnan(out["rate"].drop_nulls()[0])
 
 
@@ -186,13 +193,19 @@ def test_a_cell_hidden_in_public_rates_is_hidden_here(world):
     rates = world["rates"].with_columns(suppressed=pl.when(
         (pl.col("unit_id") == "MD") & (pl.col("stratifier") == "race_ethnicity") & (pl.col("stratum") == "White"))
         .then(True).otherwise(pl.col("suppressed")))
-    table, stats = state_metrics(rates=rates, attributes=world["attributes"], members=world["members"], results=world["results"],
-                                 specs=world["specs"], rules=resolve_rules({"overrides": {"states": ["MD"]}}, 2025, measures=("PQI90",)),
-                                 year=2025, completeness=world["completeness"])
+    args = dict(rates=rates, attributes=world["attributes"], members=world["members"], results=world["results"],
+                specs=world["specs"], rules=resolve_rules({"overrides": {"states": ["MD"]}}, 2025, measures=("PQI90",)),
+                year=2025, completeness=world["completeness"])
+    table, stats = state_metrics(**args)
     white = cell(table, metric_id="PQI90", unit_id="MD", payer="all", stratifier="race_ethnicity", stratum="White")
     black = cell(table, metric_id="PQI90", unit_id="MD", payer="all", stratifier="race_ethnicity", stratum=BLACK)
     assert white["suppressed"] and white["rate"] is None
-    assert white["suppression_reason"].endswith("in public/rates")
+    # public: the one reason; restricted: hidden because rates hides it (the lock keys on ``suppressed``)
+    assert white["suppression_reason"] == PUBLIC_REASON and told_reasons(table) == [PUBLIC_REASON]
+    detailed, _ = state_metrics(**args, with_reasons=True)
+    assert cell(detailed, metric_id="PQI90", unit_id="MD", payer="all", stratifier="race_ethnicity",
+                stratum="White")["suppression_reason"] == "suppressed in public/rates"
+    assert detailed.select("suppressed").equals(table.select("suppressed"))
     assert not black["suppressed"] and black["ratio"] is None      # shown as in rates; no reference to compare with
     assert stats["unprotected_margins"] >= 1
 
