@@ -132,6 +132,11 @@ def background_medical(ctx: ChunkContext, pop: Population, providers: Providers)
     mm, d = _encounters(rng, pop, -np.log1p(-p_prev), years)
     _, first = np.unique(mm.astype(np.int64) * 10_000 + year_of(d), return_index=True)  # one per member-year
     m, d = mm[first], d[first]
+    # well-care visits of members 3-21 in MY are planted by WCV (plant_wcv.py), and every well-child
+    # visit of members up to 3 on Dec 31 MY by W30 (plant_w30.py): never background
+    wcv_age = (pop.age[m] >= vocab.WCV_AGE[0]) & (pop.age[m] <= vocab.WCV_AGE[1]) & (d >= p.my_start)
+    w30_age = pop.age[m] <= vocab.W30_MAX_AGE
+    m, d = m[~(wcv_age | w30_age)], d[~(wcv_age | w30_age)]
     n = len(m)
     ages_at = pop.age[m] - (p.measurement_year - year_of(d))
     thresholds = np.array([t[0] for t in vocab.PREVENTIVE_BY_AGE])
@@ -197,7 +202,7 @@ def background_medical(ctx: ChunkContext, pop: Population, providers: Providers)
     line_claim = np.concatenate([ac, a1c])
     hcpcs = np.concatenate([_codes(vocab.LAB_TESTS, ao), np.full(len(a1c), vocab.HBA1C_LAB[0], dtype=object)])
     price = np.concatenate([_prices(vocab.LAB_TESTS, ao), np.full(len(a1c), float(vocab.HBA1C_LAB[1]))])
-    primary = np.where(pop.problem_list[m, 0] >= 0, pop.problem_list[m, 0], DX_INDEX["Z0000"])
+    primary = np.where(pop.problem_list[m, 0] >= 0, pop.problem_list[m, 0], DX_INDEX[vocab.LAB_DX_FALLBACK])
     dx = _dx_strings(_with_problems(primary, pop, m, 2))
     out.append(assemble(ctx, pop, rng, member_pos=m, claim_type="professional", from_date=d, thru_date=d,
                         line_claim=line_claim, line_price=price, header={"billing_npi": roles["lab"].pick(pop.county[m], rng)},
@@ -206,7 +211,7 @@ def background_medical(ctx: ChunkContext, pop: Population, providers: Providers)
     # ---- emergency department: facility claim (131) and ED physician claim (POS 23)
     rng = ctx.rng("ed")
     ed_rate = 0.22 * (1 + 0.25 * n_cond) * np.where(pop.payer_pre == MEDICAID, 1.8, 1.0)
-    m, d = _encounters(rng, pop, ed_rate, years)
+    m, d = _encounters(rng, pop, ed_rate, years[:-1])  # ED visits in MY are planted (plant_ed.py)
     n = len(m)
     hosp = np.where(rng.random(n) < 0.8, pop.hospital_pos[m], roles["hospital"].positions(pop.county[m], rng))
     em = pick(rng, vocab.ED_FACILITY_EM, n)
@@ -242,6 +247,9 @@ def background_medical(ctx: ChunkContext, pop: Population, providers: Providers)
     ages_m, female_m = pop.age[m], pop.sex[m] == "F"
     allowed_case = np.stack([(ages_m >= c.age_min) & (ages_m <= c.age_max) & (female_m | ~c.female_only) for c in cases], axis=1)
     w = np.array([c.weight for c in cases]) * allowed_case
+    # admissions in MY with a PQI principal diagnosis are planted (plant_pqi.py), never background
+    pqi_case = np.array([c.drg in vocab.PQI_DRGS for c in cases])
+    w = np.where((d >= p.my_start)[:, None] & pqi_case[None, :], 0.0, w)
     ok = w.sum(axis=1) > 0
     m, d, w = m[ok], d[ok], w[ok]
     cum = np.cumsum(w / w.sum(axis=1, keepdims=True), axis=1)
@@ -401,6 +409,7 @@ def background_pharmacy(ctx: ChunkContext, pop: Population, providers: Providers
 
 # ------------------------------------------------------------------------------------------ SDOH
 SDOH_SCREEN_RATE = {MEDICAID: 0.40, MEDICARE: 0.22, COMMERCIAL: 0.15}
+OBSERVATION_FEED_SHARE = 0.35
 SETTINGS = (("outpatient", 0.6), ("inpatient", 0.12), ("ed", 0.1), ("community", 0.18))
 
 
@@ -449,37 +458,57 @@ def background_sdoh(ctx: ChunkContext, pop: Population, providers: Providers) ->
 
 
 # ------------------------------------------------------------------------------------------ clinical
+OBSERVATION_INTERNAL = {"pos": pl.Int64, "day": pl.Int32, "loinc": pl.String, "value": pl.Float64, "unit": pl.String,
+                        "source_system": pl.String}
+
+
 def background_observations(ctx: ChunkContext, pop: Population) -> pl.DataFrame:
-    """Blood pressure pairs and HbA1c results for members whose clinics send an EHR/HIE feed."""
+    """Blood pressure pairs and HbA1c results for members whose clinics send an EHR/HIE feed.
+
+    Returns the internal frame (``OBSERVATION_INTERNAL``: member position, day number, numeric value);
+    planted measures (CBP, HBD) may set the values of a member's latest readings, and
+    :func:`stringify_observations` writes the contract layout at the end."""
     p = ctx.period
     rng = ctx.rng("observations")
-    feed = rng.random(pop.n) < 0.35
+    feed = rng.random(pop.n) < OBSERVATION_FEED_SHARE
     adult = pop.age >= 18
     htn = pop.conditions[:, COND_INDEX["hypertension"]]
     diab = pop.conditions[:, COND_INDEX["diabetes"]]
     years = [p.measurement_year - 2, p.measurement_year - 1, p.measurement_year]
     m, d = _encounters(rng, pop, np.where(feed & adult, 1.5 + htn, 0.0), years)
     n = len(m)
-    sys_v = np.round(rng.normal(124 + 12 * htn[m], 14)).clip(85, 210).astype(np.int64)
-    dia_v = np.round(rng.normal(77 + 6 * htn[m], 9)).clip(45, 125).astype(np.int64)
+    sys_v = np.round(rng.normal(124 + 12 * htn[m], 14)).clip(85, 210)
+    dia_v = np.round(rng.normal(77 + 6 * htn[m], 9)).clip(45, 125)
     src = np.where(rng.random(n) < 0.8, "ehr", "hie")
     bp = pl.DataFrame({
-        "member_id": np.concatenate([pop.member_id[m], pop.member_id[m]]),
-        "observation_date": np.concatenate([d, d]),
-        "loinc_code": np.concatenate([np.full(n, vocab.LOINC_SYSTOLIC[0]), np.full(n, vocab.LOINC_DIASTOLIC[0])]),
-        "value_numeric": np.concatenate([sys_v, dia_v]).astype(str),
+        "pos": np.concatenate([m, m]).astype(np.int64),
+        "day": np.concatenate([d, d]).astype(np.int32),
+        "loinc": np.concatenate([np.full(n, vocab.LOINC_SYSTOLIC[0]), np.full(n, vocab.LOINC_DIASTOLIC[0])]),
+        "value": np.concatenate([sys_v, dia_v]).astype(np.float64),
         "unit": np.full(2 * n, vocab.LOINC_SYSTOLIC[1]),
         "source_system": np.concatenate([src, src]),
-    })
+    }, schema=OBSERVATION_INTERNAL)
     ma, da = _encounters(rng, pop, np.where(feed & adult, np.where(diab, 2.0, 0.15), 0.0), years)
     na = len(ma)
     a1c = np.where(diab[ma], rng.normal(7.4, 1.3, na), rng.normal(5.5, 0.4, na)).clip(4.0, 14.0)
     a1c_df = pl.DataFrame({
-        "member_id": pop.member_id[ma], "observation_date": da,
-        "loinc_code": np.full(na, vocab.LOINC_HBA1C[0]),
-        "value_numeric": pl.Series(np.round(a1c, 1)).cast(pl.String),
+        "pos": ma.astype(np.int64), "day": da.astype(np.int32),
+        "loinc": np.full(na, vocab.LOINC_HBA1C[0]),
+        "value": np.round(a1c, 1),
         "unit": np.full(na, vocab.LOINC_HBA1C[1]),
         "source_system": np.where(rng.random(na) < 0.6, "lab", "ehr"),
-    })
-    df = pl.concat([bp, a1c_df]).unique(["member_id", "observation_date", "loinc_code"], keep="first", maintain_order=True)
-    return df.with_columns(dates_to_str("observation_date"))
+    }, schema=OBSERVATION_INTERNAL)
+    return pl.concat([bp, a1c_df]).unique(["pos", "day", "loinc"], keep="first", maintain_order=True)
+
+
+def stringify_observations(df: pl.DataFrame, pop: Population) -> pl.DataFrame:
+    """Internal observation frame -> contract columns (blood pressure as whole numbers, HbA1c with one decimal)."""
+    whole = pl.col("loinc").is_in([vocab.LOINC_SYSTOLIC[0], vocab.LOINC_DIASTOLIC[0]])
+    return df.select(
+        pop.member_id_s.gather(df["pos"]).alias("member_id"),
+        pl.col("day").alias("observation_date"),
+        pl.col("loinc").alias("loinc_code"),
+        pl.when(whole).then(pl.col("value").round(0).cast(pl.Int64).cast(pl.String))
+        .otherwise(pl.col("value").round(1).cast(pl.String)).alias("value_numeric"),
+        "unit", "source_system",
+    ).with_columns(dates_to_str("observation_date"))

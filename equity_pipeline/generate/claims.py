@@ -83,6 +83,7 @@ def assemble(
 
     claims = pl.DataFrame({
         "claim_key": keys,
+        "_pos": np.asarray(member_pos, dtype=np.int32),  # chunk-local member position (dropped when written)
         "claim_version": np.ones(n_claims, dtype=np.int32),
         "member_id": pop.member_id_s.gather(member_pos),
         "payer": PAYER_SERIES.gather(payer_idx),

@@ -5,6 +5,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -112,6 +113,7 @@ class ChunkContext:
     _next_screening_key: int = 0
     defects: dict[str, int] = field(default_factory=dict)
     defects_by_table: dict[str, dict[str, int]] = field(default_factory=dict)
+    evidence: Any = None  # evidence.Evidence of the chunk: what background and earlier planted modules emitted
 
     def rng(self, stream: str) -> np.random.Generator:
         """An independent generator for (seed, chunk, stream): results never depend on call order."""

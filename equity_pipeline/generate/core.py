@@ -11,9 +11,16 @@ import numpy as np
 import polars as pl
 
 from . import defects as defect_mod
-from .background import background_medical, background_observations, background_pharmacy, background_sdoh
+from .background import (
+    background_medical,
+    background_observations,
+    background_pharmacy,
+    background_sdoh,
+    stringify_observations,
+)
 from .claims import assign_claim_ids, stringify_medical
 from .context import ChunkContext, Period, isin, to_date
+from .evidence import Evidence
 from .geography import STATE_SHARE, load_geography
 from .planted import planted_measures
 from .population import MEMBER_DEFECT_CLASSES, make_population
@@ -21,7 +28,7 @@ from .providers import build_providers
 from .schema import TABLE_COLUMNS, TABLES
 from .writer import TableWriter, write_table
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "2.0.0"  # 2: every measure planted, fixed margins, evidence-aware planting
 CHUNK_MEMBERS = 50_000  # fixed: the output depends only on (members, seed, options), never on memory
 
 
@@ -54,6 +61,7 @@ def generate(
         geo, members, np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(b"providers")]))
     )
     measures = planted_measures()
+    primary_care = providers.table.filter(pl.col("is_primary_care") == "true")["provider_id"]
     writers = {t: TableWriter(out / f"{t}.{fmt}", TABLE_COLUMNS[t], fmt) for t in TABLES if t != "providers"}
     defects: dict[str, int] = {name: 0 for name in defect_mod.DEFECT_CLASSES}
     by_table: dict[str, dict[str, int]] = {}
@@ -67,11 +75,21 @@ def generate(
             ctx = ChunkContext(seed=seed, chunk_index=ci, period=period, messy_share=messy_share)
             pop = make_population(ctx, geo, providers, first, n)
 
+            evidence = ctx.evidence = Evidence(pop, period, primary_care)
             lines = background_medical(ctx, pop, providers)
+            evidence.add_claims(lines)
+            pharmacy = background_pharmacy(ctx, pop, providers)
+            evidence.add_pharmacy(pharmacy)
+            evidence.observations = background_observations(ctx, pop)
+            evidence.screenings = [background_sdoh(ctx, pop, providers)]
             planted = []
-            for m in measures:
+            for m in measures:  # in order: each module reads what background and earlier modules produced
                 result = m.plant(ctx, pop, providers)
                 lines += result.medical_lines
+                evidence.add_claims(result.medical_lines)
+                evidence.screenings += result.screenings
+                if result.observations:
+                    evidence.observations = pl.concat([evidence.observations, *result.observations])
                 for name, cnt in result.defects.items():
                     if cnt:
                         ctx.add_defect(name, cnt, "medical_claims")
@@ -83,14 +101,17 @@ def generate(
             medical = defect_mod.medical_defects(ctx, medical)
             medical = assign_claim_ids(medical.drop("_bg"), ctx.rng("claim_ids"), "C", ci)
 
-            pharmacy = defect_mod.pharmacy_defects(ctx, background_pharmacy(ctx, pop, providers))
+            pharmacy = defect_mod.pharmacy_defects(ctx, pharmacy)
             pharmacy = assign_claim_ids(pharmacy.drop("_bg"), ctx.rng("rx_ids"), "R", ci, key="rx_key")
 
             members_df, quarantined = defect_mod.member_defects(ctx, pop.members_df, len(MEMBER_DEFECT_CLASSES))
             members_df = members_df.sort("member_id", maintain_order=True)
             enrollment = defect_mod.enrollment_defects(ctx, pop.enrollment_df)
-            sdoh = defect_mod.orphan_rows(ctx, background_sdoh(ctx, pop, providers), "sdoh_screenings", "screening_id")
-            observations = defect_mod.orphan_rows(ctx, background_observations(ctx, pop), "clinical_observations")
+            sdoh = pl.concat(evidence.screenings).sort("member_id", "screening_date", "screening_id", "question_code")
+            sdoh = defect_mod.orphan_rows(ctx, sdoh, "sdoh_screenings", "screening_id")
+            observations = stringify_observations(evidence.observations.sort("pos", "day", "loinc"), pop)
+            observations = defect_mod.orphan_rows(ctx, observations, "clinical_observations")
+            ctx.evidence = evidence = None
 
             writers["members"].write(members_df)
             writers["enrollment"].write(enrollment)

@@ -34,7 +34,7 @@ from equity_pipeline.standards.race_ethnicity import (
 from . import vocab
 from .claims import assemble
 from .context import ChunkContext, pick, to_date
-from .planted import PlantResult, sample_covered_dates
+from .planted import PlantResult, quota, sample_covered_dates, stratum_index
 from .population import Population, continuous_enrollment
 from .providers import Providers
 
@@ -141,7 +141,9 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
     mastectomy = eligible & (u[:, 0] < MASTECTOMY_SHARE)
     hospice = eligible & (u[:, 1] < HOSPICE_SHARE)
     died_in_my = eligible & (pop.death >= p.my_start) & (pop.death <= p.my_end)
-    want_screen = eligible & (u[:, 2] < rate)
+    # fixed margin: among women not meant to be excluded, each stratum gets round(rate x n) screened women
+    meant_excluded = mastectomy | hospice | died_in_my
+    want_screen = quota(rng, eligible & ~meant_excluded, stratum_index(pop), rate) | (eligible & meant_excluded & (u[:, 2] < rate))
     frames: list[pl.DataFrame] = []
     defects = {"voided_claim": 0, "adjusted_claim": 0}
 
@@ -325,6 +327,8 @@ def summarize(members: pl.DataFrame, period) -> dict:
     return {
         "measure_id": MEASURE_ID,
         "name": NAME,
+        "kind": "proportion",
+        "rows": [],
         "stratifier": "race_ethnicity",
         "rollup_version": ROLLUP_VERSION,
         "depends_only_on": "race_ethnicity",

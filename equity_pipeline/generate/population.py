@@ -12,11 +12,19 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from equity_pipeline.standards.race_ethnicity import race_ethnicity_stratum
+from equity_pipeline.standards.race_ethnicity import (
+    CATEGORY_LABELS,
+    DECLINED,
+    MULTIRACIAL,
+    RACE_ETHNICITY_STRATA,
+    UNKNOWN,
+    race_ethnicity_stratum,
+)
 
 from . import vocab
 from .context import NO_DATE, OPEN_END, ChunkContext, dates_to_str, month_first, month_last, str_series, year_start
 from .geography import Geography
+from .margins import quota
 from .providers import Providers
 
 MEDICARE, MEDICAID, COMMERCIAL = 0, 1, 2
@@ -37,8 +45,22 @@ PATTERN_WEIGHTS = {
 }
 MAX_SHORT_GAP = 45
 
-SDOH_DOMAINS = ("food", "housing", "transportation", "utilities")
-SDOH_NEED = {MEDICAID: (0.35, 0.20, 0.20, 0.18), COMMERCIAL: (0.08, 0.05, 0.04, 0.05), MEDICARE: (0.15, 0.08, 0.10, 0.08)}
+SDOH_DOMAINS = vocab.SDOH_DOMAINS  # food, housing, transportation, utilities, interpersonal_safety
+# Member-level social need by domain: probability by race/ethnicity stratum ONLY (the planted truth of
+# SDOH_POSITIVE; screenings answer from this need, so every screening of a member agrees).
+SDOH_NEED_BY_STRATUM: dict[str, tuple[float, float, float, float, float]] = {
+    CATEGORY_LABELS["WHITE"]: (0.10, 0.06, 0.05, 0.06, 0.030),
+    CATEGORY_LABELS["BLACK"]: (0.22, 0.14, 0.12, 0.13, 0.050),
+    CATEGORY_LABELS["HISPANIC"]: (0.20, 0.12, 0.10, 0.10, 0.040),
+    CATEGORY_LABELS["ASIAN"]: (0.08, 0.06, 0.04, 0.04, 0.020),
+    CATEGORY_LABELS["AIAN"]: (0.26, 0.16, 0.18, 0.14, 0.060),
+    CATEGORY_LABELS["NHPI"]: (0.18, 0.14, 0.10, 0.10, 0.050),
+    CATEGORY_LABELS["MENA"]: (0.12, 0.08, 0.06, 0.07, 0.030),
+    MULTIRACIAL: (0.15, 0.10, 0.08, 0.08, 0.040),
+    CATEGORY_LABELS["OTHER"]: (0.14, 0.09, 0.08, 0.08, 0.040),
+    DECLINED: (0.12, 0.08, 0.07, 0.07, 0.040),
+    UNKNOWN: (0.14, 0.09, 0.08, 0.08, 0.040),
+}
 
 PROBLEM_LIST_SIZE = 6
 MEMBER_DEFECT_CLASSES = ("missing_rel", "unknown_county_fips", "invalid_county_fips_format",
@@ -49,10 +71,11 @@ DX_VOCAB: tuple[str, ...] = tuple(dict.fromkeys(
     [c for cond in vocab.CONDITIONS for c in cond.codes]
     + [c for c, _ in vocab.ACUTE_OFFICE_DX] + list(vocab.PREVENTIVE_DX_CHILD) + list(vocab.PREVENTIVE_DX_ADULT)
     + [c for c, _ in vocab.ED_DX] + [c for case in vocab.INPATIENT_CASES for c in case.dx]
-    + list(vocab.NEWBORN_CASE.dx) + list(vocab.SDOH_Z_CODES.values())
+    + list(vocab.NEWBORN_CASE.dx) + list(vocab.SDOH_Z_CODES.values()) + [vocab.LAB_DX_FALLBACK]
 ))
 DX_INDEX = {c: i for i, c in enumerate(DX_VOCAB)}
 assert not set(DX_VOCAB) & vocab.RESERVED_CODES
+assert not [c for c in DX_VOCAB if c.startswith(vocab.RESERVED_PREFIXES)]
 
 
 @dataclass
@@ -76,7 +99,7 @@ class Population:
     conditions: np.ndarray       # (n, len(CONDITIONS)) bool
     condition_code: np.ndarray   # (n, len(CONDITIONS)) index into DX_VOCAB of the member's code, -1 if absent
     problem_list: np.ndarray     # (n, PROBLEM_LIST_SIZE) index into DX_VOCAB, -1 empty
-    sdoh_need: np.ndarray        # (n, 4) bool
+    sdoh_need: np.ndarray        # (n, 5) bool, domains in SDOH_DOMAINS order
     pcp: np.ndarray              # assigned primary-care NPI
     hospital_pos: np.ndarray     # index into providers.roles['hospital']
     members_df: pl.DataFrame
@@ -104,6 +127,16 @@ def strata_of(codes: pl.Series) -> pl.Series:
     return frame.join(labels, on=col, how="left", nulls_equal=True, maintain_order="left")["stratum"]
 
 
+def _stratum_index(stratum: np.ndarray) -> np.ndarray:
+    """Index of each member's stratum label in RACE_ETHNICITY_STRATA."""
+    lookup = {s: i for i, s in enumerate(RACE_ETHNICITY_STRATA)}
+    labels, inverse = np.unique(stratum, return_inverse=True)
+    return np.array([lookup[s] for s in labels], dtype=np.int64)[inverse]
+
+
+assert set(SDOH_NEED_BY_STRATUM) == set(RACE_ETHNICITY_STRATA)
+
+
 def _age_band(age: np.ndarray) -> np.ndarray:
     return np.select([age <= 17, age <= 44, age <= 64, age <= 74], [0, 1, 2, 3], 4)
 
@@ -114,20 +147,23 @@ def _choice_str(rng: np.random.Generator, pairs, size: int) -> np.ndarray:
     return codes[rng.choice(len(pairs), size=size, p=w / w.sum())]
 
 
-def continuous_enrollment(seg_start: np.ndarray, seg_end: np.ndarray, start: int, end: int,
+def continuous_enrollment(seg_start: np.ndarray, seg_end: np.ndarray, start, end,
                           max_gap_days: int = MAX_SHORT_GAP, max_gaps: int = 1) -> np.ndarray:
     """HEDIS-style continuous enrollment over [start, end] from (n, k) segment arrays.
 
     Enrolled on ``end`` (the anchor date) and at most ``max_gaps`` uncovered runs inside the window,
     none longer than ``max_gap_days`` days (a late start or an early end counts as a run).
+    ``start`` and ``end`` are day numbers, one for everyone or one per member.
     """
-    s = np.maximum(seg_start, start)
-    e = np.minimum(seg_end, end)
-    valid = s <= e
     n = seg_start.shape[0]
+    start = np.broadcast_to(np.asarray(start, dtype=np.int64), (n,))
+    end = np.broadcast_to(np.asarray(end, dtype=np.int64), (n,))
+    s = np.maximum(seg_start, start[:, None])
+    e = np.minimum(seg_end, end[:, None])
+    valid = s <= e
     gaps = np.zeros(n, dtype=np.int32)
     longest = np.zeros(n, dtype=np.int64)
-    prev_end = np.full(n, start - 1, dtype=np.int64)
+    prev_end = (start - 1).astype(np.int64)
     for k in range(seg_start.shape[1]):
         run = np.where(valid[:, k], s[:, k] - prev_end - 1, 0)
         has = valid[:, k] & (run > 0)
@@ -349,8 +385,11 @@ def make_population(ctx: ChunkContext, geo: Geography, providers: Providers, fir
         problem_list = np.pad(problem_list, ((0, 0), (0, PROBLEM_LIST_SIZE - problem_list.shape[1])), constant_values=-1)
 
     rng = ctx.rng("sdoh_need")
-    need_p = np.stack([np.array(SDOH_NEED[int(x)]) for x in range(3)])[payer_pre]
-    sdoh_need = rng.random((n, 4)) < need_p
+    sidx = _stratum_index(stratum)
+    need_p = np.array([SDOH_NEED_BY_STRATUM[s] for s in RACE_ETHNICITY_STRATA])[sidx]
+    # fixed margins per stratum, adults and children apart (the SDOH measures count adults)
+    group = sidx * 2 + (age >= 18)
+    sdoh_need = np.stack([quota(rng, np.ones(n, dtype=bool), group, need_p[:, j]) for j in range(len(SDOH_DOMAINS))], axis=1)
 
     # ---- assigned providers
     rng = ctx.rng("attribution")

@@ -130,6 +130,9 @@ ACUTE_OFFICE_DX: tuple[tuple[str, float], ...] = (
     ("K5900", 0.03), ("M5450", 0.08), ("H6690", 0.04), ("K219", 0.05), ("R079", 0.03), ("Z79899", 0.04),
 )
 PREVENTIVE_DX_CHILD = ("Z00129", "Z00121")
+LAB_DX_FALLBACK = "Z0189"  # encounter for other specified special examinations (not a well-care code)
+WCV_AGE = (3, 21)          # well-care visits at these ages (Dec 31 MY) in MY come only from plant_wcv
+W30_MAX_AGE = 3            # every well-child visit of members this old or younger (Dec 31 MY) comes from plant_w30
 PREVENTIVE_DX_ADULT = ("Z0000", "Z0001")
 ED_DX: tuple[tuple[str, float], ...] = (
     ("R079", 0.10), ("R0789", 0.04), ("R109", 0.10), ("R55", 0.04), ("R519", 0.06), ("S93401A", 0.06),
@@ -203,7 +206,7 @@ INPATIENT_CASES: tuple[InpatientCase, ...] = (
     InpatientCase("280", ("I214", "I2510"), (), 0.05, 1400000, age_min=40),
     InpatientCase("418", ("K8000",), ("0FT44ZZ",), 0.04, 1300000, surgical=True),
     InpatientCase("885", ("F209",), (), 0.05, 900000),
-    InpatientCase("897", ("F10239",), (), 0.04, 600000),
+    # (no alcohol/drug detoxification, DRG 896/897: every SUD diagnosis comes from plant_iet)
     InpatientCase("638", ("E1110",), (), 0.04, 700000),
     InpatientCase("343", ("K3580",), ("0DTJ4ZZ",), 0.04, 900000, surgical=True, age_min=5),
     InpatientCase("208", ("J9601", "J189"), ("5A1945Z",), 0.03, 2500000),
@@ -253,9 +256,50 @@ AHC_HRSN_QUESTIONS: tuple[SdohQuestion, ...] = (
     SdohQuestion("utilities", "96779-4", ("LA32-8", "LA33-6", "LA32002-0"), (False, True, True)),
 )
 PRAPARE_QUESTIONS: tuple[SdohQuestion, ...] = (
-    SdohQuestion("housing", "71802-3", ("LA30190-5", "LA30191-3"), (False, True)),
+    SdohQuestion("housing", "71802-3", ("LA30189-7", "LA30190-5"), (False, True)),  # I have housing / I do not have housing
     SdohQuestion("transportation", "93030-5", ("LA32-8", "LA30133-5", "LA30134-3"), (False, True, True)),
 )
+
+# --------------------------------------------------------------------------------------------------
+# SDOH domains (the five CMS core domains) and the generator's question -> domain table.
+SDOH_DOMAINS = ("food", "housing", "transportation", "utilities", "interpersonal_safety")
+# AHC HRSN interpersonal safety items 7-10 (LOINC) answered Never=1 .. Frequently=5; positive above 10.
+AHC_SAFETY_QUESTIONS = ("95618-5", "95617-7", "95616-9", "95615-1")
+AHC_SAFETY_ANSWERS = ("LA6270-8", "LA10066-1", "LA10082-8", "LA16644-9", "LA6482-9")  # score 1..5
+AHC_SAFETY_THRESHOLD = 10
+SDOH_QUESTION_DOMAINS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("ahc_hrsn", "71802-3"): ("housing",), ("ahc_hrsn", "96778-6"): ("housing",),
+    ("ahc_hrsn", "88122-7"): ("food",), ("ahc_hrsn", "88123-5"): ("food",),
+    ("ahc_hrsn", "93030-5"): ("transportation",), ("ahc_hrsn", "96779-4"): ("utilities",),
+    **{("ahc_hrsn", q): ("interpersonal_safety",) for q in AHC_SAFETY_QUESTIONS},
+    ("prapare", "71802-3"): ("housing",), ("prapare", "93033-9"): ("housing",),
+    ("prapare", "93031-3"): ("food", "utilities"), ("prapare", "93030-5"): ("transportation",),
+    ("prapare", "93026-3"): ("interpersonal_safety",), ("prapare", "76501-6"): ("interpersonal_safety",),
+}
+
+# --------------------------------------------------------------------------------------------------
+# The generator's own reading of the code families planted measures look for (``X*`` = prefix),
+# used by ``evidence.Evidence`` to read what other producers emitted. Kept independent of the
+# pipeline's value sets on purpose: a mismatch shows up as a truth the pipeline does not reproduce.
+DX_FAMILIES: dict[str, tuple[str, ...]] = {
+    "hypertension": ("I10",),
+    "diabetes": ("E10*", "E11*", "E13*"),
+    "esrd": ("N186", "Z992", "I120", "I1311", "I132"),
+    "pregnancy": ("O*", "Z33*", "Z34*"),
+    "depression_or_bipolar": ("F32*", "F33*", "F31*", "F341"),
+    "sexual_activity": ("Z30*", "Z3A*", "O*", "Z320*", "Z34*", "Z113", "Z202", "A5*", "A6*"),
+    "well_care": ("Z0000", "Z0001", "Z00110", "Z00111", "Z00121", "Z00129", "Z002", "Z003", "Z025", "Z761", "Z762"),
+}
+OUTPATIENT_ENCOUNTER_CODES = (
+    "99202", "99203", "99204", "99205", "99211", "99212", "99213", "99214", "99215",
+    *(f"9938{i}" for i in range(1, 8)), *(f"9939{i}" for i in range(1, 8)),
+    "90791", "90792", "90832", "90834", "90837", "92625", "96105", "96110", "96112", "96116", "96125", "96136",
+    "96138", "96156", "96158", "97161", "97162", "97163", "97165", "97166", "97167", "99078", "99339", "99340",
+    "G0101", "G0402", "G0438", "G0439", "G0444",
+)
+WELL_CARE_CODES = ("99381", "99382", "99383", "99384", "99385", "99391", "99392", "99393", "99394", "99395", "99461",
+                   "G0438", "G0439", "S0302", "S0610", "S0612", "S0613")
+SEXUAL_ACTIVITY_CODES = ("81025", "84702", "84703", "58300", "11981", "J7300", "J7307", "J1050")
 
 # --------------------------------------------------------------------------------------------------
 # Codes only planting modules may emit (never in background utilisation).
@@ -270,11 +314,99 @@ HOSPICE_REVENUE = ("0115", "0125", "0135", "0145", "0155", "0650", "0651", "0652
 HOSPICE_HCPCS = ("G9473", "G9474", "G9475", "G9476", "G9477", "G9478", "G9479", "Q5003", "Q5004",
                  "Q5005", "Q5006", "Q5007", "Q5008", "Q5009", "Q5010", "S9126", "T2042", "T2043",
                  "T2044", "T2045", "T2046")
+LINE_CODE_SETS: dict[str, dict[str, tuple[str, ...]]] = {
+    "hospice": {"revenue": HOSPICE_REVENUE, "hcpcs": HOSPICE_HCPCS, "pos": ("34",)},
+    "outpatient_encounter": {"hcpcs": OUTPATIENT_ENCOUNTER_CODES},
+    "well_care": {"hcpcs": WELL_CARE_CODES},
+    "sexual_activity": {"hcpcs": SEXUAL_ACTIVITY_CODES},
+}
+# Cervical cancer screening (CCS)
+CERVICAL_CYTOLOGY = ("88141", "88142", "88143", "88147", "88148", "88150", "88152", "88153", "88164", "88165",
+                     "88166", "88167", "88174", "88175", "G0123", "G0124", "G0141", "G0143", "G0144", "G0145",
+                     "G0147", "G0148", "P3000", "P3001", "Q0091")
+HPV_TESTS = ("87624", "87625", "G0476")
+HYSTERECTOMY_CPT = ("51925", "56308", "57540", "57545", "57550", "57555", "57556", "58150", "58152", "58200",
+                    "58210", "58240", "58260", "58262", "58263", "58267", "58270", "58275", "58280", "58285",
+                    "58290", "58291", "58292", "58293", "58294", "58548", "58550", "58552", "58553", "58554",
+                    "58570", "58571", "58572", "58573", "58575", "58951", "58953", "58954", "58956", "59135")
+HYSTERECTOMY_DX = ("Z90710", "Z90712", "Q515")
+HYSTERECTOMY_PCS = ("0UTC0ZZ", "0UTC4ZZ", "0UTC7ZZ", "0UTC8ZZ")
+# Colorectal cancer screening (COL)
+FOBT = ("82270", "82274", "G0328")
+STOOL_DNA = ("81528",)
+FLEX_SIG = ("45330", "45331", "45332", "45333", "45334", "45335", "45337", "45338", "45340", "45341", "45342",
+            "45346", "45347", "45349", "45350", "G0104")
+CT_COLONOGRAPHY = ("74261", "74262", "74263")
+COLONOSCOPY = ("44388", "44389", "44390", "44391", "44392", "44394", "44401", "44402", "44403", "44404", "44405",
+               "44406", "44407", "44408", "45378", "45379", "45380", "45381", "45382", "45384", "45385", "45386",
+               "45388", "45389", "45390", "45391", "45392", "45393", "45398", "G0105", "G0121")
+COLORECTAL_CANCER_DX = ("C180", "C182", "C187", "C189", "C19", "C20", "C218", "Z85038", "Z85048")
+TOTAL_COLECTOMY_CPT = ("44150", "44151", "44152", "44153", "44155", "44156", "44157", "44158", "44210", "44211", "44212")
+TOTAL_COLECTOMY_PCS = ("0DTE0ZZ", "0DTE4ZZ", "0DTE7ZZ", "0DTE8ZZ")
+# Chlamydia screening (CHL)
+CHLAMYDIA_TESTS = ("87110", "87270", "87320", "87490", "87491", "87492", "87810")
+CONTRACEPTION_DX = ("Z3009", "Z3041", "Z30011", "Z3042", "Z30430")
+# Results on claims (CPT II): blood pressure (CBP) and HbA1c (HBD)
+CPT2_SYSTOLIC = {"lt_130": "3074F", "130_139": "3075F", "ge_140": "3077F"}
+CPT2_DIASTOLIC = {"lt_80": "3078F", "80_89": "3079F", "ge_90": "3080F"}
+CPT2_HBA1C = {"lt_7": "3044F", "7_8": "3051F", "8_9": "3052F", "gt_9": "3046F"}
+ESRD_DX = ("N186", "Z992", "I120", "I1311", "I132")
+# Childhood vaccines (CIS): product codes any of the CIS value sets lists
+VACCINE_CODES = ("90633", "90644", "90647", "90648", "90655", "90657", "90661", "90670", "90671", "90673", "90674",
+                 "90677", "90680", "90681", "90685", "90686", "90687", "90688", "90689", "90697", "90698", "90700",
+                 "90707", "90710", "90713", "90716", "90723", "90740", "90744", "90747", "90748", "90756", "G0008",
+                 "G0009", "G0010")
+# Substance use disorder treatment (IET): services, medications, long-acting medications
+SUD_SERVICES = ("H0001", "H0005", "H0007", "H0015", "H0016", "H0022", "H0047", "H0050", "H2035", "H2036", "T1006",
+                "T1012", "G2074", "G2076", "G2077", "G2080")
+SUD_MEDICATIONS = ("H0020", "J0570", "J0571", "J0572", "J0573", "J0574", "J0575", "J2315", "Q9991", "Q9992", "G2067",
+                   "G2068", "G2069", "G2070", "G2071", "G2072", "G2073")
+SUD_LONG_ACTING = ("J0570", "J2315", "Q9991", "Q9992", "G2069", "G2070", "G2072", "G2073")
+SUD_CODES = SUD_SERVICES + SUD_MEDICATIONS + ("H0035", "S9480", "G0410", "G0411")
+# Depression screening (CDF): G8431 positive with plan, G8510 negative; G8432 / G8511 do not count
+DEPRESSION_SCREEN_CODES = {"negative": "G8510", "positive_with_plan": "G8431", "not_screened": "G8432",
+                           "positive_no_plan": "G8511"}
+
 RESERVED_CODES = frozenset(
     MAMMOGRAPHY_CPT + MAMMOGRAPHY_HCPCS + MAMMOGRAPHY_REVENUE + BILATERAL_MASTECTOMY_DX
     + BILATERAL_MASTECTOMY_PCS + UNILATERAL_MASTECTOMY_DX + HOSPICE_REVENUE + HOSPICE_HCPCS
     + ("77061", "77062", "77063", "0401", "Z1231", "Z1239", "Z515", "R54")
+    + CERVICAL_CYTOLOGY + HPV_TESTS + HYSTERECTOMY_CPT + HYSTERECTOMY_DX + HYSTERECTOMY_PCS
+    + FOBT + STOOL_DNA + FLEX_SIG + CT_COLONOGRAPHY + COLONOSCOPY + COLORECTAL_CANCER_DX + TOTAL_COLECTOMY_CPT
+    + TOTAL_COLECTOMY_PCS + CHLAMYDIA_TESTS + CONTRACEPTION_DX + SEXUAL_ACTIVITY_CODES
+    + tuple(CPT2_SYSTOLIC.values()) + tuple(CPT2_DIASTOLIC.values()) + tuple(CPT2_HBA1C.values()) + ESRD_DX
+    + tuple(DEPRESSION_SCREEN_CODES.values())
+    + VACCINE_CODES + ("3E0234Z",) + SUD_CODES
+    + ("99490", "99091")  # planted care-management and monitoring payments (TCOC_PMPM, PRIMARY_CARE_SHARE)
 )
+# Code families (prefixes) background utilisation never emits either: colorectal cancer, STIs,
+# contraception and pregnancy-test families that planted measures read.
+RESERVED_PREFIXES = ("C18", "C19", "C20", "C21", "Z85038", "Z85048", "A5", "A6", "Z30", "Z3A", "Z320", "Z113",
+                     "Z202", "Z33", "Z34", "N186", "Z992", "I12", "I13",
+                     "B01", "B02", "B05", "B06", "B15", "B16", "B170", "B18", "B19", "B26",  # illness histories (CIS)
+                     "F10", "F11", "F12", "F13", "F14", "F15", "F16", "F18", "F19",          # substance use (IET)
+                     "Z51", "Z52")                                                           # planned care (PCR)
+# Codes background utilisation may emit only outside the measurement year or outside an age band:
+# well-care visits (members 3-21 in MY: WCV plants them), ED visits in MY (ED_VISITS plants them) and
+# inpatient stays with a PQI principal diagnosis in MY (PQI90 plants them; background cases of these
+# DRGs are not drawn in MY).
+PQI_DRGS = frozenset({"291", "193", "194", "190", "638"})
+# The generator's reading of the AHRQ PQI 90 composite (principal diagnosis; age on the admission date).
+PQI_DX: dict[str, tuple[tuple[str, ...], int, int]] = {
+    "diabetes_short_term": (("E1010", "E1011", "E10641", "E1100", "E1101", "E11641", "E1110", "E1111", "E1300",
+                             "E1301", "E1310", "E1311", "E13641"), 18, 200),
+    "diabetes_long_term": (("E102*", "E103*", "E104*", "E105*", "E1061*", "E1062*", "E1063*", "E1069", "E108",
+                            "E112*", "E113*", "E114*", "E115*", "E1161*", "E1162*", "E1163*", "E1169", "E118",
+                            "E132*", "E133*", "E134*", "E135*", "E1361*", "E1362*", "E1363*", "E1369", "E138"), 18, 200),
+    "copd_asthma": (("J41*", "J42", "J43*", "J44*", "J47*", "J45*"), 40, 200),
+    "hypertension": (("I10", "I119", "I129", "I1310", "I150", "I151", "I152", "I158", "I159", "I160", "I161", "I169"), 18, 200),
+    "heart_failure": (("I0981", "I110", "I130", "I132", "I50*"), 18, 200),
+    "pneumonia": (("J13", "J14", "J153", "J154", "J157", "J159", "J160", "J168", "J180", "J181", "J188", "J189"), 18, 200),
+    "uti": (("N10", "N119", "N12", "N151", "N159", "N16", "N2884", "N2885", "N2886", "N3000", "N3001", "N3090",
+             "N3091", "N390"), 18, 200),
+    "uncontrolled_diabetes": (("E10649", "E1065", "E11649", "E1165", "E13649", "E1365"), 18, 200),
+    "asthma_young": (("J45*",), 18, 39),
+}
 
 
 def weights(pairs) -> np.ndarray:

@@ -9,6 +9,7 @@ import pytest
 
 from equity_pipeline.generate import GENERATOR_VERSION, TABLES
 from equity_pipeline.generate.geography import valid_county_fips
+from equity_pipeline.generate.planted import planted_measures
 from equity_pipeline.standards.race_ethnicity import RACE_ETHNICITY_STRATA
 
 from .bcs_reference import bcs_counts, read
@@ -66,3 +67,74 @@ def test_planted_rates_recovered_within_binomial_tolerance(messy_run):
         assert abs(rate - p) <= 4.5 * math.sqrt(p * (1 - p) / n) + 1 / n, (stratum, rate, p, n)
         checked += 1
     assert checked >= 6
+
+
+# ---------------------------------------------------------------------------------- every planted measure
+PLANTED = [m.MEASURE_ID for m in planted_measures()]
+
+
+def _blocks(entry: dict, key: str) -> dict[str, dict]:
+    """{row: {stratum: counts}} whatever the layout (measures without rows have the single row 'all')."""
+    return entry[key] if entry.get("rows") else {"all": entry[key]}
+
+
+@pytest.mark.parametrize("measure", PLANTED)
+def test_planted_measure_truth_layout(messy_run, measure):
+    truth = load_truth(messy_run)
+    entry = truth["measures"][measure]
+    assert entry["measure_id"] == measure and entry["stratifier"] == "race_ethnicity"
+    planted_rates = entry["rates"] if entry.get("rows") and isinstance(next(iter(entry["rates"].values())), dict) else {"all": entry["rates"]}
+    for row, rates in planted_rates.items():
+        assert set(rates) == set(RACE_ETHNICITY_STRATA), row
+        assert len(set(rates.values())) >= 4, f"{row}: planted rates must differ by stratum"
+    for key in ("planted", "expected"):
+        blocks = _blocks(entry, key)
+        assert set(blocks) == {"all", *entry.get("rows", [])}
+        for block in blocks.values():
+            assert set(block) == set(RACE_ETHNICITY_STRATA)
+    members = pl.read_parquet(messy_run / entry["member_file"])
+    if entry.get("kind") == "cost":
+        assert members.filter(pl.col("denominator")).height == sum(b["members"] for b in entry["planted"].values())
+    elif entry.get("kind") == "event_rate":
+        assert int(members.filter(pl.col("denominator"))["events"].sum()) == entry["planted_total"]["events"]
+        assert sum(b["events"] for b in entry["expected"].values()) == entry["expected_total"]["events"]
+    else:
+        main = members.filter(pl.col("submeasure") == "all") if "submeasure" in members.columns and entry.get("rows") \
+            and members["submeasure"].is_in(["all"]).any() else members
+        assert int(main["numerator"].sum()) == entry["planted_total"]["numerator"]
+        assert int(main.filter(~pl.col("quarantined"))["denominator"].sum()) == entry["expected_total"]["denominator"]
+        assert sum(b["denominator"] for b in _blocks(entry, "expected")["all"].values()) == entry["expected_total"]["denominator"]
+
+
+def test_clean_run_expected_equals_planted_for_every_measure(clean_run):
+    truth = load_truth(clean_run)
+    assert set(PLANTED) <= set(truth["measures"])
+    for measure in PLANTED:
+        entry = truth["measures"][measure]
+        assert entry["expected"] == entry["planted"], measure
+
+
+@pytest.mark.parametrize("measure", PLANTED)
+def test_fixed_margins_hold(messy_run, measure):
+    """Numerators (events) per group equal the planted probability (rate) summed over the group's
+    denominator (exposure), up to rounding per chunk and the odd member whose evidence found no day."""
+    entry = load_truth(messy_run)["measures"][measure]
+    checked = 0
+    for row, block in _blocks(entry, "planted").items():
+        for stratum, cell in block.items():
+            if entry.get("kind") == "cost":  # exact to the cent in `planted` unless a tiny group already overspent
+                if cell["denominator"]:
+                    assert cell["rate"] == pytest.approx(entry["rates"][stratum], rel=1e-4) or cell["members"] < 100, (stratum, cell)
+                    checked += 1
+                continue
+            if entry.get("kind") == "event_rate":
+                rate = entry["rates"][stratum] / entry["rate_per"]
+                want, got, size = rate * cell[entry["exposure"]], cell["events"], cell[entry["exposure"]] * rate
+            else:
+                p = cell["expected_rate"] if "expected_rate" in cell else entry["rates"][stratum]
+                if not cell["denominator"] or p is None:
+                    continue
+                want, got, size = p * cell["denominator"], cell["numerator"], cell["denominator"]
+            assert abs(got - want) <= 2.5 + 0.02 * size, (row, stratum, got, want)
+            checked += 1
+    assert checked >= 8
