@@ -11,10 +11,20 @@ A YAML file (``--config FILE``, or the Dagster resource ``config_file``); every 
     age_bands: [0, 18, 45, 65, 75]  # lower bounds of the age_band strata (age at period end); first 0
     regions:                        # county groupings for the "region" stratifier; may cross state
       Capital: ["24031", "24033", "11001"]   # lines; a county in at most one region; quote FIPS
-    reference_group: best           # best | largest | overall, for every stratifier; or per stratifier:
-    # reference_group: {default: best, race_ethnicity: White, payer: commercial}
+    reference_group: largest        # largest (default) | best | overall, for every stratifier; or per stratifier:
+    # reference_group: {default: largest, race_ethnicity: White, payer: commercial}
     multiple_comparisons: holm      # holm | bh (Benjamini-Hochberg), within measure x unit x stratifier
     disparity_min_denominator: 30   # members below which a stratum's disparity is insufficient_data
+    imputed_race: true              # BISG track (public/rates_imputed_race); default: true when members have surnames
+    standardization:                # public/standardized_rates (docs/stratification.md)
+      standard: run                 # run (the run's own population by age band x sex) | us2000 | esp2013
+      age_bands: [0, 18, 25, 35, 45, 55, 65, 75, 85]
+      method: dobson                # dobson | fay_feuer
+      stratifiers: [race_ethnicity] # configured stratifiers (or intersections) to standardise
+    equity_plans:                   # equity-plan program rules and baseline (docs/equity_plans.md)
+      program: AHEAD
+      overrides: {states: [MD, NY]}
+      baseline: {year: 2024, path: prior/public/equity_plan/state_metrics.parquet}
 
 Every stratifier and reference policy is described in docs/stratification.md. Errors are
 :class:`ConfigError` with a message naming the setting and what is allowed.
@@ -32,10 +42,15 @@ from equity_pipeline.errors import ConfigError
 
 KNOWN_KEYS = {
     "measurement_year", "measures", "stratifiers", "run_date", "intersections", "age_bands", "regions",
-    "reference_group", "multiple_comparisons", "disparity_min_denominator",
+    "reference_group", "multiple_comparisons", "disparity_min_denominator", "imputed_race", "standardization",
+    "equity_plans",
 }
+STANDARDIZATION_KEYS = ("standard", "age_bands", "method", "stratifiers")
 REFERENCE_POLICIES = ("best", "largest", "overall")
-DEFAULT_REFERENCE = "best"
+#: "largest" by default: a reference fixed before looking at the rates keeps the family-wise error
+#: rate at alpha; "best" (HD*Calc's choice) compares with the sample maximum and roughly doubles
+#: false flags among equal groups (tests/stratify/test_detection.py, docs/stratification.md)
+DEFAULT_REFERENCE = "largest"
 MULTIPLE_COMPARISONS = ("holm", "bh")
 DEFAULT_MIN_DENOMINATOR = 30
 
@@ -54,6 +69,14 @@ class ProgramConfig:
     reference_group: tuple[tuple[str, str], ...] = (("default", DEFAULT_REFERENCE),)
     multiple_comparisons: str = "holm"
     disparity_min_denominator: int = DEFAULT_MIN_DENOMINATOR
+    #: BISG imputed-race track: True, False, or None = on when the members table has surnames
+    imputed_race: bool | None = None
+    standard_population: str = "run"
+    standardization_age_bands: tuple[int, ...] = (0, 18, 25, 35, 45, 55, 65, 75, 85)
+    standardization_method: str = "dobson"
+    standardization_stratifiers: tuple[str, ...] = ("race_ethnicity",)
+    #: equity-plan settings (program, rules_file, overrides, baseline), checked by equity_plans.rules
+    equity_plans: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def region_map(self) -> dict[str, tuple[str, ...]]:
@@ -77,6 +100,10 @@ class ProgramConfig:
             "reference_group": dict(self.reference_group),
             "multiple_comparisons": self.multiple_comparisons,
             "disparity_min_denominator": self.disparity_min_denominator,
+            "equity_plans": self.equity_plans,
+            "imputed_race": self.imputed_race,
+            "standardization": {"standard": self.standard_population, "age_bands": list(self.standardization_age_bands),
+                                "method": self.standardization_method, "stratifiers": list(self.standardization_stratifiers)},
         }
 
 
@@ -90,7 +117,7 @@ def load_config(path: str | Path | None = None, *, run_date: date | None = None)
             raise ConfigError(f"config file not found: {p}")
         try:
             raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError) as exc:  # ValueError: a YAML date that is no real date (2026-02-30)
             raise ConfigError(f"{p.name}: not valid YAML ({str(exc).splitlines()[0]})") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{p.name}: expected a mapping of settings")
@@ -115,6 +142,8 @@ def config_from_dict(raw: dict[str, Any], *, run_date: date | None = None, sourc
             rd = date.fromisoformat(rd)
         except ValueError:
             raise ConfigError(f"run_date {rd!r} is not a YYYY-MM-DD date") from None
+    if not isinstance(rd, date):  # e.g. run_date: 20261122 (a number) or a list
+        raise ConfigError(f"run_date {rd!r} is not a YYYY-MM-DD date")
     year = raw.get("measurement_year", rd.year - 1)
     if not isinstance(year, int) or not 2000 <= year <= rd.year:
         raise ConfigError(f"measurement_year {year!r} must be a year between 2000 and the run date's year")
@@ -123,6 +152,9 @@ def config_from_dict(raw: dict[str, Any], *, run_date: date | None = None, sourc
     bad = [m for m in measures if m not in specs]
     if bad:
         raise ConfigError(f"unknown measure id(s) {bad}; known: {sorted(specs)}")
+    if not measures or len(set(measures)) != len(measures):  # a repeated measure would be counted twice
+        raise ConfigError(f"measures {list(measures)!r} must list each measure id once, at least one "
+                          "(leave the setting out for every packaged measure)")
     stratifiers = tuple(_string_list(raw.get("stratifiers", list(DEFAULT_STRATIFIERS)), "stratifiers"))
     bad = [s for s in stratifiers if s not in STRATIFIERS]
     if bad:
@@ -145,8 +177,45 @@ def config_from_dict(raw: dict[str, Any], *, run_date: date | None = None, sourc
     min_den = raw.get("disparity_min_denominator", DEFAULT_MIN_DENOMINATOR)
     if isinstance(min_den, bool) or not isinstance(min_den, int) or min_den < 1:
         raise ConfigError(f"disparity_min_denominator {min_den!r} must be a whole number of members, at least 1")
+    imputed = raw.get("imputed_race")
+    if imputed is not None and not isinstance(imputed, bool):
+        raise ConfigError(f"imputed_race {imputed!r} must be true or false (leave it out: on when members have surnames)")
+    std = _standardization(raw.get("standardization", {}), stratifiers, intersections)
+    from equity_pipeline.equity_plans.rules import validate_settings
+
+    plans = validate_settings(raw.get("equity_plans", {}), year, measures=measures,
+                              base_dir=Path(source).parent if source else None)  # docs/equity_plans.md
     return ProgramConfig(year, rd, measures, stratifiers, source, intersections, age_bands, regions, reference,
-                         method, min_den)
+                         method, min_den, imputed, *std, equity_plans=plans)
+
+
+def _standardization(value: Any, stratifiers: tuple[str, ...], intersections: tuple[tuple[str, str], ...]):
+    """(standard, age_bands, method, stratifiers) of the ``standardization`` setting."""
+    from equity_pipeline.standardized import DEFAULT_AGE_BANDS, STANDARDS, standard_weights
+    from equity_pipeline.stratify import intersection_name
+
+    if not isinstance(value, dict) or set(value) - set(STANDARDIZATION_KEYS):
+        raise ConfigError(f"standardization must be a mapping with keys among {list(STANDARDIZATION_KEYS)} (got {value!r})")
+    standard = value.get("standard", "run")
+    if standard not in STANDARDS:
+        raise ConfigError(f"standardization standard {standard!r} must be one of {', '.join(STANDARDS)} "
+                          "(run: this run's population by age band x sex; us2000: US 2000 standard million; esp2013: European 2013)")
+    bands = _age_bands(value.get("age_bands", list(DEFAULT_AGE_BANDS)))
+    if standard != "run":
+        try:
+            standard_weights(standard, bands, 0, 120)
+        except ValueError as exc:
+            raise ConfigError(f"standardization age_bands: {exc}") from None
+    method = value.get("method", "dobson")
+    if method not in ("dobson", "fay_feuer"):
+        raise ConfigError(f"standardization method {method!r} must be dobson or fay_feuer")
+    published = [*stratifiers, *(intersection_name(a, b) for a, b in intersections)]
+    chosen = value.get("stratifiers", ["race_ethnicity"] if "race_ethnicity" in stratifiers else [])
+    chosen = tuple(_string_list(chosen, "standardization stratifiers"))
+    bad = [s for s in chosen if s not in published]
+    if bad:
+        raise ConfigError(f"standardization stratifiers {bad} are not configured stratifiers or intersections; configured: {published}")
+    return standard, bands, method, chosen
 
 
 def _string_list(value: Any, key: str) -> list[str]:

@@ -15,7 +15,9 @@ def language_name(primary_subtag: str) -> str | None:
 
     if not langcodes.tag_is_valid(primary_subtag):
         return None
-    return langcodes.Language.get(primary_subtag).display_name()
+    name = langcodes.Language.get(primary_subtag).display_name()
+    # 'und' (undetermined) and private-use tags (qaa-qtz) have no language name: they are Unknown
+    return None if name.startswith("Unknown language") else name
 
 
 def language_strata(languages: pl.Series) -> pl.Series:
