@@ -11,11 +11,11 @@ from equity_pipeline import pipeline
 _SMALL = "no published count between 1 and 10 (shares: count, total, rest; stays and visits: patients, with and without the event; event rates: members, events)"
 _REVEALED = ("no margin (strata -> total, states -> population, payers -> all-payer, regions, identities between strata found "
              "in the data) in which a suppressed cell can be recovered by subtraction, counting cells shown in public/rates "
-             "and public/completeness as known")
+             "and public/completeness as known; a cell locked to public/rates must show the counts rates shows")
 
 
 def _result(meta: dict, *, asset: str) -> dg.MaterializeResult:
-    revealed = int(meta.get("unprotected_margins", 0)) + int(meta.get("lock_conflicts", 0))
+    revealed = sum(int(meta.get(k, 0)) for k in ("unprotected_margins", "lock_conflicts", "lock_mismatches"))
     return dg.MaterializeResult(
         metadata=meta,
         check_results=[
@@ -23,7 +23,8 @@ def _result(meta: dict, *, asset: str) -> dg.MaterializeResult:
                                 metadata={"small_cells": meta["small_cells"]}),
             dg.AssetCheckResult(asset_key=asset, check_name="no_suppressed_cell_revealed", passed=revealed == 0,
                                 metadata={"unprotected_margins": int(meta.get("unprotected_margins", 0)),
-                                          "lock_conflicts": int(meta.get("lock_conflicts", 0))}),
+                                          "lock_conflicts": int(meta.get("lock_conflicts", 0)),
+                                          "lock_mismatches": int(meta.get("lock_mismatches", 0))}),
         ],
     )
 

@@ -161,10 +161,17 @@ def all_stratifiers(stratifiers=DEFAULT_STRATIFIERS, intersections=()) -> tuple[
 
 
 def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: tuple[str, ...]) -> pl.DataFrame:
-    """Denominator members with their attributes; sub-measure rows also rolled up into ``all``."""
+    """Denominator members with their attributes; sub-measure rows also rolled up into ``all``.
+
+    The member attributes win over result columns of the same name: a measure result's own ``payer``,
+    ``line_of_business`` and ``dual_status`` (the payer on the measure's anchor date, duals under
+    Medicare) are not the stratifiers of those names (the payer and dual rule of
+    docs/stratification.md, duals in their own stratum), and the equity plans lock their payer cells
+    to these strata."""
     used = sorted({STRATIFIERS[part] for s in stratifiers for part in s.split(INTERSECTION_SEPARATOR)})
+    shadowed = [c for c in attributes.columns if c != "member_id" and c in results.columns]
     base = (
-        results.filter(pl.col("in_denominator"))
+        results.filter(pl.col("in_denominator")).drop(shadowed)
         .join(attributes, on="member_id", how="left")
         .with_columns(pl.col(c).fill_null(UNKNOWN) for c in ("state", *used))
     )
@@ -339,6 +346,8 @@ def rate_and_ci(counts: pl.DataFrame) -> pl.DataFrame:
             ci_lower=pl.Series(lower, dtype=pl.Float64).fill_nan(None),
             ci_upper=pl.Series(upper, dtype=pl.Float64).fill_nan(None),
         ))
+    if not out:  # no cell at all (nobody in any measure): the empty table, with the rate columns
+        return counts.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in ("rate", "ci_lower", "ci_upper"))
     return pl.concat(out)
 
 

@@ -30,6 +30,7 @@ complementary, suppressed in another public table, ...) goes to the restricted s
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import polars as pl
@@ -189,6 +190,29 @@ def lock_to_rates(cells: pl.DataFrame, measure_id: str, index: dict, *, as_force
         out = out.with_columns(pl.Series("_src", source, dtype=pl.String)).with_columns(
             derived_from=pl.coalesce("_src", "derived_from")).drop("_src")
     return out
+
+
+def lock_mismatches(cells: pl.DataFrame, rates: pl.DataFrame) -> int:
+    """Cells locked as shown to a ``public/rates`` cell whose counts differ from what rates shows (must
+    be 0). A lock says both are the same members (a payer's overall row *is* the rates' ``payer``
+    stratum); when they are not, the plan shows other numbers under that key, and its suppression
+    treats as known a value nobody can read, so a hidden cell may be recoverable. Counts only."""
+    if cells.height == 0 or rates.height == 0:
+        return 0
+    key_cols = ["measure_id", "submeasure", "unit_level", "unit_id", "stratifier", "stratum"]
+    shown = {tuple(r[:6]): r[6:] for r in rates.filter(~pl.col("suppressed").fill_null(True))
+             .select(*key_cols, "members", "denominator", "numerator").iter_rows()}
+    index = dict.fromkeys(shown, False)
+    locked = cells.filter((pl.col("lock") == "published") & (pl.col("derived_from") == RATES_TABLE)).select(
+        "family", "submeasure", "unit_level", "unit_id", "payer", "stratifier", "stratum", *C.COUNT_COLUMNS)
+    bad = 0
+    for row in locked.iter_rows():
+        key = rates_key(*row[:7], index)
+        theirs = shown.get(key) if key else None
+        if theirs is None or not all(math.isclose(float(a or 0), float(b or 0), rel_tol=1e-9, abs_tol=1e-9)
+                                     for a, b in zip(row[7:], theirs)):
+            bad += 1
+    return bad
 
 
 def lock_to_completeness(cells: pl.DataFrame, completeness: pl.DataFrame | None, attribute: str) -> pl.DataFrame:
@@ -372,6 +396,7 @@ def state_metrics(*, rates: pl.DataFrame, attributes: pl.DataFrame, members: pl.
                                     {"_race": (REL_RACE, COLLECTION), "_lang": (REL_LANGUAGE, COLLECTION)}))
     cells, conflicts = C.protect(cells, margins)
     stats = {"cells": cells.height, "margins": len(margins), "lock_conflicts": conflicts,
+             "lock_mismatches": lock_mismatches(cells, rates),
              "unprotected_margins": C.unprotected_margins(cells, margins), "small_cells": C.small_published(cells),
              "locked_cells": int(cells["lock"].is_not_null().sum())}
     own_rows = published(with_rates(cells))

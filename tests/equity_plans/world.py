@@ -15,6 +15,10 @@ NM     Black   commercial              30       12
 So MD all-payer: White 20,000 and Black 40,000 admissions per 100,000 member-years (ratio 2,
 difference 20,000); MD overall 60 / 200 = 30,000. Population: 280 members, 87 admissions. The public tables (rates,
 completeness) are built by the real library functions from the same members, as a run would.
+
+Duals have a Medicare and a Medicaid span; the member results carry the measure engine's own
+``payer`` (the payer on the anchor date, duals under Medicare), ``line_of_business`` and
+``dual_status`` columns, as real results do: the ``payer`` stratifier must not read them.
 """
 from __future__ import annotations
 
@@ -33,10 +37,11 @@ GROUPS = [("MD", "White", "commercial", 100, 20), ("MD", "Black", "medicaid", 95
 STRATIFIERS = ("race_ethnicity", "payer")
 
 
-def build(year: int = 2025) -> dict:
+def build(year: int = 2025, groups: list[tuple[str, str, str, int, int]] = GROUPS) -> dict:
+    """The world of the module docstring, or of ``groups`` (state, race, payer or ``dual``, members, admissions)."""
     members, spans, results = [], [], []
     n = 0
-    for state, race, payer, count, events in GROUPS:
+    for state, race, payer, count, events in groups:
         for i in range(count):
             n += 1
             mid = f"M{n:04d}"
@@ -47,11 +52,13 @@ def build(year: int = 2025) -> dict:
                             "language": "ASKU" if declined_language else "en", "interpreter_needed": None, "sex": "F",
                             "birth_date": date(1970, 1, 1), "county_fips": COUNTY[state]})
             dual = payer == "dual"
-            spans.append({"member_id": mid, "payer": "medicaid" if dual else payer, "line_of_business": "x",
-                          "dual_status": "full" if dual else "none", "enrollment_start": date(year - 1, 1, 1), "enrollment_end": None})
+            spans += [{"member_id": mid, "payer": p, "line_of_business": "x", "dual_status": "full" if dual else "none",
+                       "enrollment_start": date(year - 1, 1, 1), "enrollment_end": None}
+                      for p in (("medicare", "medicaid") if dual else (payer,))]
             results.append({"member_id": mid, "measure_id": "PQI90", "measure_version": load_specs()["PQI90"].version, "submeasure": "all",
-                            "period": str(year), "in_denominator": True, "numerator_value": 1.0 if i < events else 0.0,
-                            "denominator_value": 1.0})
+                            "period": str(year), "payer": "medicare" if dual else payer, "line_of_business": "x",
+                            "dual_status": "full" if dual else "none", "in_denominator": True,
+                            "numerator_value": 1.0 if i < events else 0.0, "denominator_value": 1.0})
     m = pl.DataFrame(members, schema={"member_id": pl.String, "race_ethnicity_codes": pl.String, "race_ethnicity_source": pl.String,
                                       "language": pl.String, "interpreter_needed": pl.Boolean, "sex": pl.String, "birth_date": pl.Date,
                                       "county_fips": pl.String})
