@@ -2,15 +2,19 @@
 
 import dagster as dg
 
+from assets.equity_plans import equity_plan_assets
 from assets.ingest import table_assets
+from assets.invariants import invariant_checks
 from assets.measures import measure_assets, measure_events
-from assets.reports import equity_report, run_manifest
+from assets.reports import audit_pack, equity_report, equity_workbook, rel_completeness, run_manifest
 from assets.resources import PipelineResource
-from assets.stratification import member_attributes, public_rates, stratified_counts
+from assets.sensors import sensors
+from assets.sources import canonical_input
+from assets.stratification import disparities, imputed_race_rates, member_attributes, public_rates, standardized_rates, stratified_counts
 from assets.validation import gx_checks, validation_assets
 
-ALL_ASSETS = [*table_assets, measure_events, *measure_assets, member_attributes, stratified_counts, public_rates, equity_report, run_manifest,
-              *validation_assets]
+ALL_ASSETS = [canonical_input, *table_assets, measure_events, *measure_assets, member_attributes, stratified_counts, public_rates, disparities, imputed_race_rates, standardized_rates, rel_completeness, equity_report, equity_workbook, run_manifest, audit_pack,
+              *equity_plan_assets, *validation_assets]
 
 equity_pipeline_job = dg.define_asset_job("equity_pipeline_job", selection=dg.AssetSelection.all(), description="The whole pipeline: ingest -> measures -> stratification -> reports.")
 
@@ -19,8 +23,9 @@ monthly_refresh = dg.ScheduleDefinition(name="monthly_refresh", job=equity_pipel
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
-    asset_checks=gx_checks,
+    asset_checks=[*gx_checks, *invariant_checks],
     jobs=[equity_pipeline_job],
     schedules=[monthly_refresh],
+    sensors=sensors,
     resources={"pipeline_config": PipelineResource()},
 )

@@ -15,7 +15,7 @@ def build_table_asset(table: str) -> dg.AssetsDefinition:
         name=table,
         group_name=INGEST_GROUP,
         owners=OWNERS,
-        deps=[] if table == "members" else ["members"],
+        deps=["canonical_input"] if table == "members" else ["members"],
         description=f"{suite.description} Validated against expectations/{table}.json (suite {suite.version}); failing rows go to restricted/quarantine/{table}.parquet.",
         check_specs=[dg.AssetCheckSpec("rows_reconcile", asset=table, blocking=True, description="rows read = rows used + rows quarantined")],
         kinds={"polars", "parquet"},

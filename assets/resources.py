@@ -20,9 +20,20 @@ class PipelineResource(dg.ConfigurableResource):
     out_dir: str = os.environ.get("EQUITY_OUT_DIR", "demo_out")
     config_file: str | None = os.environ.get("EQUITY_CONFIG") or None
     run_date: str | None = None
+    # input format of input_dir: canonical (default), synthea or fhir (docs/sources.md); EQUITY_SOURCE
+    source: str = os.environ.get("EQUITY_SOURCE", "canonical")
 
     @property
     def input_path(self) -> Path:
+        """The folder of canonical tables the ingest step reads: input_dir itself for canonical
+        input, else the tables the ``canonical_input`` asset converted (restricted/canonical_input)."""
+        from equity_pipeline.sources import ingest_dir
+
+        return ingest_dir(self.source, Path(self.input_dir), Path(self.out_dir))
+
+    @property
+    def source_input_path(self) -> Path:
+        """input_dir as given (in the ``source`` format)."""
         return Path(self.input_dir)
 
     @property

