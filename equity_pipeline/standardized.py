@@ -218,6 +218,8 @@ def expected_values(base: pl.DataFrame, kinds: dict[str, str], bands: tuple[int,
             part, summary = part.with_columns(_expected=pl.lit(None, dtype=pl.Float64)), {"method": "none"}
         models[f"{measure}/{submeasure}"] = summary
         out.append(part.with_columns(pl.col("_expected").cast(pl.Float64)))
+    if not out:  # nobody in any measure
+        return base.with_columns(_expected=pl.lit(None, dtype=pl.Float64)), models
     return pl.concat(out, how="diagonal_relaxed"), models
 
 

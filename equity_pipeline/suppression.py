@@ -59,7 +59,8 @@ def checked_counts(counts: pl.DataFrame) -> pl.DataFrame:
             if i < len(cols):
                 e = pl.when(kind == k).then(cols[i].cast(pl.Float64)).otherwise(e)
         exprs.append(e.alias(f"_c{i}"))
-    return counts.select(exprs)
+    # with_columns, not select: literals keep the frame's height (0 rows stay 0 rows)
+    return counts.with_columns(exprs).select(f"_c{i}" for i in range(3))
 
 
 def primary_flags(counts: pl.DataFrame) -> pl.Series:

@@ -506,6 +506,21 @@ def _input_files(manifest: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
+def no_data_notice(rates: pl.DataFrame, manifest: dict[str, Any]) -> str | None:
+    """Why the report has no rate (None when it has some): nobody is in any measure's denominator,
+    and when the members table left no validated member, how many of its rows were quarantined."""
+    if rates.height:
+        return None
+    members = (manifest.get("tables") or {}).get("members")
+    if isinstance(members, dict) and members.get("used") == 0:
+        read, quarantined = format_count(members.get("read")) or "0", format_count(members.get("quarantined")) or "0"
+        why = (f"the members table has no validated member ({read} rows read, {quarantined} quarantined), "
+               "so no measure has anyone to count")
+    else:
+        why = "no member is in the denominator of any measure in this run"
+    return f"No data: {why}. There are no rates, gaps or charts to show; the tables below say what was read."
+
+
 def county_display_names(rates: pl.DataFrame) -> pl.DataFrame:
     """County strata (5-digit FIPS codes) relabelled 'Hawaii County, HI (15001)' from the county
     reference of the measurement year; codes the reference does not know, and Unknown, stay as they are."""
@@ -728,8 +743,10 @@ def completeness_context(table: pl.DataFrame | None) -> dict[str, Any] | None:
         part = table.filter(pl.col("attribute") == attribute)
 
         def cell(r: dict[str, Any]) -> dict[str, Any]:
-            if r["suppressed"] or r["share"] is None:
+            if r["suppressed"]:
                 return {"suppressed": True, "label": suppression_label(r["suppression_reason"])}
+            if r["share"] is None:  # no member in the unit (0 of 0): nothing to show, nothing suppressed
+                return {"suppressed": False, "members": format_count(r["members"]) or "0", "share": "\u2014", "ci": "\u2014"}
             return {"suppressed": False, "members": format_count(r["members"]), "share": PROPORTION.number(r["share"]),
                     "ci": PROPORTION.ci(r["ci_lower"], r["ci_upper"]) or "\u2014"}
 
@@ -892,7 +909,10 @@ def build_context(
         })
 
     config = manifest.get("config")
+    if not periods and isinstance(config, dict) and config.get("measurement_year") is not None:
+        periods = [str(config["measurement_year"])]  # no rate to read it from (no data): the configured year
     return {
+        "no_data": no_data_notice(rates, manifest),
         "run_id": str(manifest.get("run_id", "")),
         "created_at": str(manifest.get("created_at", "")),
         "package_version": str(manifest.get("package_version", "")),

@@ -89,8 +89,20 @@ _DISTINCT = {
     "pharmacy_claims": lambda n: {"claim_id": f"RX-QX-{n:06d}"},
     "sdoh_screenings": lambda n: {"screening_id": f"SCR-{n}"},
     "clinical_observations": lambda n: {"observation_date": f"2025-06-{n:02d}"},
-    "providers": lambda n: {"provider_id": f"{1234567893 + 10 * n}"},
+    "providers": lambda n: {"provider_id": npi(f"1{n:08d}")},
 }
+
+
+def npi(body: str) -> str:
+    """The NPI with the 9-digit ``body`` and its Luhn check digit (over the 80840 prefix)."""
+    total = 0
+    for i, d in enumerate(int(c) for c in reversed("80840" + body)):
+        d = 2 * d if i % 2 == 0 else d
+        total += d - 9 if d > 9 else d
+    return body + str((10 - total % 10) % 10)
+
+
+assert npi("123456789") == VALID["providers"]["provider_id"] == "1234567893"  # the CMS example NPI
 
 
 def row(table: str, n: int = 1, **changes: str | None) -> dict[str, str | None]:

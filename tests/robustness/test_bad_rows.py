@@ -73,12 +73,13 @@ QUARANTINE = [
     _case("medical_claims", {"paid_amount": "1,200.00"}, {"invalid_paid_amount"}),
     _case("medical_claims", {"paid_amount": "NaN"}, {"invalid_paid_amount"}),
     _case("medical_claims", {"allowed_amount": "abc"}, {"invalid_allowed_amount"}),
-    _case("medical_claims", {"allowed_amount": "-5.00"}, set(),
-          bug="allowed_amount has a number-format rule but no bound: a negative or huge allowed amount is used "
-              "(paid_amount has implausible_paid_amount; no measure reads allowed_amount today)"),
+    _case("medical_claims", {"allowed_amount": "-5.00"}, {"implausible_allowed_amount"}),
+    _case("medical_claims", {"allowed_amount": "99999999"}, {"implausible_allowed_amount"}),
     _case("medical_claims", {"claim_line": "one"}, {"invalid_claim_line"}),
-    _case("medical_claims", {"claim_line": "0"}, set(),
-          bug="claim_line must be a positive integer (contract), but the rule's regex ^[0-9]{1,4}$ accepts 0"),
+    _case("medical_claims", {"claim_line": "0"}, {"invalid_claim_line"}),
+    _case("medical_claims", {"claim_line": "000"}, {"invalid_claim_line"}),
+    _case("medical_claims", {"claim_line": "-1"}, {"invalid_claim_line"}),
+    _case("medical_claims", {"claim_line": "10000"}, {"invalid_claim_line"}),
     _case("medical_claims", {"claim_version": "-1"}, {"invalid_claim_version"}),
     _case("medical_claims", {"claim_status": "pending"}, {"invalid_claim_status"}),
     _case("medical_claims", {"claim_type": "dental"}, {"invalid_claim_type"}),
@@ -99,13 +100,11 @@ QUARANTINE = [
     _case("pharmacy_claims", {"days_supply": "-30"}, {"invalid_days_supply"}),
     _case("pharmacy_claims", {"days_supply": "99999"}, {"invalid_days_supply"}),
     _case("pharmacy_claims", {"paid_amount": "twelve"}, {"invalid_paid_amount"}),
-    _case("pharmacy_claims", {"paid_amount": "-12.50"}, set(),
-          bug="pharmacy paid_amount has no plausibility bound (medical claims have one): a negative fill amount is "
-              "used and lowers TCOC_PMPM, which sums pharmacy paid amounts"),
-    _case("pharmacy_claims", {"paid_amount": "99999999"}, set(),
-          bug="pharmacy paid_amount has no plausibility bound: a $100M fill is used and inflates TCOC_PMPM"),
-    _case("pharmacy_claims", {"prescriber_npi": "12345"}, set(),
-          bug="prescriber_npi has no rule at all: any text is used (no measure reads it today)"),
+    _case("pharmacy_claims", {"paid_amount": "-12.50"}, {"implausible_paid_amount"}),
+    _case("pharmacy_claims", {"paid_amount": "99999999"}, {"implausible_paid_amount"}),
+    _case("pharmacy_claims", {"prescriber_npi": "12345"}, {"invalid_prescriber_npi"}),
+    _case("pharmacy_claims", {"prescriber_npi": "0234567893"}, {"invalid_prescriber_npi"}),
+    _case("pharmacy_claims", {"prescriber_npi": "1234567890"}, {"invalid_npi_check_digit"}),
     _case("pharmacy_claims", {"member_id": "MBR-ORPHAN-1"}, {"orphan_member"}),
     # SDOH screenings
     _case("sdoh_screenings", {"member_id": "MBR-ORPHAN-1"}, {"orphan_member"}),
@@ -123,15 +122,15 @@ QUARANTINE = [
     _case("clinical_observations", {"value_numeric": "7,2"}, {"invalid_value_numeric"}),
     _case("clinical_observations", {"source_system": "fax"}, {"invalid_source_system"}),
     # providers
-    _case("providers", {"provider_id": "1234567903", "id_type": "tin"}, {"invalid_id_type"}),
-    _case("providers", {"provider_id": "1234567903", "county_fips": "123"}, {"invalid_county_fips_format"}),
-    _case("providers", {"provider_id": "1234567903", "state": "Mass"}, {"invalid_state"}),
-    _case("providers", {"provider_id": "1234567903", "is_primary_care": "maybe"}, {"invalid_is_primary_care"}),
+    _case("providers", {"provider_id": "1234567901", "id_type": "tin"}, {"invalid_id_type"}),
+    _case("providers", {"provider_id": "1234567901", "county_fips": "123"}, {"invalid_county_fips_format"}),
+    _case("providers", {"provider_id": "1234567901", "state": "Mass"}, {"invalid_state"}),
+    _case("providers", {"provider_id": "1234567901", "is_primary_care": "maybe"}, {"invalid_is_primary_care"}),
     _case("providers", {"provider_id": ""}, {"missing_provider_id"}),
-    _case("providers", {"provider_id": "1234567890"}, set(),
-          bug="providers has no NPI rule: a provider_id with id_type npi and a bad check digit is used"),
-    _case("providers", {"provider_id": "1234567903", "county_fips": "99999"}, set(),
-          bug="providers.county_fips is checked for 5 digits only, not against the valid counties (members are)"),
+    _case("providers", {"provider_id": "1234567890"}, {"invalid_npi_check_digit"}),
+    _case("providers", {"provider_id": "12345"}, {"invalid_provider_npi"}),
+    _case("providers", {"provider_id": "220071"}, {"invalid_provider_npi"}),  # a CCN labelled npi
+    _case("providers", {"provider_id": "1234567901", "county_fips": "99999"}, {"unknown_county_fips"}),
 ]
 
 
@@ -157,7 +156,7 @@ REPAIRED = [
     _case("sdoh_screenings", {"answer_code": " la31993-1 ", "question_code": " 71802-3", "instrument": "PRAPARE"},
           {"answer_code": "LA31993-1", "question_code": "71802-3", "instrument": "prapare"}),
     _case("clinical_observations", {"loinc_code": " 4548-4 ", "source_system": "HIE"}, {"loinc_code": "4548-4", "source_system": "hie"}),
-    _case("providers", {"provider_id": "1234567903", "id_type": "NPI", "state": "ma", "is_primary_care": "N"},
+    _case("providers", {"provider_id": "1234567901", "id_type": "NPI", "state": "ma", "is_primary_care": "N"},
           {"id_type": "npi", "state": "MA", "is_primary_care": False}),
 ]
 
@@ -175,6 +174,9 @@ LEGITIMATE = [
     _case("enrollment", {"enrollment_end": ""}, "open span: still enrolled"),
     _case("clinical_observations", {"value_numeric": "-2.5"}, "negative results exist (base excess)"),
     _case("medical_claims", {"paid_amount": "0"}, "zero-paid lines (denied or bundled)"),
+    _case("medical_claims", {"claim_line": "0002"}, "a zero-padded line number is a positive integer"),
+    _case("pharmacy_claims", {"paid_amount": "0.00", "prescriber_npi": ""}, "zero-paid fill, prescriber not recorded"),
+    _case("providers", {"provider_id": "220071", "id_type": "ccn"}, "a facility by its CCN: not an NPI"),
     _case("members", {"race_ethnicity_codes": "", "language": "", "sex": "U"}, "unknown REL and sex are strata, not errors"),
 ]
 
@@ -188,17 +190,41 @@ def test_unusual_but_legitimate_values_are_used(tmp_path, table, changes, why):
 # --- duplicates --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("table", list(VALID))
+_COPY_BUG = ("BUG (ingest.py): the uniqueness rule counts the later exact copies, so an exact duplicate of a "
+             "members or providers row quarantines every copy (duplicate_member_id / duplicate_provider_id) "
+             "instead of keeping the first; expected: uniqueness judged without the duplicate_row copies")
+_UNIQUE_KEY = {"members": ("member_id", "duplicate_member_id"), "providers": ("provider_id", "duplicate_provider_id")}
+
+
+@pytest.mark.parametrize("table", [pytest.param(t, marks=pytest.mark.xfail(strict=True, reason=_COPY_BUG))
+                                   if t in _UNIQUE_KEY else t for t in VALID])
 def test_exact_duplicate_row(tmp_path, table):
-    """The first copy is validated like any row; later copies are quarantined as duplicate_row."""
+    """The first copy is validated like any row (and used when it passes: also in members and
+    providers, whose one copy left has a unique id); later copies are quarantined as duplicate_row."""
     out = ingest_bytes(tmp_path, table, csv_bytes([row(table, 1), row(table, 2), row(table, 1)]))
-    assert "duplicate_row" in out.reasons(3) and "duplicate_row" not in out.reasons(1)
-    if table in ("members", "providers"):  # the key must be unique: every copy fails the uniqueness rule
-        unique_rule = {"members": "duplicate_member_id", "providers": "duplicate_provider_id"}[table]
-        assert unique_rule in out.reasons(1) and unique_rule in out.reasons(3)
-        assert out.result.used == 1
-    else:
-        assert out.result.used == 2
+    assert out.reasons(3) == ["duplicate_row"] and out.reasons(1) == []
+    assert out.result.used == 2
+
+
+@pytest.mark.parametrize("table", list(_UNIQUE_KEY))
+def test_exact_duplicate_row_of_a_unique_key_today(tmp_path, table):
+    """What the ingest does today (docs/failure-modes.md, Limits): every copy fails the uniqueness rule."""
+    unique_rule = _UNIQUE_KEY[table][1]
+    out = ingest_bytes(tmp_path, table, csv_bytes([row(table, 1), row(table, 2), row(table, 1)]))
+    assert out.reasons(1) == [unique_rule] and out.reasons(3) == ["duplicate_row", unique_rule]
+    assert out.result.used == 1
+
+
+@pytest.mark.xfail(strict=True, reason=_COPY_BUG)
+@pytest.mark.parametrize("table", list(_UNIQUE_KEY))
+def test_exact_copy_of_a_conflicting_row(tmp_path, table):
+    """Rows 1 and 2 share the id with other values (a conflict); row 3 copies row 1: rows 1 and 2 fail
+    the uniqueness rule, row 3 is quarantined as duplicate_row only, and the counts say so."""
+    unique_rule = _UNIQUE_KEY[table][1]
+    other = row(table, 1, **({"sex": "M"} if table == "members" else {"name": "Other Practice"}))
+    out = ingest_bytes(tmp_path, table, csv_bytes([row(table, 1), other, row(table, 1)]))
+    assert out.reasons(1) == [unique_rule] and out.reasons(2) == [unique_rule] and out.reasons(3) == ["duplicate_row"]
+    assert out.result.used == 0 and out.result.rule_counts == {unique_rule: 2, "duplicate_row": 1}
 
 
 @pytest.mark.parametrize("table", ["medical_claims", "pharmacy_claims", "enrollment", "sdoh_screenings", "clinical_observations"])
@@ -252,6 +278,7 @@ def test_a_large_messy_table_reconciles(tmp_path):
     rows += rows[:7]  # exact duplicates
     out = ingest_bytes(tmp_path, "members", csv_bytes(rows))
     assert out.result.read == 607
-    # 200 faulty rows; the 7 copies; and the first copies of the 5 duplicated rows without a fault
+    # 200 faulty rows; the 7 copies; and the first copies of the 5 duplicated rows without a fault (they fail
+    # duplicate_member_id today: see _COPY_BUG; once fixed, quarantined == 200 + 7)
     assert out.result.quarantined == 200 + 7 + 5
     assert out.result.rule_counts["duplicate_row"] == 7

@@ -70,8 +70,22 @@ BASE: dict[str, dict[str, str | None]] = {
 DERIVED_SOURCES: dict[str, list[tuple[str, str]]] = {
     "_member_known": [("member_id", "MBR-ORPHAN-0001"), ("member_id", "MBR-ORPHAN-0002")],
     "_npi_check_digit_ok": [("billing_npi", "1234567890"), ("billing_npi", "1999999999")],
+    "_prescriber_npi_check_digit_ok": [("prescriber_npi", "1234567890"), ("prescriber_npi", "1999999999")],
+    # providers: provider_id is an NPI on rows with id_type npi (the base row's)
+    "_provider_npi": [("provider_id", "12345"), ("provider_id", "0234567893"), ("provider_id", "１２３４５６７８９３")],
+    "_provider_npi_check_digit_ok": [("provider_id", "1234567890"), ("provider_id", "1999999999")],
     "_paid_amount_num": [("paid_amount", "-5.00"), ("paid_amount", "9999999.99")],
+    "_allowed_amount_num": [("allowed_amount", "-5.00"), ("allowed_amount", "9999999.99")],
 }
+
+
+def npi(body: str) -> str:
+    """The NPI with the 9-digit ``body`` and its Luhn check digit (over the 80840 prefix)."""
+    total = 0
+    for i, d in enumerate(int(c) for c in reversed("80840" + body)):
+        d = 2 * d if i % 2 == 0 else d
+        total += d - 9 if d > 9 else d
+    return body + str((10 - total % 10) % 10)
 
 
 def _date_defects(kw: dict[str, Any]) -> list[str]:
@@ -106,7 +120,10 @@ def _defects(e: dict[str, Any], date_cols: set[str]) -> list[dict[str, str | Non
     if t == "expect_column_pair_values_a_to_be_greater_than_b":
         return [{kw["column_A"]: "2001-01-01", kw["column_B"]: "2002-02-02"}, {kw["column_A"]: "2010-05-04", kw["column_B"]: "2010-05-05"}]
     if t == "expect_column_values_to_be_unique":
-        return [{col: "DUP-0001"}, {col: "DUP-0001"}, {col: "DUP-0001"}, {col: "DUP-0002"}, {col: "DUP-0002"}]
+        # one id on rows that differ elsewhere: conflicting rows, not exact copies (a copy is duplicate_row)
+        other = {"member_id": "last_name", "provider_id": "name"}[col]
+        ids = ["DUP-0001", "DUP-0001", "DUP-0001", "DUP-0002", "DUP-0002"]
+        return [{col: v, other: f"Variant {i}"} for i, v in enumerate(ids)]
     if t == "expect_column_to_exist":
         return []
     raise AssertionError(f"no planted defect for {t}")
@@ -129,8 +146,9 @@ def _divergences(e: dict[str, Any], date_cols: set[str]) -> list[dict[str, str |
     if t == "expect_column_pair_values_a_to_be_greater_than_b":
         a, b = kw["column_A"], kw["column_B"]
         return [{a: "2020-02-30", b: "2021-01-01"}, {a: "2021-1-10", b: "2021-01-09"}]
-    if t == "expect_column_values_to_be_between" and col == "_paid_amount_num":
-        return [{"paid_amount": "NaN"}]
+    amounts = {"_paid_amount_num": "paid_amount", "_allowed_amount_num": "allowed_amount"}
+    if t == "expect_column_values_to_be_between" and col in amounts:
+        return [{amounts[col]: "NaN"}]
     return []
 
 
@@ -148,7 +166,7 @@ def planted_table(table: str, *, divergence: bool = False, valid_rows: int = 5) 
             row["birth_date"] = PHI_BIRTH_DATES[i % len(PHI_BIRTH_DATES)]
             row["first_name"] = PHI_NAMES[i % len(PHI_NAMES)]
         elif table == "providers":
-            row["provider_id"] = f"10000000{i:02d}"
+            row["provider_id"] = npi(f"1{i:08d}")  # valid NPIs (id_type NPI)
         elif "member_id" in row:
             row["member_id"] = KNOWN_MEMBERS[i % len(KNOWN_MEMBERS)]
         rows.append(row)
@@ -158,8 +176,8 @@ def planted_table(table: str, *, divergence: bool = False, valid_rows: int = 5) 
         for patch in patches:
             n += 1
             row = dict(base)
-            if key:  # keep the table's unique key unique unless the patch is about it
-                row[key] = f"K-{table[:3].upper()}-{n:05d}"
+            if key:  # keep the table's unique key unique (and a valid NPI for providers) unless the patch is about it
+                row[key] = npi(f"2{n:08d}") if table == "providers" else f"K-{table[:3].upper()}-{n:05d}"
             row.update(patch)
             rows.append(row)
     cols = list(suite.column_names)
