@@ -63,12 +63,14 @@ def peak_rss_mb() -> float:
     """Peak resident set size of this process and (the largest of) its finished children, in MB.
 
     ``ru_maxrss`` is in kilobytes on Linux and bytes on macOS. The CLI runs the pipeline in
-    process, so the process's own peak is the figure that matters; children are added as an
-    upper bound for anything that forked."""
+    process, so the process's own peak is the figure that matters. Children are taken as the
+    larger of the two, not added: on Linux a child inherits its parent's peak at fork, so any
+    library that runs a small command (``uname``, ``fc-list``) from a 5 GB process reports a
+    5 GB child, and a sum would count the pipeline twice."""
     scale = 1 / 1024 if sys.platform != "darwin" else 1 / (1024 * 1024)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return round((own + children) * scale, 1)
+    return round(max(own, children) * scale, 1)
 
 
 def stage_seconds(step_seconds: dict[str, float], group_of_step: dict[str, str]) -> dict[str, float]:

@@ -10,6 +10,8 @@ import csv
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -49,18 +51,28 @@ def _sniff_delimiter(header: str, path: Path) -> str:
 
 def _utf8_copy_if_needed(path: Path) -> Path:
     """Polars reads UTF-8 only: transcode Latin-1 files to a UTF-8 temp file (BOM handled by polars)."""
+    limit = 1 << 20
     with path.open("rb") as fh:
-        sample = fh.read(1 << 20)
+        sample = fh.read(limit)
     try:
         sample.decode("utf-8")
         return path
     except UnicodeDecodeError as exc:
-        if exc.end >= len(sample) - 3:  # cut inside a multi-byte character at the sample boundary
+        # a multi-byte character cut by the sample boundary is not an encoding error (only when the
+        # sample is shorter than the file: a bad byte near the end of a small file is one)
+        if len(sample) == limit and exc.start >= len(sample) - 3 and exc.reason == "unexpected end of data":
             return path
-    tmp = Path(tempfile.mkstemp(prefix=f"{path.stem}.", suffix=".utf8.csv")[1])
+    fd, name = tempfile.mkstemp(prefix=f"{path.stem}.", suffix=".utf8.csv")
+    tmp = Path(name)
     with path.open("r", encoding="latin-1", newline="") as src, tmp.open("w", encoding="utf-8", newline="") as dst:
         while block := src.read(1 << 20):
             dst.write(block)
+    # The copy holds member data: unlink it at once and read it through the still-open descriptor, so
+    # no copy of the input outlives the process (the kernel frees it when the descriptor closes).
+    if Path(f"/proc/self/fd/{fd}").exists():
+        os.unlink(tmp)
+        return Path(f"/proc/self/fd/{fd}")
+    os.close(fd)
     return tmp
 
 
@@ -71,17 +83,21 @@ def scan_text(path: Path) -> pl.LazyFrame:
         raise StructuralError(name, "file is empty (no header line)")
     if name.endswith(".parquet"):
         try:
-            lf = pl.scan_parquet(path)
+            # the reader's own row index: a filter on _row is applied while decoding (a sample of rows
+            # does not decode every value of the file)
+            lf = pl.scan_parquet(path, row_index_name=ROW, row_index_offset=1)
             schema = lf.collect_schema()
         except Exception as exc:  # noqa: BLE001 - any reader failure is structural
             raise StructuralError(name, f"not a readable Parquet file ({type(exc).__name__})") from None
-        casts = []
+        casts = [pl.col(ROW)]
         for col, dtype in schema.items():
+            if col == ROW:
+                continue
             if isinstance(dtype, pl.List):
                 casts.append(pl.col(col).cast(pl.List(pl.String)).list.join("|").alias(col))
             else:
                 casts.append(pl.col(col).cast(pl.String).alias(col))
-        return lf.select(casts).with_row_index(ROW, offset=1)
+        return lf.select(casts)
     source = _utf8_copy_if_needed(path)
     with source.open("r", encoding="utf-8-sig", newline="") as fh:
         header = fh.readline()
@@ -95,44 +111,82 @@ def scan_text(path: Path) -> pl.LazyFrame:
     return lf.with_row_index(ROW, offset=1)
 
 
-def write_parquet_atomic(frame: pl.DataFrame | pl.LazyFrame, path: Path) -> None:
-    """Write to a temp file in the same folder, then rename: readers never see half a file."""
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on folders; the rename is still atomic
+        pass
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[str]:
+    """Yield a temp file path next to ``path``; on success flush it to disk and rename it over ``path``.
+
+    Readers, and a run killed at any moment, see either the old file or the whole new one, never half
+    a file. On error the temp file is removed and ``path`` is left as it was. Temp names are
+    ``.<name>.<random>.tmp`` (hidden; a later run removes any a killed run left, see runlock.py)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
+        yield tmp
+        with open(tmp, "rb") as fh:  # data on disk before the rename makes it visible
+            os.fsync(fh.fileno())
+        # mkstemp creates 0600; give the file the mode a plain open() would (0666 minus the umask).
+        # Member-level files stay private through their 0700 restricted/ folder.
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_parquet_atomic(frame: pl.DataFrame | pl.LazyFrame, path: Path) -> None:
+    """Write Parquet atomically (:func:`atomic_path`). Same frame, same bytes: no timestamps in the file."""
+    with atomic_path(path) as tmp:
         if isinstance(frame, pl.LazyFrame):
             frame.sink_parquet(tmp)
         else:
             frame.write_parquet(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+
+def sink_parquet_atomic(targets: dict[Path, pl.LazyFrame], *, collect: tuple[pl.LazyFrame, ...] = (),
+                        compression_level: int | None = None) -> list[pl.DataFrame]:
+    """Write several lazy frames to Parquet in one streaming pass, each atomically (:func:`atomic_path`).
+
+    Frames built on one plan (the used and the quarantined rows of an ingest) share its work: the input
+    is read once. ``collect``: small frames computed in the same pass (counts), returned in order."""
+    with ExitStack() as stack:
+        tmps = [stack.enter_context(atomic_path(path)) for path in targets]
+        sinks = [lf.sink_parquet(tmp, compression_level=compression_level, lazy=True) for lf, tmp in zip(targets.values(), tmps)]
+        results = pl.collect_all([*sinks, *collect], engine="streaming")
+    return list(results[len(sinks):])
 
 
 def write_text_atomic(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write UTF-8 text atomically (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 def write_csv_atomic(frame: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    """Write CSV atomically (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
         frame.write_csv(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def ensure_restricted_dir(path: Path) -> Path:

@@ -6,6 +6,11 @@ column, rule id, severity, reason, settings (thresholds) and result: pass/fail, 
 percent. Results come from Great Expectations when ``gx_results`` has the table (see
 :mod:`equity_pipeline.validation.gx_runner`), otherwise from the polars ingest's per-rule counts.
 
+What GX evaluated is stated per table: every row (mode ``full``) or a seeded sample plus the rows the
+polars evaluator found failing each expectation (mode ``sample``), with the numbers. Next to GX's
+counts on the rows it evaluated, each expectation shows the polars evaluator's count over every row
+(the authoritative count that decided quarantine) and whether both engines agree on the rows GX saw.
+
 No data values, by construction: every text on the page comes from the suite files (types, columns,
 rule ids, reasons, settings) or from fixed vocabularies; from ``table_results`` and ``gx_results``
 only numbers, booleans, SHA-256 digests and validated identifiers are taken (a field that does not
@@ -45,6 +50,8 @@ PHI_POLICY = (
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,80}$")
 _EVALUATED_ON = {"header", "text", "typed", "full_column", "skipped"}
+_FULL, _SAMPLE = "full", "sample"
+_SAMPLE_FIELDS = ("seed", "table_rows", "random_rows", "failing_rows", "failing_rows_per_expectation", "rows_evaluated")
 _SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv", ".txt")
 _EVALUATED_ON_LABELS = {
     "header": "file header",
@@ -141,13 +148,17 @@ def _rule_owners(suite: Suite) -> dict[str, list[int]]:
     return owners
 
 
-def _expectation_rows(suite: Suite, table_result: dict[str, Any] | None, gx: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+def _expectation_rows(suite: Suite, table_result: dict[str, Any] | None, gx: list[dict[str, Any]] | None,
+                      polars_on_gx_rows: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     gx_by_index = {}
     for o in gx or []:
         idx = _count(o.get("index")) if isinstance(o, dict) else None
         if idx is not None and idx < len(suite.expectations):
             gx_by_index[idx] = o
     rule_counts = (table_result or {}).get("rule_counts") or {}
+    expectation_counts = (table_result or {}).get("expectation_counts") or {}
+    expectation_counts = expectation_counts if isinstance(expectation_counts, dict) else {}
+    polars_on_gx_rows = polars_on_gx_rows if isinstance(polars_on_gx_rows, dict) else {}
     owners = _rule_owners(suite)
     read = _count((table_result or {}).get("read"))
     has_file = bool(table_result) and table_result.get("file") is not None
@@ -161,6 +172,8 @@ def _expectation_rows(suite: Suite, table_result: dict[str, Any] | None, gx: lis
             "mostly": _json_safe(kw.get("mostly")),
             "quarantined_rows_for_rule": _count(rule_counts.get(rule)) if rule in rule_counts else (0 if has_file and e["type"] != "expect_column_to_exist" else None),
             "rule_shared_by": len(owners.get(rule, [])),
+            # the polars evaluator over every row (authoritative; decided quarantine)
+            "table_unexpected_count": _count(expectation_counts.get(str(i))),
         }
         o = gx_by_index.get(i)
         if o is not None:
@@ -175,9 +188,13 @@ def _expectation_rows(suite: Suite, table_result: dict[str, Any] | None, gx: lis
                 thresholds=_thresholds(kw, o.get("thresholds") if isinstance(o.get("thresholds"), dict) else None),
                 result="error" if error else ("not evaluated" if success is None else ("pass" if success else "fail")),
             )
+            polars_n = _count(polars_on_gx_rows.get(str(i)))
+            row["polars_unexpected_on_gx_rows"] = polars_n
+            row["engines_agree"] = None if polars_n is None or row["unexpected_count"] is None else polars_n == row["unexpected_count"]
         else:
             row.update(engine="polars", evaluated_on=None, error=None, element_count=read, missing_count=None,
-                       unexpected_count=None, unexpected_percent=None, unexpected_percent_total=None, thresholds=_thresholds(kw, None))
+                       unexpected_count=None, unexpected_percent=None, unexpected_percent_total=None, thresholds=_thresholds(kw, None),
+                       polars_unexpected_on_gx_rows=None, engines_agree=None)
             if not has_file:
                 row["result"] = "not evaluated"
             elif e["type"] == "expect_column_to_exist":
@@ -206,17 +223,27 @@ def _table_entry(table: str, table_result: dict[str, Any] | None, gx_run: Any) -
     why = {r: next(e["meta"].get("why", "") for e in suite.expectations if e.get("meta", {}).get("rule") == r) for r in reasons if r != DUPLICATE_ROW}
     if DUPLICATE_ROW in reasons:
         why[DUPLICATE_ROW] = DUPLICATE_ROW_WHY
-    expectations = _expectation_rows(suite, table_result, gx_list)
+    polars_on_gx_rows = gx_run.get("polars_unexpected") if isinstance(gx_run, dict) else None
+    expectations = _expectation_rows(suite, table_result, gx_list, polars_on_gx_rows)
     gx_meta = None
     if isinstance(gx_run, dict) and gx_list is not None:
+        rows = _count(gx_run.get("rows"))
+        mode = gx_run.get("mode") if gx_run.get("mode") in (_FULL, _SAMPLE) else _FULL
+        sample = gx_run.get("sample") if isinstance(gx_run.get("sample"), dict) else {}
         gx_meta = {
-            "rows": _count(gx_run.get("rows")), "seconds": _seconds(gx_run.get("seconds")),
+            "rows": rows, "seconds": _seconds(gx_run.get("seconds")),
             "blocked": _bool(gx_run.get("blocked")), "input_sha256": _sha(gx_run.get("sha256")),
             "matches_input": None if _sha(gx_run.get("sha256")) is None and _sha(tr.get("sha256")) is None
             else _sha(gx_run.get("sha256")) == _sha(tr.get("sha256")),
+            # what GX evaluated: every row, or a seeded sample (numbers only)
+            "mode": mode,
+            "rows_evaluated": _count(gx_run.get("rows_evaluated")) if "rows_evaluated" in gx_run else rows,
+            "sample": {k: _count(sample.get(k)) for k in _SAMPLE_FIELDS} if mode == _SAMPLE else None,
+            "engines_differ_on": sorted({r for r in (gx_run.get("gx_polars_differ") or []) if isinstance(r, str) and r in known_rules}),
         }
     elif gx_list is not None:
-        gx_meta = {"rows": None, "seconds": None, "blocked": None, "input_sha256": None, "matches_input": None}
+        gx_meta = {"rows": None, "seconds": None, "blocked": None, "input_sha256": None, "matches_input": None,
+                   "mode": None, "rows_evaluated": None, "sample": None, "engines_differ_on": []}
     failed = [x for x in expectations if x["result"] in ("fail", "error")]
     return {
         "table": table,

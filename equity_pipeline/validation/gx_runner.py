@@ -32,6 +32,19 @@ Batches are summed: ``element_count``, ``missing_count`` and ``unexpected_count`
 batches, and ``success`` is recomputed from the totals with GX's own rule (vacuously true when no
 non-missing value; otherwise ``(nonmissing - unexpected) / nonmissing >= mostly``).
 
+Which rows GX evaluates (:class:`Sampling`, docs/validation.md "GX at scale")
+    GX validates pandas at about 10-60 microseconds per row and expectation batch, so it cannot look
+    at every row of a 28-million-line claims file in the time the polars evaluator takes. The polars
+    evaluator (same suites, proven equal to GX by the agreement tests) validates every row and decides
+    quarantine; its counts are the authoritative ones. GX runs on every row of tables up to
+    ``full_rows`` rows (mode ``full``). Above that (mode ``sample``) it runs on a seeded random sample
+    of ``sample_rows`` rows plus, for every row-level expectation, up to ``failing_rows`` of the rows
+    the polars evaluator found failing it (all of them when fewer), so GX independently confirms the
+    failures of every rule; uniqueness always runs on the whole column. On exactly the rows GX
+    evaluated the polars evaluator is run too, and every expectation whose counts differ is reported
+    (``gx_polars_differ``). The run says what GX evaluated: ``mode``, ``rows``, ``rows_evaluated``
+    and ``sample`` (seed, random rows, failing rows).
+
 PHI
     GX is asked for counts only (``partial_unexpected_count: 0``, no unexpected rows, no index
     lists), and the outcome dicts are built field by field from numeric result fields, so no data
@@ -48,7 +61,8 @@ import json
 import re
 import time
 import warnings
-from dataclasses import dataclass
+import os
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -60,8 +74,9 @@ from equity_pipeline.errors import StructuralError
 from equity_pipeline.io import ROW, find_input, scan_text, sha256_file
 from equity_pipeline.suites import Suite, load_suite
 from equity_pipeline.validation.derived import add_derived
-from equity_pipeline.validation.ingest import check_structure
+from equity_pipeline.validation.ingest import check_structure, duplicate_copies
 from equity_pipeline.validation.normalize import normalize
+from equity_pipeline.validation.rules import failure_expr, row_rules
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -89,6 +104,91 @@ OUTCOME_FIELDS: tuple[str, ...] = (
     "element_count", "missing_count", "unexpected_count", "unexpected_percent", "unexpected_percent_total",
     "mostly", "thresholds", "error",
 )
+
+
+# ---------------------------------------------------------------------------------------------------
+# which rows GX evaluates
+
+FULL, SAMPLE = "full", "sample"
+#: environment variables read by :meth:`Sampling.from_env`
+SAMPLING_ENV = {
+    "full_rows": "EQUITY_GX_FULL_ROWS",
+    "sample_rows": "EQUITY_GX_SAMPLE_ROWS",
+    "failing_rows": "EQUITY_GX_FAILING_ROWS",
+    "seed": "EQUITY_GX_SEED",
+}
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Which rows GX evaluates (the polars evaluator always evaluates every row).
+
+    A table of at most ``full_rows`` rows: every row. A larger table: a seeded random sample of
+    ``sample_rows`` rows, plus for every row-level expectation up to ``failing_rows`` of the rows the
+    polars evaluator found failing it (chosen with the same seed; all of them when fewer), plus the
+    whole column for uniqueness rules. A ``full_rows`` above the largest table runs GX on every row
+    of every table; ``full_rows = 0`` samples every table.
+    """
+
+    full_rows: int = 100_000
+    sample_rows: int = 20_000
+    failing_rows: int = 100
+    seed: int = 20260
+
+    def __post_init__(self) -> None:
+        for name in ("full_rows", "sample_rows", "failing_rows", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"GX sampling: {name} must be a whole number >= 0")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Sampling:
+        """Defaults, overridden by ``EQUITY_GX_FULL_ROWS``, ``EQUITY_GX_SAMPLE_ROWS``,
+        ``EQUITY_GX_FAILING_ROWS`` and ``EQUITY_GX_SEED``."""
+        env = os.environ if env is None else env
+        values = {}
+        for name, var in SAMPLING_ENV.items():
+            raw = (env.get(var) or "").strip().replace("_", "")
+            if raw:
+                if not raw.isdigit():
+                    raise ValueError(f"{var} must be a whole number >= 0")
+                values[name] = int(raw)
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def choose_rows(n: int, failing: pl.DataFrame, sampling: Sampling) -> tuple[pl.Series, dict[str, int]]:
+    """The ``_row`` numbers GX evaluates in sample mode, sorted, and what they are made of.
+
+    ``failing``: ``_row`` plus one boolean column per row-level expectation (named by its suite
+    index) for the rows the polars evaluator found failing. Random rows come from
+    ``numpy.random.default_rng(seed)``; the failing rows of expectation ``i`` from
+    ``default_rng([seed, i])``; so the sample depends only on the seed, the table size and the
+    polars evaluator's verdicts.
+    """
+    import numpy as np
+
+    k = min(sampling.sample_rows, n)
+    random_rows = np.random.default_rng(sampling.seed).choice(n, size=k, replace=False).astype(np.int64) + 1
+    parts = [random_rows]
+    failing_chosen = []
+    for col in failing.columns:
+        if col == ROW:
+            continue
+        rows = failing.filter(pl.col(col)).get_column(ROW).to_numpy().astype(np.int64)
+        if rows.size > sampling.failing_rows:
+            rows = np.random.default_rng([sampling.seed, int(col)]).choice(rows, size=sampling.failing_rows, replace=False)
+        failing_chosen.append(rows)
+    failing_rows = np.unique(np.concatenate(failing_chosen)) if failing_chosen else np.array([], dtype=np.int64)
+    chosen = np.unique(np.concatenate([random_rows, failing_rows]))
+    info = {
+        "seed": sampling.seed, "table_rows": n, "random_rows": int(k),
+        "failing_rows": int(failing_rows.size), "failing_rows_per_expectation": sampling.failing_rows,
+        "rows_evaluated": int(chosen.size),
+    }
+    return pl.Series(ROW, chosen, dtype=pl.UInt32), info
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -371,10 +471,13 @@ def run_suite(
     header: list[str] | None = None,
     batch_rows: int = BATCH_ROWS,
     context: Any = None,
+    whole_columns: pl.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
     """Validate ``frame`` (normalised + derived text) with ``table``'s suite in GX; one dict per expectation.
 
     ``header``: the file's columns for ``expect_column_to_exist`` (default: the frame's columns).
+    ``whole_columns``: the whole table's columns for uniqueness rules when ``frame`` is a sample
+    (default: ``frame``'s own columns).
     """
     import pandas as pd
 
@@ -415,9 +518,10 @@ def run_suite(
                 _add(totals[idx], part)
             del chunk
 
-    # full-column view: uniqueness over the whole column
+    # full-column view: uniqueness over the whole column (of the whole table when ``frame`` is a sample)
     for p in by_view.get(FULL_COLUMN, []):
-        col = df.select(p.columns).to_pandas()
+        source = whole_columns if whole_columns is not None and all(c in whole_columns.columns for c in p.columns) else df
+        col = source.select(p.columns).to_pandas()
         for idx, part in _validate(context, col, suite, [p.index], parameters).items():
             _add(totals[idx], part)
         del col
@@ -439,26 +543,50 @@ def run_table(
     known_members: pl.LazyFrame | None = None,
     batch_rows: int = BATCH_ROWS,
     context: Any = None,
+    sampling: Sampling | None = None,
+    quarantined: pl.LazyFrame | None = None,
 ) -> dict[str, Any]:
     """Run ``table``'s suite in GX on its input file; a JSON-safe dict with counts only.
 
     ``{"table", "file", "sha256", "suite_version", "rows", "parameters_digest", "seconds",
-    "blocked", "expectations": [outcome, ...]}``. A table whose file is absent has no outcomes
-    (``file`` None). When the reader rejects the file's structure, only the header view runs and
-    every row rule is reported as not evaluated (``blocked`` True).
+    "blocked", "mode", "rows_evaluated", "sampling", "sample", "polars_unexpected",
+    "gx_polars_differ", "expectations": [outcome, ...]}``. A table whose file is absent has no
+    outcomes (``file`` None). When the reader rejects the file's structure, only the header view runs
+    and every row rule is reported as not evaluated (``blocked`` True).
+
+    ``sampling`` (default :meth:`Sampling.from_env`) decides between mode ``full`` (GX on every row)
+    and ``sample``. In sample mode the failing rows are taken from ``quarantined`` (the ingest's
+    quarantine file of the same input: normalised text, ``_row``) when given, else found by a
+    streaming polars pass over the input. ``polars_unexpected``: the polars evaluator's count per
+    expectation (suite index) on exactly the rows GX evaluated; ``gx_polars_differ``: rule ids of the
+    expectations where the two differ.
     """
     suite = load_suite(table)
+    sampling = sampling if sampling is not None else Sampling.from_env()
     started = time.perf_counter()
     path = find_input(input_dir, table)
     base = {"table": table, "file": None, "sha256": None, "suite_version": suite.version, "rows": 0,
-            "parameters_digest": parameters_digest(parameters), "blocked": False}
+            "parameters_digest": parameters_digest(parameters), "blocked": False, "mode": FULL, "rows_evaluated": 0,
+            "sampling": sampling.to_dict(), "sample": None, "polars_unexpected": {}, "gx_polars_differ": []}
     if path is None:
         return {**base, "seconds": 0.0, "expectations": []}
     base.update(file=path.name, sha256=sha256_file(path))
     context = context if context is not None else gx_context()
     try:
         lf, header = text_frame(table, path, known_members=known_members)
-        frame = lf.collect(engine="streaming")
+        n = int(lf.select(pl.len()).collect(engine="streaming").item())
+        # uniqueness runs on every row of the column except later exact copies (duplicate_row), as in the ingest
+        unique_cols = sorted({c for p in plan(suite, set(lf.collect_schema().names())) if p.view == FULL_COLUMN for c in p.columns})
+        whole = None
+        if unique_cols:
+            copies = duplicate_copies(lf.select(ROW, *suite.column_names), suite)
+            whole = lf.filter(~pl.col(ROW).is_in(copies.implode())).select(unique_cols).collect(engine="streaming")
+        if n <= sampling.full_rows:
+            frame, info = lf.collect(engine="streaming"), None
+        else:
+            failing = failing_rows(table, quarantined, lf, parameters, known_members=known_members)
+            rows, info = choose_rows(n, failing, sampling)
+            frame = lf.filter(pl.col(ROW).is_in(rows.implode())).collect(engine="streaming")
     except (StructuralError, pl.exceptions.ComputeError):
         try:
             header = file_header(scan_text(path), suite)
@@ -466,8 +594,68 @@ def run_table(
             header = []
         outcomes = run_suite(table, pl.DataFrame(), parameters, header=header, batch_rows=batch_rows, context=context)
         return {**base, "blocked": True, "seconds": round(time.perf_counter() - started, 3), "expectations": outcomes}
-    outcomes = run_suite(table, frame, parameters, header=header, batch_rows=batch_rows, context=context)
-    return {**base, "rows": frame.height, "seconds": round(time.perf_counter() - started, 3), "expectations": outcomes}
+    outcomes = run_suite(table, frame, parameters, header=header, batch_rows=batch_rows, context=context, whole_columns=whole)
+    polars = polars_unexpected(table, frame, parameters, whole_columns=whole)
+    return {
+        **base, "rows": n, "mode": FULL if info is None else SAMPLE, "rows_evaluated": frame.height, "sample": info,
+        "polars_unexpected": {str(i): c for i, c in sorted(polars.items())},
+        "gx_polars_differ": differences(outcomes, polars),
+        "seconds": round(time.perf_counter() - started, 3), "expectations": outcomes,
+    }
+
+
+def failing_rows(
+    table: str, quarantined: pl.LazyFrame | None, prepared: pl.LazyFrame, parameters: dict[str, Any],
+    *, known_members: pl.LazyFrame | None = None,
+) -> pl.DataFrame:
+    """``_row`` and one boolean column per row-level expectation (named by suite index) for the rows
+    failing at least one of them in the polars evaluator, in row order. Uniqueness rules are left out
+    (GX evaluates them on the whole column anyway).
+
+    From ``quarantined`` (the ingest's quarantine rows: every failing row is there) when given, with
+    the derived columns added as the ingest adds them; otherwise from ``prepared`` (every row).
+    """
+    suite = load_suite(table)
+    if quarantined is not None:
+        frame = add_derived(quarantined.select(ROW, *suite.column_names), table,
+                            known_members=known_members if table != "members" else None)
+    else:
+        frame = prepared
+    rules = [r for r in row_rules(suite, set(frame.collect_schema().names())) if r.type not in WHOLE_COLUMN_TYPES]
+    if not rules:
+        return pl.DataFrame(schema={ROW: pl.UInt32})
+    flags = [failure_expr(r, parameters).fill_null(False).alias(str(r.index)) for r in rules]
+    return (
+        frame.select(ROW, *flags).filter(pl.any_horizontal([str(r.index) for r in rules]))
+        .collect(engine="streaming").sort(ROW)
+    )
+
+
+def polars_unexpected(
+    table: str, frame: pl.DataFrame, parameters: dict[str, Any], *, whole_columns: pl.DataFrame | None = None,
+) -> dict[int, int]:
+    """The polars evaluator's failing-row count per row-level expectation, on the rows GX evaluated:
+    ``frame``, and for uniqueness rules ``whole_columns`` when given (as :func:`run_suite`)."""
+    rules = row_rules(load_suite(table), set(frame.columns))
+    out: dict[int, int] = {}
+    on_frame = [r for r in rules if not (r.type in WHOLE_COLUMN_TYPES and whole_columns is not None and r.column in whole_columns.columns)]
+    if on_frame:
+        row = frame.select(failure_expr(r, parameters).fill_null(False).sum().alias(str(r.index)) for r in on_frame).row(0, named=True)
+        out.update({int(k): int(v) for k, v in row.items()})
+    for r in rules:
+        if r not in on_frame:
+            out[r.index] = int(whole_columns.select(failure_expr(r, parameters).fill_null(False).sum()).item())
+    return out
+
+
+def differences(outcomes: list[dict[str, Any]], polars: dict[int, int]) -> list[str]:
+    """Rule ids of the expectations where GX's unexpected count differs from the polars evaluator's
+    on the same rows (expectations GX could not evaluate are reported as errors instead)."""
+    out = set()
+    for o in outcomes:
+        if o["index"] in polars and o["error"] is None and o["unexpected_count"] is not None and o["unexpected_count"] != polars[o["index"]]:
+            out.add(o["rule"])
+    return sorted(out)
 
 
 def summarize(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -497,8 +685,9 @@ def _suite_sha256(table: str) -> str:
     return hashlib.sha256(load_suite(table).path.read_bytes()).hexdigest()
 
 
-def run_key(table: str, input_dir: Path, layout_root: Path, parameters: dict[str, Any]) -> dict[str, Any]:
-    """What a table's GX result depends on: its input file, its suite, the parameters, the members used.
+def run_key(table: str, input_dir: Path, layout_root: Path, parameters: dict[str, Any], sampling: Sampling | None = None) -> dict[str, Any]:
+    """What a table's GX result depends on: its input file, its suite, the parameters, the members
+    used, and which rows GX evaluates (:class:`Sampling`).
 
     Non-members tables depend on the *used* members (``_member_known``), which are fixed by the
     members input, the members suite and the parameters (taken from ``validation/members.json``).
@@ -508,6 +697,7 @@ def run_key(table: str, input_dir: Path, layout_root: Path, parameters: dict[str
         "input_sha256": sha256_file(path) if path else None,
         "suite_sha256": _suite_sha256(table),
         "parameters_digest": parameters_digest(parameters),
+        "sampling": (sampling if sampling is not None else Sampling.from_env()).to_dict(),
     }
     if table != "members":
         members_result = Path(layout_root) / "validation" / "members.json"
@@ -529,16 +719,20 @@ def run_table_cached(
     *,
     batch_rows: int = BATCH_ROWS,
     context: Any = None,
+    sampling: Sampling | None = None,
 ) -> dict[str, Any]:
     """:func:`run_table` for a run's output folder, reusing ``validation/gx/<table>.json`` when current.
 
     Known members are the run's used members (``restricted/tables/members.parquet``), as in ingest.
+    In sample mode the failing rows come from the ingest's ``restricted/quarantine/<table>.parquet``
+    when ``validation/<table>.json`` says it was made from the same input file and suite version.
     The stored result carries its :func:`run_key`; it is recomputed when any part of the key changed.
     """
     from equity_pipeline.io import write_text_atomic
 
     root = Path(layout_root)
-    key = run_key(table, input_dir, root, parameters)
+    sampling = sampling if sampling is not None else Sampling.from_env()
+    key = run_key(table, input_dir, root, parameters, sampling)
     stored_path = gx_result_path(root, table)
     if stored_path.is_file():
         stored = json.loads(stored_path.read_text(encoding="utf-8"))
@@ -546,9 +740,21 @@ def run_table_cached(
             return stored
     members = root / "restricted" / "tables" / "members.parquet"
     known = pl.scan_parquet(members) if table != "members" and members.is_file() else None
-    result = {**run_table(table, input_dir, parameters, known_members=known, batch_rows=batch_rows, context=context), "key": key}
+    result = {**run_table(table, input_dir, parameters, known_members=known, batch_rows=batch_rows, context=context,
+                          sampling=sampling, quarantined=_ingest_quarantine(root, table, key["input_sha256"])), "key": key}
     write_text_atomic(json.dumps(result, indent=2, default=str) + "\n", stored_path)
     return result
+
+
+def _ingest_quarantine(root: Path, table: str, input_sha256: str | None) -> pl.LazyFrame | None:
+    """The ingest's quarantined rows of this input (same file hash and suite version), or None."""
+    result_path, quarantine = root / "validation" / f"{table}.json", root / "restricted" / "quarantine" / f"{table}.parquet"
+    if input_sha256 is None or not (result_path.is_file() and quarantine.is_file()):
+        return None
+    info = json.loads(result_path.read_text(encoding="utf-8"))
+    if info.get("sha256") != input_sha256 or info.get("suite_version") != load_suite(table).version:
+        return None
+    return pl.scan_parquet(quarantine)
 
 
 def compare_with_ingest(outcomes: list[dict[str, Any]], rule_counts: dict[str, int]) -> list[str]:

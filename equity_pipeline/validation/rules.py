@@ -5,6 +5,11 @@ reads the *same* suite JSON and turns every row-level expectation into a polars 
 true where a row fails, with GX's semantics (nulls are ignored except by ``not_be_null``;
 ``be_unique`` fails every copy of a repeated value). A test runs both engines on the same frames and
 checks that the unexpected counts agree.
+
+At scale the ingest evaluates the rules batch by batch in polars' streaming engine. Two things a
+batch cannot see are supplied from the whole table: the parsed date of each date column (computed
+once per row and shared by the format, bound and pair rules: ``dates``) and, for uniqueness rules,
+the values that occur more than once in the whole column (``repeated``).
 """
 from __future__ import annotations
 
@@ -100,24 +105,44 @@ def row_rules(suite: Suite, present: set[str]) -> list[RowRule]:
     return rules
 
 
-def failure_expr(rule: RowRule, parameters: dict[str, Any]) -> pl.Expr:
-    """Polars expression, true on rows that fail ``rule``."""
+def failure_expr(
+    rule: RowRule,
+    parameters: dict[str, Any],
+    *,
+    dates: dict[str, pl.Expr] | None = None,
+    repeated: dict[str, pl.Series] | None = None,
+) -> pl.Expr:
+    """Polars expression, true on rows that fail ``rule``.
+
+    ``dates``: column -> expression of its strptime-parsed date (default: :func:`strptime_date` of
+    the column with its format), so a date is parsed once per row however many rules look at it.
+    ``repeated``: column -> the non-empty values occurring more than once in the *whole* column; with
+    it a uniqueness rule is row-local (``is_in``) and can run batch by batch. Without it the rule uses
+    ``is_duplicated`` on the frame it is evaluated on. Both give the same result on the whole table.
+    """
     kw = {k: resolve(v, parameters) for k, v in rule.kwargs.items()}
     t = rule.type
     c = pl.col(rule.column)
+    formats = dict(rule.date_formats)
+
+    def parsed(name: str) -> pl.Expr:
+        if dates is not None and name in dates:
+            return dates[name]
+        return strptime_date(pl.col(name), formats[name])
     if t == "expect_column_values_to_not_be_null":
         return c.is_null()
     if t == "expect_column_values_to_be_in_set":
         return c.is_not_null() & ~c.is_in(list(kw["value_set"]))
     if t == "expect_column_values_to_match_regex":
         return c.is_not_null() & ~c.str.contains(kw["regex"])
-    formats = dict(rule.date_formats)
     if t == "expect_column_values_to_match_strftime_format":
+        if formats.get(rule.column) == kw["strftime_format"]:
+            return c.is_not_null() & parsed(rule.column).is_null()
         return c.is_not_null() & strptime_date(c, kw["strftime_format"]).is_null()
     if t == "expect_column_values_to_be_between":
         lo, hi = kw.get("min_value"), kw.get("max_value")
         if rule.column in formats:  # compare as dates, as GX does with ISO bounds; non-dates are the format rule's
-            v = strptime_date(c, formats[rule.column])
+            v = parsed(rule.column)
             lo = None if lo is None else _as_date(lo)
             hi = None if hi is None else _as_date(hi)
             considered = v.is_not_null()
@@ -131,20 +156,24 @@ def failure_expr(rule: RowRule, parameters: dict[str, Any]) -> pl.Expr:
             fail = fail | ((v >= hi) if kw.get("strict_max") else (v > hi))
         return considered & fail
     if t == "expect_column_values_to_be_unique":
+        if repeated is not None and rule.column in repeated:
+            return c.is_not_null() & c.is_in(repeated[rule.column].implode())
         return c.is_not_null() & c.is_duplicated()
     if t == "expect_column_pair_values_a_to_be_greater_than_b":
         a_name, b_name = kw["column_A"], kw["column_B"]
         a, b = pl.col(a_name), pl.col(b_name)
         if a_name in formats and b_name in formats:
-            a, b = strptime_date(a, formats[a_name]), strptime_date(b, formats[b_name])
+            a, b = parsed(a_name), parsed(b_name)
         ok = (a >= b) if kw.get("or_equal") else (a > b)
         return a.is_not_null() & b.is_not_null() & ~ok
     raise ValueError(f"no evaluator for {t}")
 
 
-def reasons_expr(rules: list[RowRule], parameters: dict[str, Any]) -> pl.Expr:
-    """List of the rule ids a row fails (empty list when it passes), deduplicated, in suite order."""
-    if not rules:
-        return pl.lit([], dtype=pl.List(pl.String))
-    parts = [pl.when(failure_expr(r, parameters)).then(pl.lit(r.rule)).otherwise(None) for r in rules]
-    return pl.concat_list(parts).list.drop_nulls().list.unique(maintain_order=True)
+def rule_ids(rules: list[RowRule]) -> list[str]:
+    """The distinct rule ids of ``rules``, in suite order (the order of ``quarantine_reasons``)."""
+    return list(dict.fromkeys(r.rule for r in rules))
+
+
+def unique_columns(rules: list[RowRule]) -> list[str]:
+    """Columns with a uniqueness rule (they need the whole column: see ``repeated``)."""
+    return list(dict.fromkeys(r.column for r in rules if r.type == "expect_column_values_to_be_unique"))

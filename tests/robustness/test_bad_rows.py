@@ -190,14 +190,10 @@ def test_unusual_but_legitimate_values_are_used(tmp_path, table, changes, why):
 # --- duplicates --------------------------------------------------------------------------------
 
 
-_COPY_BUG = ("BUG (ingest.py): the uniqueness rule counts the later exact copies, so an exact duplicate of a "
-             "members or providers row quarantines every copy (duplicate_member_id / duplicate_provider_id) "
-             "instead of keeping the first; expected: uniqueness judged without the duplicate_row copies")
 _UNIQUE_KEY = {"members": ("member_id", "duplicate_member_id"), "providers": ("provider_id", "duplicate_provider_id")}
 
 
-@pytest.mark.parametrize("table", [pytest.param(t, marks=pytest.mark.xfail(strict=True, reason=_COPY_BUG))
-                                   if t in _UNIQUE_KEY else t for t in VALID])
+@pytest.mark.parametrize("table", VALID)
 def test_exact_duplicate_row(tmp_path, table):
     """The first copy is validated like any row (and used when it passes: also in members and
     providers, whose one copy left has a unique id); later copies are quarantined as duplicate_row."""
@@ -206,16 +202,6 @@ def test_exact_duplicate_row(tmp_path, table):
     assert out.result.used == 2
 
 
-@pytest.mark.parametrize("table", list(_UNIQUE_KEY))
-def test_exact_duplicate_row_of_a_unique_key_today(tmp_path, table):
-    """What the ingest does today (docs/failure-modes.md, Limits): every copy fails the uniqueness rule."""
-    unique_rule = _UNIQUE_KEY[table][1]
-    out = ingest_bytes(tmp_path, table, csv_bytes([row(table, 1), row(table, 2), row(table, 1)]))
-    assert out.reasons(1) == [unique_rule] and out.reasons(3) == ["duplicate_row", unique_rule]
-    assert out.result.used == 1
-
-
-@pytest.mark.xfail(strict=True, reason=_COPY_BUG)
 @pytest.mark.parametrize("table", list(_UNIQUE_KEY))
 def test_exact_copy_of_a_conflicting_row(tmp_path, table):
     """Rows 1 and 2 share the id with other values (a conflict); row 3 copies row 1: rows 1 and 2 fail
@@ -278,7 +264,6 @@ def test_a_large_messy_table_reconciles(tmp_path):
     rows += rows[:7]  # exact duplicates
     out = ingest_bytes(tmp_path, "members", csv_bytes(rows))
     assert out.result.read == 607
-    # 200 faulty rows; the 7 copies; and the first copies of the 5 duplicated rows without a fault (they fail
-    # duplicate_member_id today: see _COPY_BUG; once fixed, quarantined == 200 + 7)
-    assert out.result.quarantined == 200 + 7 + 5
+    # 200 faulty rows and the 7 later copies; the first copies are validated like any row
+    assert out.result.quarantined == 200 + 7
     assert out.result.rule_counts["duplicate_row"] == 7
