@@ -40,18 +40,46 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_pipeline(input_dir: Path, out: Path, config_file: str | None = None, *, run_date: str | None = None, quiet: bool = False) -> str:
-    """Materialize the whole asset graph in process; return the Dagster run id."""
+def run_pipeline(input_dir: Path, out: Path, config_file: str | None = None, *, run_date: str | None = None, quiet: bool = False,
+                 source: str = "canonical") -> str:
+    """Materialize the whole asset graph in process; return the Dagster run id.
+
+    The run holds ``<out>/.run.lock`` throughout (see ``equity_pipeline.runlock``): a second run into
+    the same folder fails at once, and an unwritable folder fails before any work is done."""
     from equity_pipeline.errors import PipelineError
+    from equity_pipeline.runlock import run_lock
 
     if not input_dir.is_dir():
         raise PipelineError(f"input folder not found: {input_dir}")
+    from equity_pipeline.sources import check_source
+
+    check_source(source)  # canonical, synthea or fhir (docs/sources.md)
     if config_file:
         from equity_pipeline.config import load_config
 
         load_config(config_file)  # fail fast with a clear message before Dagster starts
-    out.mkdir(parents=True, exist_ok=True)
-    _dagster_home(out)
+    with run_lock(out) as lock:
+        if lock.previous_interrupted and not quiet:
+            _progress(f"the previous run into {out} did not finish (killed?); this run rewrites its outputs")
+        return _execute_job(input_dir, out, config_file, run_date=run_date, quiet=quiet, previous_interrupted=lock.previous_interrupted,
+                            source=source)
+
+
+def _fail_orphaned_runs(instance) -> int:
+    """Mark runs a killed CLI run left "started" in the output folder's own instance as failed."""
+    import dagster as dg
+
+    orphans = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]))
+    for run in orphans:
+        instance.report_run_failed(run, message="the process running it stopped (killed) before the run ended")
+    return len(orphans)
+
+
+def _execute_job(input_dir: Path, out: Path, config_file: str | None, *, run_date: str | None, quiet: bool, previous_interrupted: bool = False,
+                 source: str = "canonical") -> str:
+    from equity_pipeline.errors import PipelineError
+
+    home = _dagster_home(out)
     import dagster as dg
 
     from assets.definitions import defs
@@ -66,7 +94,7 @@ def run_pipeline(input_dir: Path, out: Path, config_file: str | None = None, *, 
         if not quiet:
             _progress(f"[{len(done)}/{n_steps}] {context.op.name} done")
 
-    resource_config = {"input_dir": str(input_dir), "out_dir": str(out)}
+    resource_config = {"input_dir": str(input_dir), "out_dir": str(out), "source": source}
     if config_file:
         resource_config["config_file"] = str(config_file)
     if run_date:
@@ -76,12 +104,19 @@ def run_pipeline(input_dir: Path, out: Path, config_file: str | None = None, *, 
         "loggers": {"console": {"config": {"log_level": "ERROR"}}},
     }
     with dg.DagsterInstance.get() as instance:
+        if previous_interrupted and home == (out / ".dagster").resolve():  # our own instance: nothing else runs in it
+            _fail_orphaned_runs(instance)
         try:
             result = job.with_hooks({_tick}).execute_in_process(run_config=run_config, instance=instance, raise_on_error=True)
         except dg.DagsterExecutionStepExecutionError as exc:
             user = getattr(exc, "user_exception", None)
             if isinstance(user, PipelineError):
                 raise user from None
+            raise
+        except dg.DagsterError as exc:
+            if type(exc).__name__ == "DagsterAssetCheckFailedError":  # a blocking check failed: name it on one line
+                failed = "; ".join(line.strip() for line in str(exc).splitlines()[1:] if line.strip())
+                raise PipelineError(f"blocking check failed ({failed}); later steps did not run; see the Dagster event log in {home}") from None
             raise
     if not result.success:
         raise PipelineError("the pipeline run failed; see the Dagster event log")
@@ -90,9 +125,26 @@ def run_pipeline(input_dir: Path, out: Path, config_file: str | None = None, *, 
 
 def cmd_run(args: argparse.Namespace) -> int:
     started = time.time()
-    run_id = run_pipeline(Path(args.input), Path(args.out), args.config)
+    run_id = run_pipeline(Path(args.input), Path(args.out), args.config, source=args.source)
     _progress(f"run {run_id} finished in {time.time() - started:.1f}s; outputs in {args.out}")
+    warning = _no_members_warning(Path(args.out))
+    if warning:
+        _progress(warning)
     return 0
+
+
+def _no_members_warning(out: Path) -> str | None:
+    """A warning when the run had no validated member (counts only, from manifest.json)."""
+    import json
+
+    try:
+        members = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["tables"]["members"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if members.get("used") != 0:
+        return None
+    return (f"warning: no validated member (members: {members.get('read')} rows read, {members.get('quarantined')} "
+            "quarantined): the rate tables are empty; see report/index.html and validation/members.json")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -107,6 +159,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _progress(f"demo run {run_id} finished in {time.time() - started:.1f}s")
     print(f"report: {out / 'report' / 'index.html'}")
     print(f"rates:  {out / 'public' / 'rates.csv'}")
+    print(f"disparities: {out / 'public' / 'disparities.parquet'}")
     return 0
 
 
@@ -127,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--input", required=True, help="folder with members, enrollment, medical_claims, ... (.parquet or .csv)")
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--config", help="program config YAML (measures, measurement_year, stratifiers)")
+    r.add_argument("--source", choices=["canonical", "synthea", "fhir"], default="canonical",
+                   help="input format: canonical tables (default), a Synthea CSV export, or FHIR R4 bundles / Bulk NDJSON (docs/sources.md)")
     r.set_defaults(func=cmd_run)
 
     d = sub.add_parser("demo", help="generate built-in demo data and run the whole pipeline on it")
@@ -224,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as exc:
         print(f"equity-pipeline: error: {exc}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, PermissionError) as exc:
         print(f"equity-pipeline: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
         return 2
 

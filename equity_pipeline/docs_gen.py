@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from equity_pipeline.measures.spec import load_specs, value_set
+from equity_pipeline.measures.spec import AllOf, EventCriterion, HasAnchor, load_specs, value_set
 from equity_pipeline.standards.sdoh import DERIVED_VALUE_SETS
 from equity_pipeline.suites import TABLES, load_suite
 from equity_pipeline.validation.ingest import REQUIRED_TABLES
@@ -59,14 +59,49 @@ def input_contract() -> str:
     return "\n".join(lines)
 
 
+def _anchor_text(a) -> str:
+    """A date anchor in words: offsets read ``birth + 15 months + 1 day``; others as written."""
+    if isinstance(a, dict) and "anchor" in a:
+        parts = [_anchor_text(a["anchor"])]
+        for unit in ("years", "months", "days"):
+            n = int(a.get(unit, 0))
+            if n:
+                word = unit if abs(n) != 1 else unit[:-1]
+                parts.append(f"{'+' if n > 0 else '-'} {abs(n)} {word}")
+        return " ".join(parts)
+    return str(a)
+
+
 def _criterion_text(c) -> str:
     kind = f"any of {', '.join(c.any_of)}" if c.any_of else f"all of {', '.join(c.all_of)}"
-    text = f"{kind}, from {c.start or 'any time'} to {c.end}"
+    text = f"{kind}, from {_anchor_text(c.start) if c.start is not None else 'any time'} to {_anchor_text(c.end)}"
     if c.min_count > 1:
         text += f", on at least {c.min_count} dates"
     if c.age_min is not None or c.age_max is not None:
         text += f", age {c.age_min if c.age_min is not None else ''}–{c.age_max if c.age_max is not None else ''} on the event date"
     return text
+
+
+def _condition_lines(cond, indent: str) -> list[str]:
+    """A numerator condition tree as nested bullets (events / has anchor / all of / any of)."""
+    if isinstance(cond, EventCriterion):
+        return [f"{indent}- {_criterion_text(cond)}"]
+    if isinstance(cond, HasAnchor):
+        return [f"{indent}- has an `{cond.anchor}` date"]
+    out = [f"{indent}- {'all' if isinstance(cond, AllOf) else 'any'} of:"]
+    for part in cond.parts:
+        out += _condition_lines(part, indent + "  ")
+    return out
+
+
+def _enrollment_text(ce: dict) -> str:
+    return (f"from {_anchor_text(ce['from'])} to {_anchor_text(ce['to'])}, up to {ce.get('allowed_gaps', 0)} gap(s) of at most "
+            f"{ce.get('max_gap_days', 0)} days, enrolled on {_anchor_text(ce.get('anchor', ce['to']))}")
+
+
+def _age_text(lo, hi, unit: str = "years") -> str:
+    band = f"{lo}+" if hi is None else f"up to {hi}" if lo is None else f"{lo}–{hi}"
+    return band + (" months" if unit == "months" else "")
 
 
 def measures_catalog() -> str:
@@ -79,44 +114,94 @@ def measures_catalog() -> str:
         "`equity_pipeline.measures.engine.evaluate`: eligible population (sex, age, continuous enrollment)",
         "-> exclusions (first matching reason wins, in spec order) -> denominator -> numerator. Value sets",
         "are CSV files in `equity_pipeline/measures/value_sets/` with `code_system,code,description`.",
+        "Dates are anchors: fixed by the period (`period_begin`, `period_end`, ...) or per member (`birth`,",
+        "or a spec's own anchor such as IET's `index`, the earliest qualifying event); `birth + 15 months`",
+        "style offsets use calendar months clamped to the month's last day. Readmission specs",
+        "(`kind: readmission`) are evaluated per index stay by `equity_pipeline.measures.readmission`.",
         "",
     ]
     for mid, s in load_specs().items():
         ids = ", ".join(f"{k.upper()} {v}" for k, v in s.ids.items())
         lines += [f"## {mid}: {s.title}", "", s.description, "",
                   f"- Version {s.version}; ids: {ids or 'none'}; kind: {s.kind}; direction: {s.direction}; rate: {s.rate_type}"
-                  + (f" per {s.rate.get('per')}" if s.kind != "proportion" else "") + f"; data sources: {', '.join(s.data_sources)}"]
+                  + (f" per {s.rate.get('per')}" if s.kind not in ("proportion", "readmission") else "") + f"; data sources: {', '.join(s.data_sources)}"]
+        for c in s.composites:
+            alts = "; or ".join(f"{'any of' if how == 'any_of' else 'all on the same day:'} {', '.join(sets)}" for how, sets in c.alternatives)
+            lines.append(f"- Composite event `{c.name}`: {alts}")
+        for a in s.anchors:
+            text = "; or ".join(_criterion_text(c) for c in a.first)
+            if a.no_prior:
+                text += f"; with none of {', '.join(a.no_prior)} in the {a.no_prior_days} days before"
+            lines.append(f"- Anchor `{a.name}`{' (required)' if a.required else ''}: earliest date of {text}")
+        if s.index_stays:
+            lines.append(f"- Index stays: acute inpatient stays discharged from {_anchor_text(s.index_stays.get('discharged_from', 'period_begin'))}"
+                         f" to {_anchor_text(s.index_stays.get('discharged_to', 'period_end'))}")
         if s.sex:
             lines.append(f"- Sex: {', '.join(s.sex)}")
         if s.age_min is not None or s.age_max is not None:
-            band = f"{s.age_min}+" if s.age_max is None else f"up to {s.age_max}" if s.age_min is None else f"{s.age_min}–{s.age_max}"
-            lines.append(f"- Age {band} at {s.age_at}")
-        if s.enrollment:
-            ce = s.enrollment
-            lines.append(f"- Continuous enrollment from {ce['from']} to {ce['to']}, up to {ce.get('allowed_gaps', 0)} gap(s) of at most {ce.get('max_gap_days', 0)} days, enrolled on {ce.get('anchor', 'period_end')}")
+            lines.append(f"- Age {_age_text(s.age_min, s.age_max, s.age_unit)} at {_anchor_text(s.age_at)}")
+        for ce in s.enrollment_rules:
+            lines.append(f"- Continuous enrollment {_enrollment_text(ce)}")
         for e in s.exclusions:
             if e.deceased_by:
-                lines.append(f"- Exclusion `{e.reason}`: died by {e.deceased_by}")
+                lines.append(f"- Exclusion `{e.reason}`: died by {_anchor_text(e.deceased_by)}")
             if e.events:
                 lines.append(f"- Exclusion `{e.reason}`: {_criterion_text(e.events)}")
+            if e.discharge_status:
+                lines.append(f"- Exclusion `{e.reason}`: discharge status {', '.join(e.discharge_status)}")
+            if e.same_day_stay:
+                lines.append(f"- Exclusion `{e.reason}`: admitted and discharged on the same date")
+            if e.principal_diagnosis:
+                lines.append(f"- Exclusion `{e.reason}`: principal diagnosis in {', '.join(e.principal_diagnosis)}")
         for c in s.denominator_events:
             lines.append(f"- Denominator event: {_criterion_text(c)}")
-        for i, c in enumerate(s.numerator):
-            lines.append(f"- Numerator{' (alternative ' + str(i + 1) + ')' if len(s.numerator) > 1 else ''}: {_criterion_text(c)}")
+        if len(s.numerator) == 1 and not isinstance(s.numerator[0], EventCriterion):
+            lines.append("- Numerator:")
+            lines += _condition_lines(s.numerator[0], "  ")
+        else:
+            for i, c in enumerate(s.numerator):
+                label = f"- Numerator{' (alternative ' + str(i + 1) + ')' if len(s.numerator) > 1 else ''}"
+                if isinstance(c, EventCriterion):
+                    lines.append(f"{label}: {_criterion_text(c)}")
+                else:
+                    lines += [f"{label}:", *_condition_lines(c, "  ")]
         if s.latest_result:
             lr = s.latest_result
             lines.append(f"- Numerator: latest complete reading from {lr.get('from', 'period_begin')} to {lr.get('to', 'period_end')}; counted when {lr['numerator_when'].replace('_', ' ')}")
             for c in lr["components"]:
                 thr = f"< {c['controlled_below']}" if "controlled_below" in c else f"<= {c['controlled_at_most']}"
                 lines.append(f"  - {c['name']}: controlled when `{c.get('observation')}` value {thr}, or code in `{c.get('controlled_codes')}`; uncontrolled codes `{c.get('uncontrolled_codes')}`")
-        if s.counting:
+        if s.counting and "readmission" in s.counting:
+            rule = s.counting["readmission"]
+            planned = rule.get("planned", {})
+            lines.append(f"- Numerator (per index stay): an acute stay admitted 1–{rule.get('within_days', 30)} days after the index discharge,"
+                         f" not planned (principal diagnosis in {', '.join(planned.get('principal_diagnosis', [])) or 'none'};"
+                         f" procedure in {', '.join(planned.get('procedures', [])) or 'none'})")
+        elif s.counting:
             what = s.counting.get("count") or f"sum of {s.counting.get('sum')}"
             lines.append(f"- Numerator: {what}")
             for c in s.counting.get("principal_diagnosis", []):
                 age = c.get("age")
                 lines.append(f"  - principal diagnosis in `{c['value_set']}`" + (f", age {age.get('min', '')}–{age.get('max', '')} at admission" if age else ""))
+        if s.risk_model:
+            rm = s.risk_model
+            lines.append(f"- Expected (risk model, {rm.get('method', 'logistic')} regression fitted on the run's index stays): age bands from "
+                         f"{', '.join(str(b) for b in rm.get('age_bands', []))}; sex; count of comorbidity groups ({', '.join(rm.get('comorbidities', []))})"
+                         f" diagnosed {rm.get('lookback_days', 365)} days before admission through discharge, capped at {rm.get('comorbidity_cap', 4)};"
+                         f" intercept only when there are fewer than {rm.get('min_events', 10)} readmissions or non-readmissions")
         for r in s.rows:
-            lines.append(f"- Reported row `{r.submeasure}`: ages {r.age_min}–{r.age_max}")
+            if r.is_age_row:
+                text = f"- Reported row `{r.submeasure}`: ages {_age_text(r.age_min, r.age_max, r.age_unit)}"
+                for ce in r.enrollment_rules:
+                    text += f"; continuous enrollment {_enrollment_text(ce)}"
+            else:
+                text = f"- Reported row `{r.submeasure}` (every member)"
+            if r.numerator is None:
+                lines.append(text)
+            elif isinstance(r.numerator, EventCriterion):
+                lines.append(f"{text}; numerator: {_criterion_text(r.numerator)}")
+            else:
+                lines += [f"{text}; numerator:", *_condition_lines(r.numerator, "  ")]
         if s.notes:
             lines.append(f"- Notes: {s.notes}")
         lines += ["", "| value set | code system | code | description |", "|---|---|---|---|"]

@@ -38,6 +38,15 @@ def suite_parameters(config: ProgramConfig) -> dict[str, Any]:
     return {"run_date": config.run_date.isoformat(), "valid_county_fips": valid_county_fips(config.measurement_year)}
 
 
+def convert_input(source: str, input_dir: Path, layout: OutputLayout) -> dict[str, Any]:
+    """Map ``input_dir`` from its source format to canonical tables (no-op for canonical input);
+    the per-source-file reconciliation goes to validation/source_reconciliation.json."""
+    from equity_pipeline.sources import convert
+
+    layout.prepare()
+    return convert(source, input_dir, layout.root)
+
+
 def ingest(table: str, input_dir: Path, layout: OutputLayout, config: ProgramConfig) -> dict[str, Any]:
     """Validate one input table; members must be ingested before the others (orphan check)."""
     layout.prepare()
@@ -74,6 +83,11 @@ def evaluate_measure(measure_id: str, layout: OutputLayout, config: ProgramConfi
     members, enrollment = pl.scan_parquet(layout.table("members")), pl.scan_parquet(layout.table("enrollment"))
     if spec.kind == "proportion":
         results, counts = evaluate(spec, period, members, enrollment, pl.scan_parquet(layout.events))
+    elif spec.kind == "readmission":
+        from equity_pipeline.measures.readmission import evaluate_readmission
+
+        results, counts = evaluate_readmission(spec, period, members, enrollment, pl.scan_parquet(layout.final_medical_claims),
+                                               pl.scan_parquet(layout.events))
     else:
         results, counts = evaluate_utilization(
             spec, period, members, enrollment, pl.scan_parquet(layout.final_medical_claims),
@@ -88,30 +102,72 @@ def evaluate_measure(measure_id: str, layout: OutputLayout, config: ProgramConfi
 def build_member_attributes(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
     from equity_pipeline.stratify import member_attributes
 
-    attrs = member_attributes(pl.scan_parquet(layout.table("members")), config.measurement_year)
+    attrs = member_attributes(pl.scan_parquet(layout.table("members")), config.measurement_year,
+                              enrollment=pl.scan_parquet(layout.table("enrollment")),
+                              screenings=pl.scan_parquet(layout.table("sdoh_screenings")),
+                              age_bands=config.age_bands, regions=config.region_map)
     write_parquet_atomic(attrs, layout.member_attributes)
     return {"members": attrs.height}
 
 
 def build_stratified_counts(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
-    from equity_pipeline.stratify import stratified_counts
+    from equity_pipeline.stratify import strata_identities, stratified_counts
 
-    results = pl.concat([pl.read_parquet(layout.member_results(m)) for m in config.measures], how="vertical")
-    counts = stratified_counts(results, pl.read_parquet(layout.member_attributes), config.stratifiers)
+    # diagonal: readmission measures add ``expected_value`` (null for the other measures)
+    results = pl.concat([pl.read_parquet(layout.member_results(m)) for m in config.measures], how="diagonal_relaxed")
+    attrs = pl.read_parquet(layout.member_attributes)
+    counts = stratified_counts(results, attrs, config.stratifiers, config.intersections)
     write_parquet_atomic(counts, layout.stratified_counts)
-    return {"cells": counts.height}
+    identities = strata_identities(results, attrs, config.stratifiers, config.intersections)
+    write_parquet_atomic(identities, layout.strata_identities)
+    return {"cells": counts.height, "identities": int(identities["identity"].n_unique())}
 
 
 def build_public_rates(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
-    from equity_pipeline.stratify import data_source_of, public_rates
+    """public/rates.parquet and .csv (one public reason for every suppressed cell) and the restricted
+    suppression log restricted/suppression/rates.parquet (primary or complementary, per cell)."""
+    from equity_pipeline.stratify import KEY, data_source_of, rates_with_reasons
+    from equity_pipeline.suppression import publishable_reasons, suppression_detail
 
     specs = {m: load_specs()[m] for m in config.measures}
     clinical_rows = pl.scan_parquet(layout.table("clinical_observations")).select(pl.len()).collect().item()
     sources = {m: data_source_of(s, clinical_rows) for m, s in specs.items()}
-    rates = public_rates(pl.read_parquet(layout.stratified_counts), specs, sources)
+    identities = pl.read_parquet(layout.strata_identities) if layout.strata_identities.is_file() else None
+    detailed = rates_with_reasons(pl.read_parquet(layout.stratified_counts), specs, sources, identities)
+    write_parquet_atomic(suppression_detail(detailed, KEY), layout.suppression_detail("rates"))
+    rates = publishable_reasons(detailed)
     write_parquet_atomic(rates, layout.rates)
     write_csv_atomic(rates, layout.rates_csv)
     return {"rows": rates.height, "suppressed": int(rates["suppressed"].sum())}
+
+
+def build_disparities(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
+    """public/disparities.parquet and public/disparity_summary.parquet from the public rates (the
+    restricted counts only give the standard errors of cost measures' published cells)."""
+    from equity_pipeline.disparity_tables import DisparityOptions, disparity_table, summary_table
+
+    specs = load_specs()
+    kinds = {m: specs[m].kind for m in config.measures}
+    options = DisparityOptions.from_config(config)
+    rates, counts = pl.read_parquet(layout.rates), pl.read_parquet(layout.stratified_counts)
+    table = disparity_table(rates, options, counts, kinds)
+    summary = summary_table(rates, table, options, counts, kinds)
+    write_parquet_atomic(table, layout.disparities)
+    write_parquet_atomic(summary, layout.disparity_summary)
+    return {
+        "rows": table.height, "compared": int((table["status"] == "compared").sum()),
+        "significant": int(table["significant"].fill_null(False).sum()),
+        "worse_than_reference": int(table["worse_than_reference"].fill_null(False).sum()),
+        "insufficient_data": int(table["insufficient_data"].fill_null(False).sum()),
+        "suppressed": int(table["suppressed"].sum()), "summary_rows": summary.height,
+    }
+
+
+def disparity_leaks(layout: OutputLayout) -> int:
+    """Disparity or summary rows that would reveal a suppressed rates cell (must be 0)."""
+    from equity_pipeline.disparity_tables import leaked_cells
+
+    return leaked_cells(pl.read_parquet(layout.disparities), pl.read_parquet(layout.disparity_summary), pl.read_parquet(layout.rates))
 
 
 def published_small_cells(layout: OutputLayout) -> int:
@@ -133,8 +189,217 @@ def build_report(layout: OutputLayout, config: ProgramConfig, run_id: str) -> di
     specs = {m: load_specs()[m] for m in config.measures}
     manifest = build_manifest_dict(layout, config, run_id, input_dir=None)
     measures = {m: {"title": s.title, "description": s.description, "ids": s.ids, "version": s.version, "notes": s.notes} for m, s in specs.items()}
-    path = render_report(pl.read_parquet(layout.rates), manifest, layout.report, measures=measures)
+    path = render_report(pl.read_parquet(layout.rates), manifest, layout.report, measures=measures,
+                         disparities=_optional_public(layout.disparities), completeness=_optional_public(layout.completeness))
     return {"path": str(path.relative_to(layout.root))}
+
+
+def _optional_public(path: Path) -> pl.DataFrame | None:
+    """A public table that a run may or may not have (disparities, completeness), or None."""
+    return pl.read_parquet(path) if path.is_file() else None
+
+
+def _all_member_results(layout: OutputLayout, config: ProgramConfig) -> pl.DataFrame:
+    # diagonal: readmission measures add ``expected_value`` (null for the other measures)
+    return pl.concat([pl.read_parquet(layout.member_results(m)) for m in config.measures], how="diagonal_relaxed")
+
+
+def build_imputed_race(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
+    """The BISG track (docs/stratification.md, "Imputed race/ethnicity"): restricted/bisg_probabilities.parquet,
+    public/rates_imputed_race.parquet (probability-weighted rates, suppressed on effective counts) and
+    public/race_concordance.parquet. Off when config ``imputed_race`` is false, or unset and no member
+    has a surname: then nothing is written and earlier outputs are removed."""
+    from equity_pipeline import imputation
+    from equity_pipeline.stratify import data_source_of
+
+    members = pl.scan_parquet(layout.table("members"))
+    enabled = config.imputed_race if config.imputed_race is not None else imputation.has_surnames(members)
+    if not enabled:
+        for path in (layout.rates_imputed_race, layout.race_concordance, layout.bisg_probabilities):
+            path.unlink(missing_ok=True)
+        return {"enabled": 0, "rows": 0, "suppressed": 0, "small_cells": 0, "concordance_rows": 0}
+    probs = imputation.bisg_probabilities(members)
+    write_parquet_atomic(probs, layout.bisg_probabilities)
+    specs = {m: load_specs()[m] for m in config.measures}
+    clinical_rows = pl.scan_parquet(layout.table("clinical_observations")).select(pl.len()).collect().item()
+    sources = {m: data_source_of(s, clinical_rows) for m, s in specs.items()}
+    attrs = pl.read_parquet(layout.member_attributes)
+    counts = imputation.imputed_counts(_all_member_results(layout, config), attrs, probs)
+    table = imputation.imputed_rates(counts, pl.read_parquet(layout.stratified_counts), pl.read_parquet(layout.rates), specs, sources)
+    write_parquet_atomic(table, layout.rates_imputed_race)
+    period = MeasurementPeriod.calendar_year(config.measurement_year).label
+    concordance = imputation.concordance(members, attrs, probs, period)
+    write_parquet_atomic(concordance, layout.race_concordance)
+    by_source = dict(probs.group_by("bisg_source").len().iter_rows())
+    return {
+        "enabled": 1, "rows": table.height, "suppressed": int(table["suppressed"].sum()),
+        "small_cells": imputation.imputed_small_cells(table, {m: s.kind for m, s in specs.items()}),
+        "concordance_rows": concordance.height, "concordance_suppressed": int(concordance["suppressed"].sum()),
+        **{f"members_{s}": int(by_source.get(s, 0)) for s in imputation.SOURCES},
+    }
+
+
+def build_standardized_rates(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
+    """public/standardized_rates.parquet: crude, directly age/sex-standardised rate with CI and O/E with
+    CI per measure x unit x stratum of the configured stratifiers, crude and adjusted gaps side by
+    side, suppressed exactly as public/rates; the models used go to counts/standardization.json."""
+    from equity_pipeline.standardized import standardized_rates
+
+    specs = {m: load_specs()[m] for m in config.measures}
+    table, info = standardized_rates(
+        _all_member_results(layout, config), pl.read_parquet(layout.member_attributes), pl.read_parquet(layout.rates),
+        _optional_public(layout.disparities), specs, stratifiers=config.standardization_stratifiers,
+        standard=config.standard_population, age_bands=config.standardization_age_bands, method=config.standardization_method,
+    )
+    write_parquet_atomic(table, layout.standardized_rates)
+    _dump(info, layout.standardization_models)
+    return {"rows": table.height, "suppressed": int(table["suppressed"].sum()),
+            "standardized": int(table["standardized_rate"].is_not_null().sum()), "oe": int(table["oe_ratio"].is_not_null().sum()),
+            "revealed": standardized_leaks(layout)}
+
+
+def standardized_leaks(layout: OutputLayout) -> int:
+    """Rows of public/standardized_rates.parquet with a value for a cell suppressed in public/rates (must be 0)."""
+    table = pl.read_parquet(layout.standardized_rates)
+    rates = pl.read_parquet(layout.rates).select(*_RATES_KEY, _rates_suppressed="suppressed")
+    joined = table.join(rates, on=_RATES_KEY, how="left")
+    values = ["crude_rate", "standardized_rate", "standardized_ci_lower", "standardized_ci_upper", "oe_ratio", "oe_ci_lower", "oe_ci_upper",
+              "crude_difference", "standardized_difference", "crude_ratio", "standardized_ratio"]
+    bad = joined.filter((pl.col("_rates_suppressed").fill_null(True) | pl.col("suppressed")) & pl.any_horizontal(pl.col(values).is_not_null()))
+    return bad.height + int((joined["_rates_suppressed"].fill_null(True) != joined["suppressed"]).sum())
+
+
+_RATES_KEY = ["measure_id", "measure_version", "submeasure", "period", "unit_level", "unit_id", "stratifier", "stratum"]
+
+
+def build_completeness(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
+    """public/completeness.parquet and .csv: REL data completeness by reporting unit, suppressed (one
+    public reason); the kind of each suppressed cell goes to restricted/suppression/completeness.parquet."""
+    from equity_pipeline.report.completeness import COMPLETENESS_KEY, completeness_small_cells, rel_completeness
+    from equity_pipeline.suppression import publishable_reasons, suppression_detail
+
+    detailed = rel_completeness(pl.scan_parquet(layout.table("members")), config.measurement_year, with_reasons=True)
+    write_parquet_atomic(suppression_detail(detailed, COMPLETENESS_KEY), layout.suppression_detail("completeness"))
+    table = publishable_reasons(detailed)
+    write_parquet_atomic(table, layout.completeness)
+    write_csv_atomic(table, layout.completeness_csv)
+    return {"rows": table.height, "suppressed": int(table["suppressed"].sum()), "small_cells": completeness_small_cells(table)}
+
+
+def _plan_rules(config: ProgramConfig):
+    """The equity-plan rules in effect for the measurement year, or None when no version covers it
+    and the config asked for nothing (then the plan tables are written empty)."""
+    from equity_pipeline.equity_plans.rules import NoRulesInEffect, resolve_rules
+
+    try:
+        return resolve_rules(config.equity_plans, config.measurement_year, measures=config.measures)
+    except NoRulesInEffect:
+        if config.equity_plans:
+            raise
+        return None
+
+
+def _write_plan_table(detailed: pl.DataFrame, layout: OutputLayout, name: str, path: Path) -> None:
+    """A plan table: the restricted suppression log (why each cell is hidden) to
+    restricted/suppression/<name>.parquet, the table with one public reason to ``path``."""
+    from equity_pipeline.equity_plans.table import KEY
+    from equity_pipeline.suppression import publishable_reasons, suppression_detail
+
+    write_parquet_atomic(suppression_detail(detailed, KEY), layout.suppression_detail(name))
+    write_parquet_atomic(publishable_reasons(detailed), path)
+
+
+def build_state_metrics(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
+    """public/equity_plan/state_metrics.parquet: the statewide equity plan (docs/equity_plans.md), one
+    public reason for every suppressed cell; why each is hidden: restricted/suppression/state_metrics.parquet.
+    Counts only: rows, suppressed rows, and the suppression checks (small cells, unprotected margins)."""
+    from equity_pipeline.equity_plans.state import state_metrics
+    from equity_pipeline.equity_plans.table import empty
+
+    rules = _plan_rules(config)
+    if rules is None:
+        _write_plan_table(empty(), layout, "state_metrics", layout.state_metrics)
+        return {"rows": 0, "rules_in_effect": False, "small_cells": 0, "unprotected_margins": 0, "lock_conflicts": 0}
+    results = {m: pl.read_parquet(layout.member_results(m)) for m in sorted({rules.pqi_measure, "SDOH_SCREEN"}) if m in config.measures}
+    table, stats = state_metrics(
+        rates=pl.read_parquet(layout.rates), attributes=pl.read_parquet(layout.member_attributes),
+        members=pl.read_parquet(layout.table("members")), results=results, specs=load_specs(), rules=rules,
+        year=config.measurement_year, regions=config.region_map, completeness=_optional_public(layout.completeness),
+        disparities=_optional_public(layout.disparities), with_reasons=True)
+    _write_plan_table(table, layout, "state_metrics", layout.state_metrics)
+    return {**stats, "rules_in_effect": True}
+
+
+def build_hospital_metrics(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
+    """public/equity_plan/hospital_metrics.parquet: the hospital equity plan per facility (CCN), one
+    public reason for every suppressed cell; why each is hidden: restricted/suppression/hospital_metrics.parquet."""
+    from equity_pipeline.equity_plans.hospital import hospital_metrics
+    from equity_pipeline.equity_plans.table import empty
+
+    rules = _plan_rules(config)
+    if rules is None:
+        _write_plan_table(empty(), layout, "hospital_metrics", layout.hospital_metrics)
+        return {"rows": 0, "rules_in_effect": False, "small_cells": 0, "unprotected_margins": 0}
+    table, stats = hospital_metrics(
+        claims=pl.scan_parquet(layout.final_medical_claims), members=pl.read_parquet(layout.table("members")),
+        attributes=pl.read_parquet(layout.member_attributes), screenings=pl.scan_parquet(layout.table("sdoh_screenings")),
+        events=pl.scan_parquet(layout.events), specs=load_specs(), rules=rules, year=config.measurement_year, with_reasons=True)
+    _write_plan_table(table, layout, "hospital_metrics", layout.hospital_metrics)
+    return {**stats, "rules_in_effect": True}
+
+
+def build_workbook(layout: OutputLayout, config: ProgramConfig, run_id: str) -> dict[str, Any]:
+    """report/equity_report.xlsx: every public table of the run as a sheet, plus a README sheet."""
+    from equity_pipeline.report.workbook import write_workbook
+
+    manifest = build_manifest_dict(layout, config, run_id, input_dir=None)
+    counts = write_workbook(layout.workbook, pl.read_parquet(layout.rates), manifest,
+                            disparities=_optional_public(layout.disparities),
+                            disparity_summary=_optional_public(layout.disparity_summary),
+                            completeness=_optional_public(layout.completeness))
+    return {"path": str(layout.workbook.relative_to(layout.root)), **counts}
+
+
+#: Input tables behind the coded events (build_events) and behind the member attributes (stratifiers).
+EVENT_TABLES = ("medical_claims", "clinical_observations", "pharmacy_claims", "sdoh_screenings")
+ATTRIBUTE_TABLES = ("members", "enrollment", "sdoh_screenings")
+
+
+def measure_input_tables(kind: str) -> list[str]:
+    """The input tables a measure's published cells are computed from: those its evaluation reads
+    (see evaluate_measure) plus those the member attributes read, in TABLES order."""
+    if kind == "proportion":
+        own = {"members", "enrollment", *EVENT_TABLES}
+    elif kind == "readmission":
+        own = {"members", "enrollment", "medical_claims", *EVENT_TABLES}
+    else:
+        own = {"members", "enrollment", "medical_claims", "pharmacy_claims", "providers"}
+    return [t for t in TABLES if t in own | set(ATTRIBUTE_TABLES)]
+
+
+def build_audit_pack(layout: OutputLayout, config: ProgramConfig, run_id: str) -> dict[str, Any]:
+    """audit/: validation summary, row and member reconciliation, suppression log, manifest copy,
+    lineage from every published cell to spec version, suite versions and input hashes; counts only."""
+    from equity_pipeline.report.audit import write_audit_pack
+
+    if layout.manifest.is_file():
+        manifest, manifest_path = json.loads(layout.manifest.read_text(encoding="utf-8")), layout.manifest
+    else:
+        manifest, manifest_path = build_manifest_dict(layout, config, run_id, input_dir=None), None
+    specs = load_specs()
+    tables = {name: frame for name, frame in (
+        ("rates", pl.read_parquet(layout.rates)),
+        ("disparities", _optional_public(layout.disparities)),
+        ("disparity_summary", _optional_public(layout.disparity_summary)),
+        ("completeness", _optional_public(layout.completeness)),
+    ) if frame is not None}
+    inputs = {m: measure_input_tables(specs[m].kind) for m in config.measures if m in specs}
+    inputs.update({a: ["members"] for a in ("race_ethnicity", "language")})  # completeness rows
+    # the kind of each suppressed cell (primary / complementary) is restricted; the pack counts it
+    details = {name: pl.read_parquet(layout.suppression_detail(name)) for name in tables
+               if layout.suppression_detail(name).is_file()}
+    return write_audit_pack(layout.audit, manifest=manifest, manifest_path=manifest_path, validation_dir=layout.validation,
+                            tables=tables, measure_inputs=inputs, input_tables=TABLES, suppression_details=details)
 
 
 def _package_versions() -> dict[str, str]:
@@ -164,7 +429,11 @@ def build_manifest_dict(layout: OutputLayout, config: ProgramConfig, run_id: str
             measures[m] = json.loads(p.read_text())
     if layout.adjudication.is_file() and "medical_claims" in tables:
         tables["medical_claims"]["adjudication"] = json.loads(layout.adjudication.read_text())
+    from equity_pipeline.sources import manifest_section
+
+    source = manifest_section(layout.root)  # source format, per-source-file {read, mapped, quarantined}, warnings
     return {
+        **({"source": source} if source else {}),
         "run_id": run_id,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "package_version": __version__,
@@ -184,3 +453,36 @@ def build_manifest(layout: OutputLayout, config: ProgramConfig, run_id: str, inp
     _dump(manifest, layout.manifest)
     reconciled = all(v["read"] == v["used"] + v["quarantined"] for v in manifest["tables"].values())
     return {"tables": len(manifest["tables"]), "reconciled": reconciled}
+
+
+def manifest_reconciliation(layout: OutputLayout, config: ProgramConfig) -> dict[str, Any]:
+    """Invariants of the written ``manifest.json`` (counts only; table names and measure ids, no values).
+
+    Every input table is in it with rows read = used + quarantined; medical claim lines used =
+    final + superseded + voided; every configured measure is in it with members in = the members
+    table's used rows = not eligible + excluded + denominator, and numerator <= denominator."""
+    manifest = json.loads(layout.manifest.read_text(encoding="utf-8"))
+    tables, measures = manifest.get("tables", {}), manifest.get("measures", {})
+    bad_tables = sorted(t for t in TABLES if t not in tables or tables[t]["read"] != tables[t]["used"] + tables[t]["quarantined"])
+    adjudication = tables.get("medical_claims", {}).get("adjudication")
+    if adjudication is not None and adjudication["final"] + adjudication["superseded"] + adjudication["voided"] != tables["medical_claims"]["used"]:
+        bad_tables = sorted({*bad_tables, "medical_claims"})
+    members_used = tables.get("members", {}).get("used")
+    bad_measures = []
+    for m in config.measures:
+        c = measures.get(m)
+        if c is None or not (
+            c["members_in"] == members_used
+            == sum(c["not_eligible"].values()) + sum(c["excluded"].values()) + c["denominator"]
+            and c["numerator"] <= c["denominator"]
+        ):
+            bad_measures.append(m)
+    return {
+        "tables_checked": len(TABLES),
+        "tables_not_reconciling": len(bad_tables),
+        "measures_checked": len(config.measures),
+        "measures_not_reconciling": len(bad_measures),
+        "failing_tables": bad_tables,
+        "failing_measures": bad_measures,
+        "passed": not bad_tables and not bad_measures,
+    }
