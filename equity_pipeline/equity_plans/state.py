@@ -215,15 +215,35 @@ def lock_mismatches(cells: pl.DataFrame, rates: pl.DataFrame) -> int:
     return bad
 
 
+def completeness_totals_known(completeness: pl.DataFrame) -> dict[tuple[str, str], bool]:
+    """(unit_level, unit_id) -> whether a reader of public/completeness knows the unit's total.
+
+    The total is the unit's members, the same for both attributes (each member is in one category of
+    each): it is printed with every shown category of *either* attribute. A total none of whose
+    categories is shown is still known when the states (a partition of the population, Unknown
+    included) and the population leave it as the only unknown: population minus the other states,
+    or the sum of the states (completeness's own suppression counts its totals as shown margin rows)."""
+    known = {(u, i): not all(g["suppressed"].to_list()) for (u, i), g in completeness.group_by("unit_level", "unit_id")}
+    population, states = ("population", "all"), [k for k in known if k[0] == "state"]
+    if population in known and states:
+        unknown = [k for k in states if not known[k]]
+        if known[population] and len(unknown) == 1:
+            known[unknown[0]] = True
+        elif not known[population] and not unknown:
+            known[population] = True
+    return known
+
+
 def lock_to_completeness(cells: pl.DataFrame, completeness: pl.DataFrame | None, attribute: str) -> pl.DataFrame:
-    """All-payer population/state REL cells are public/completeness cells; the unit's total is known
-    there when any of its categories is shown."""
+    """All-payer population/state REL cells are public/completeness cells; the unit's total is locked
+    as completeness lets a reader know it (:func:`completeness_totals_known`): shown when known, else
+    hidden. Locking a known total as hidden asks the plan to protect a public number, which no
+    pattern of its own cells can do (the states -> population margin of all-payer totals is all locked)."""
     if completeness is None or completeness.height == 0:
         return cells
     table = completeness.filter(pl.col("attribute") == attribute)
     cats = {(r["unit_level"], r["unit_id"], r["category"]): bool(r["suppressed"]) for r in table.to_dicts()}
-    totals = {(u, i): not all(s for s in g["suppressed"].to_list())
-              for (u, i), g in table.group_by("unit_level", "unit_id")}
+    totals = completeness_totals_known(completeness)
     lock, reason, source = [], [], []
     for unit_level, unit_id, payer, stratifier, stratum, old, old_reason, old_source in cells.select(
             "unit_level", "unit_id", "payer", "stratifier", "stratum", "lock", "lock_reason", "derived_from").iter_rows():
