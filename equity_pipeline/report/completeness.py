@@ -28,7 +28,13 @@ Reporting units are the same as the rates': the population (``all``) and each st
 Suppression reuses :func:`equity_pipeline.suppression.suppress` as a proportion table: a category
 cell is suppressed when its count, the unit's total or the rest of the unit (total - count) is 1-10,
 plus complementary suppression along both margins (categories add up to the unit's total; states add
-up to the population), so no suppressed count can be recovered by subtraction. Every suppressed
+up to the population), so no suppressed count can be recovered by subtraction. A unit's total is
+one value, printed with every shown row of the unit (of either attribute: each member is in one
+category of each), so it is suppressed as one: when the total is hidden (1-10, or as the complement
+of another hidden total along the states -> population margin) every row of the unit, race/ethnicity
+and language, is hidden (:func:`_unit_total_links`); otherwise a state total hidden only in the
+margin would still be printed by its shown rows, and a small state's total would be the population
+minus the other states. Every suppressed
 cell says ``suppression_reason = suppression.PUBLIC_REASON``, small and complementary alike
 (:func:`completeness_with_reasons` keeps the kinds for the restricted suppression log).
 """
@@ -154,7 +160,9 @@ def completeness_with_reasons(counts: pl.DataFrame, period: str) -> pl.DataFrame
               .agg(numerator=pl.col("denominator").first(), denominator=pl.col("denominator").first())
               .with_columns(stratifier=pl.lit("overall"), stratum=pl.lit("all"), rate=pl.lit(1.0),
                             ci_lower=pl.lit(None, pl.Float64), ci_upper=pl.lit(None, pl.Float64)))
-    suppressed = suppress(pl.concat([cells, totals], how="diagonal"))
+    frame = pl.concat([cells, totals], how="diagonal")
+    linked, links = _unit_total_links(frame)
+    suppressed = suppress(linked, links).head(frame.height)
     order = {f"{a}/{c}": i for i, (a, c) in enumerate((a, c) for a in ATTRIBUTES for c in CATEGORIES[a])}
     return (
         suppressed.filter(pl.col("stratifier") != "overall")
@@ -170,6 +178,42 @@ def completeness_with_reasons(counts: pl.DataFrame, period: str) -> pl.DataFrame
             suppression_reason="suppression_reason",
         )
     )
+
+
+def _unit_total_links(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[list[int], int]]]:
+    """``frame`` (category rows and the units' ``overall`` total rows) plus synthetic absorber rows,
+    and the extra margins that make ``suppress`` treat a unit's total as one value.
+
+    The total is printed with every shown row of the unit, of either attribute (each member is in one
+    category of each), so hiding it (1-10, or as the complement of a hidden total along the states ->
+    population margin) must hide every row of the unit. The attributes' total rows are tied both ways
+    (the margin ``([t1], t0)``: one hidden alone makes the other its complement); each category row x is
+    tied one way to its attribute's total t by the margin ``([x, X], t)`` with a never-small absorber X
+    (the device of ``equity_plans.cells``): t hidden makes x, the smaller entry, its complement, while x
+    hidden alone only hides X. Absorbers come after ``frame``'s rows and are in no built-in margin
+    (their own unit, stratifier ``overall``); drop them with ``.head(frame.height)``."""
+    keys = frame.select("unit_level", "unit_id", "measure_id", "stratifier").rows()
+    total_of: dict[tuple[str, str, str], int] = {}
+    first_total: dict[tuple[str, str], int] = {}
+    links: list[tuple[list[int], int]] = []
+    for i, (level, uid, measure, stratifier) in enumerate(keys):
+        if stratifier == "overall":
+            total_of[(level, uid, measure)] = i
+            if (level, uid) in first_total:
+                links.append(([i], first_total[(level, uid)]))
+            else:
+                first_total[(level, uid)] = i
+    k = 0  # absorbers so far; absorber j is row frame.height + j
+    for i, (level, uid, measure, stratifier) in enumerate(keys):
+        if stratifier != "overall":
+            links.append(([i, frame.height + k], total_of[(level, uid, measure)]))
+            k += 1
+    absorbers = pl.DataFrame({
+        "measure_id": ["__unit_total__"] * k, "submeasure": ["all"] * k, "period": [""] * k, "unit_level": ["absorber"] * k,
+        "unit_id": [str(j) for j in range(k)], "stratifier": ["overall"] * k, "stratum": ["all"] * k,
+        "numerator": [1e15] * k, "denominator": [2e15] * k, "kind": ["proportion"] * k,
+    })
+    return pl.concat([frame, absorbers], how="diagonal_relaxed"), links
 
 
 def rel_completeness(members: pl.DataFrame | pl.LazyFrame, year: int, *, with_reasons: bool = False) -> pl.DataFrame:

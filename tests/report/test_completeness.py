@@ -138,3 +138,84 @@ def test_no_suppressed_count_recoverable_by_subtraction(table: pl.DataFrame) -> 
             assert hidden.height + population_hidden >= 2, cells
             assert population_hidden or not 1 <= hidden["members"].sum() <= 10, cells
     assert checked >= 4
+
+
+# --------------------------------------------------------------------------------------------------
+# a unit's total is one value: hidden in the states -> population margin, it is hidden in every row
+
+WY, CA, NM = "56001", "06037", "35001"  # Albany County WY, Los Angeles County CA, Bernalillo County NM
+
+
+def small_state_members() -> pl.DataFrame:
+    """WY has 7 members (every WY row is 1-10). Its total's complement along the states ->
+    population margin is MD's (the smallest other state), but MD's race/ethnicity ``declined`` cell
+    need not be hidden for that margin (CA's hidden ``declined`` 20 already covers WY's), so cell
+    suppression alone leaves it shown, printing MD's total."""
+    return members([
+        ("2106-3", "self_reported", "en", WY, 7),
+        ("2106-3", "self_reported", "en", MD, 200),     # MD: 300
+        ("2054-5", "imputed", "es-MX", MD, 60),
+        ("ASKU", "self_reported", "ASKU", MD, 40),
+        ("2106-3", "self_reported", "en", CA, 375),     # CA: 400; imputed 5 is 1-10, declined its complement
+        ("2054-5", "imputed", "en", CA, 5),
+        ("ASKU", "self_reported", "ASKU", CA, 20),
+        ("2106-3", "self_reported", "en", NM, 400),     # NM: 500
+        ("2054-5", "imputed", "es-MX", NM, 100),
+    ])
+
+
+def recover_a_hidden_total(table: pl.DataFrame) -> dict[str, int]:
+    """The attacker: every shown row prints its unit's total; the states add up to the population, so
+    with the population's total shown and one state's unknown, that state's is the difference."""
+    shown = table.filter(~pl.col("suppressed"))
+    known = {uid: int(g["total"][0]) for (uid,), g in shown.group_by("unit_id")}
+    states = table.filter(pl.col("unit_level") == "state")["unit_id"].unique().to_list()
+    unknown = [s for s in states if s not in known]
+    if "all" not in known or len(unknown) != 1:
+        return {}
+    return {unknown[0]: known["all"] - sum(known[s] for s in states if s in known)}
+
+
+def test_the_small_state_world_has_the_pattern(monkeypatch) -> None:
+    """Without tying each unit's rows to its total (cell suppression only), the attacker gets WY's 7."""
+    import equity_pipeline.report.completeness as completeness
+
+    monkeypatch.setattr(completeness, "_unit_total_links", lambda frame: (frame, []))
+    table = completeness.rel_completeness(small_state_members(), 2024)
+    assert recover_a_hidden_total(table) == {"WY": 7}
+
+
+def test_a_hidden_unit_total_is_hidden_in_every_row_of_both_attributes() -> None:
+    from equity_pipeline.equity_plans.state import completeness_totals_known
+
+    table = rel_completeness(small_state_members(), 2024)
+    assert recover_a_hidden_total(table) == {}
+    truth = completeness_counts(member_categories(small_state_members(), 2024))
+    hidden_units = []
+    for (uid,), g in table.group_by("unit_id"):
+        if g["suppressed"].all():
+            hidden_units.append(uid)
+        # a unit whose total is printed at all prints its true total in every shown row
+        for r in g.filter(~pl.col("suppressed")).iter_rows(named=True):
+            assert r["total"] == truth.filter(pl.col("unit_id") == uid)["total"][0]
+    # WY (7) and its complement MD are hidden whole, race/ethnicity and language alike; CA and NM
+    # keep their cell-level suppression only
+    assert sorted(hidden_units) == ["MD", "WY"]
+    detailed = rel_completeness(small_state_members(), 2024, with_reasons=True)
+    md = detailed.filter(pl.col("unit_id") == "MD")
+    assert md.height == 8 and md["suppression_reason"].unique().to_list() == [COMPLEMENTARY_REASON]
+    assert not table.filter(pl.col("unit_id") == "CA")["suppressed"].all()
+    # the hidden totals add up to 307, not to a 1-10 count
+    totals = dict(truth.select("unit_id", "total").unique().rows())
+    assert sum(totals[u] for u in hidden_units) == 307
+    assert completeness_small_cells(table) == 0
+    # the plan's completeness locks read the same: neither hidden state's total is known
+    known = completeness_totals_known(table)
+    assert not known[("state", "WY")] and not known[("state", "MD")]
+    assert known[("population", "all")] and known[("state", "CA")] and known[("state", "NM")]
+
+
+def test_no_hidden_unit_total_in_the_sample_table(table: pl.DataFrame) -> None:
+    """The sample's states are all 11+ and none is a total's complement: no unit is hidden whole."""
+    assert recover_a_hidden_total(table) == {}
+    assert not any(g["suppressed"].all() for _, g in table.group_by("unit_id"))
