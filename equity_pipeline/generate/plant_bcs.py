@@ -22,19 +22,13 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from equity_pipeline.standards.race_ethnicity import (
-    CATEGORY_LABELS,
-    DECLINED,
-    MULTIRACIAL,
-    RACE_ETHNICITY_STRATA,
-    ROLLUP_VERSION,
-    UNKNOWN,
-)
+from equity_pipeline.standards.race_ethnicity import RACE_ETHNICITY_STRATA, ROLLUP_VERSION
 
 from . import vocab
 from .claims import assemble
 from .context import ChunkContext, pick, to_date
-from .planted import PlantResult, quota, sample_covered_dates, stratum_index
+from .planted import PlantResult, by_stratum, sample_covered_dates, stratum_index
+from .planting import fixed_margin_hits
 from .population import Population, continuous_enrollment
 from .providers import Providers
 
@@ -44,20 +38,7 @@ AGE_MIN, AGE_MAX = 50, 74
 MAX_GAP_DAYS, MAX_GAPS = 45, 1
 
 # Planted probability of a mammogram in the window for an eligible woman, by stratum label.
-RATES: dict[str, float] = {
-    CATEGORY_LABELS["WHITE"]: 0.74,
-    CATEGORY_LABELS["BLACK"]: 0.69,
-    CATEGORY_LABELS["HISPANIC"]: 0.64,
-    CATEGORY_LABELS["ASIAN"]: 0.67,
-    CATEGORY_LABELS["AIAN"]: 0.55,
-    CATEGORY_LABELS["NHPI"]: 0.60,
-    CATEGORY_LABELS["MENA"]: 0.62,
-    MULTIRACIAL: 0.68,
-    CATEGORY_LABELS["OTHER"]: 0.66,
-    DECLINED: 0.71,
-    UNKNOWN: 0.60,
-}
-assert set(RATES) == set(RACE_ETHNICITY_STRATA), "every stratum needs a planted rate"
+RATES: dict[str, float] = by_stratum(0.74, 0.69, 0.64, 0.67, 0.55, 0.60, 0.62, 0.68, 0.66, 0.71, 0.60)
 
 MASTECTOMY_SHARE = 0.015        # of eligible women: bilateral mastectomy on record
 HOSPICE_SHARE = 0.010           # of eligible women: hospice during MY
@@ -142,8 +123,7 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
     hospice = eligible & (u[:, 1] < HOSPICE_SHARE)
     died_in_my = eligible & (pop.death >= p.my_start) & (pop.death <= p.my_end)
     # fixed margin: among women not meant to be excluded, each stratum gets round(rate x n) screened women
-    meant_excluded = mastectomy | hospice | died_in_my
-    want_screen = quota(rng, eligible & ~meant_excluded, stratum_index(pop), rate) | (eligible & meant_excluded & (u[:, 2] < rate))
+    want_screen = fixed_margin_hits(rng, eligible, mastectomy | hospice | died_in_my, stratum_index(pop), rate, u=u[:, 2])
     frames: list[pl.DataFrame] = []
     defects = {"voided_claim": 0, "adjusted_claim": 0}
 

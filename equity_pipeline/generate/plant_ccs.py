@@ -22,50 +22,29 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from equity_pipeline.standards.race_ethnicity import (
-    CATEGORY_LABELS,
-    DECLINED,
-    MULTIRACIAL,
-    RACE_ETHNICITY_STRATA,
-    UNKNOWN,
-)
-
 from . import vocab
 from .context import ChunkContext, to_date
 from .forms import compact, professional
 from .planted import (
+    DEATH_AND_HOSPICE,
     PlantResult,
-    adjusted,
     birthday,
-    died_by,
+    by_stratum,
+    death_and_hospice_definition,
+    enrollment_definition,
     messy_count,
     proportion_summary,
-    quota,
-    sample_covered_dates,
     stratum_index,
     stratum_rates,
-    voided,
 )
+from .planting import counted_adjustment, counted_void, death_and_hospice, fixed_margin_hits, on_covered_days, truth_rows
 from .population import Population, continuous_enrollment
 from .providers import Providers
 
 MEASURE_ID = "CCS"
 NAME = "Cervical Cancer Screening"
 AGE_MIN, AGE_MAX = 21, 64
-RATES: dict[str, float] = {
-    CATEGORY_LABELS["WHITE"]: 0.74,
-    CATEGORY_LABELS["BLACK"]: 0.71,
-    CATEGORY_LABELS["HISPANIC"]: 0.67,
-    CATEGORY_LABELS["ASIAN"]: 0.61,
-    CATEGORY_LABELS["AIAN"]: 0.57,
-    CATEGORY_LABELS["NHPI"]: 0.59,
-    CATEGORY_LABELS["MENA"]: 0.60,
-    MULTIRACIAL: 0.69,
-    CATEGORY_LABELS["OTHER"]: 0.65,
-    DECLINED: 0.68,
-    UNKNOWN: 0.60,
-}
-assert set(RATES) == set(RACE_ETHNICITY_STRATA)
+RATES: dict[str, float] = by_stratum(0.74, 0.71, 0.67, 0.61, 0.57, 0.59, 0.60, 0.69, 0.65, 0.68, 0.60)
 HYSTERECTOMY_SHARE = (0.01, 0.05)   # eligible women under 40 / 40 and older
 HPV_SHARE = 0.45                    # of tests of women 30+ on the test date: HPV (with or without cytology)
 UNDERAGE_DECOY_SHARE = 0.3          # unscreened women 21-23: a cytology before the 21st birthday
@@ -96,9 +75,18 @@ def _tests(ctx, pop, providers, rng, pos, dates, hpv: np.ndarray, cytology: np.n
     return pl.concat(compact([lab, pcp]))
 
 
+def _cytology(ctx, pop, providers, rng, pos, dates) -> pl.DataFrame | None:
+    n = len(pos)
+    return _tests(ctx, pop, providers, rng, pos, dates, np.zeros(n, bool), np.ones(n, bool))
+
+
+def _hpv(ctx, pop, providers, rng, pos, dates) -> pl.DataFrame | None:
+    n = len(pos)
+    return _tests(ctx, pop, providers, rng, pos, dates, np.ones(n, bool), np.zeros(n, bool))
+
+
 def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResult:
     p = ctx.period
-    ev = ctx.evidence
     rng = ctx.rng("plant_ccs")
     n = pop.n
     female = pop.sex == "F"
@@ -107,11 +95,9 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
     eligible = female & in_age & ce
     rate = stratum_rates(pop, RATES)
     u = rng.random((n, 2))
-    died = eligible & died_by(pop, p.my_end)
-    hospice = eligible & ev.has_line("hospice", p.my_start, p.my_end)
+    died, hospice = death_and_hospice(ctx, pop, eligible)
     want_hyst = eligible & (u[:, 0] < np.where(pop.age >= 40, HYSTERECTOMY_SHARE[1], HYSTERECTOMY_SHARE[0]))
-    meant_excluded = died | hospice | want_hyst
-    want_screen = quota(rng, eligible & ~meant_excluded, stratum_index(pop), rate) | (eligible & meant_excluded & (u[:, 1] < rate))
+    want_screen = fixed_margin_hits(rng, eligible, died | hospice | want_hyst, stratum_index(pop), rate, u=u[:, 1])
     frames: list = []
     defects = {"voided_claim": 0, "adjusted_claim": 0}
     age21 = birthday(pop.birth, 21)
@@ -119,8 +105,7 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
 
     # ---- numerator evidence: one test on a covered day at 21+ (HPV only at 30+)
     pos = np.nonzero(want_screen)[0]
-    d, ok = sample_covered_dates(rng, pop, pos, np.maximum(p.window_start, age21[pos]), p.my_end)
-    pos, d = pos[ok], d[ok]
+    pos, d = on_covered_days(rng, pop, pos, np.maximum(p.window_start, age21[pos]), p.my_end)
     screened = np.zeros(n, dtype=bool)
     screened[pos] = True
     hpv = (d >= age30[pos]) & (rng.random(len(pos)) < HPV_SHARE)
@@ -130,35 +115,23 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
     # ---- traps
     unscreened = np.nonzero(eligible & ~screened)[0]
     young = unscreened[(pop.age[unscreened] <= 23) & (rng.random(len(unscreened)) < UNDERAGE_DECOY_SHARE)]
-    dy, oky = sample_covered_dates(rng, pop, young, p.window_start, age21[young] - 1)
-    frames.append(_tests(ctx, pop, providers, rng, young[oky], dy[oky], np.zeros(int(oky.sum()), bool), np.ones(int(oky.sum()), bool)))
+    frames.append(_cytology(ctx, pop, providers, rng, *on_covered_days(rng, pop, young, p.window_start, age21[young] - 1)))
     mid = unscreened[(pop.age[unscreened] >= 25) & (pop.age[unscreened] <= 31) & (rng.random(len(unscreened)) < YOUNG_HPV_DECOY_SHARE)]
-    dm, okm = sample_covered_dates(rng, pop, mid, p.window_start, np.minimum(age30[mid] - 1, p.my_end))
-    frames.append(_tests(ctx, pop, providers, rng, mid[okm], dm[okm], np.ones(int(okm.sum()), bool), np.zeros(int(okm.sum()), bool)))
+    frames.append(_hpv(ctx, pop, providers, rng, *on_covered_days(rng, pop, mid, p.window_start, np.minimum(age30[mid] - 1, p.my_end))))
     outside = female & ~eligible & (pop.age >= 18) & (pop.age <= 70) & (rng.random(n) < OUTSIDE_SHARE)
-    opos = np.nonzero(outside)[0]
-    do, oko = sample_covered_dates(rng, pop, opos, p.window_start, p.my_end)
-    k = int(oko.sum())
-    frames.append(_tests(ctx, pop, providers, rng, opos[oko], do[oko], np.zeros(k, bool), np.ones(k, bool)))
+    frames.append(_cytology(ctx, pop, providers, rng, *on_covered_days(rng, pop, np.nonzero(outside)[0], p.window_start, p.my_end)))
     if ctx.messy_share > 0 and len(unscreened):
         trap = rng.choice(unscreened, size=min(2 * messy_count(ctx, len(unscreened)), len(unscreened)), replace=False)
-        dt, okt = sample_covered_dates(rng, pop, trap, np.maximum(p.window_start, age21[trap]), p.my_end)
-        trap, dt = trap[okt], dt[okt]
+        trap, dt = on_covered_days(rng, pop, trap, np.maximum(p.window_start, age21[trap]), p.my_end)
         half = len(trap) // 2
         if half:
-            v = _tests(ctx, pop, providers, rng, trap[:half], dt[:half], np.zeros(half, bool), np.ones(half, bool))
-            frames += voided(v)
-            defects["voided_claim"] += v["claim_key"].n_unique()
+            frames += counted_void(_cytology(ctx, pop, providers, rng, trap[:half], dt[:half]), defects)
         if len(trap) - half:
-            m = len(trap) - half
-            a = _tests(ctx, pop, providers, rng, trap[half:], dt[half:], np.zeros(m, bool), np.ones(m, bool))
-            frames += adjusted(a, pl.lit("81001").alias("hcpcs_code"), pl.lit("R829").alias("diagnosis_code_1"))
-            defects["adjusted_claim"] += a["claim_key"].n_unique()
+            frames += counted_adjustment(_cytology(ctx, pop, providers, rng, trap[half:], dt[half:]), defects,
+                                         pl.lit("81001").alias("hcpcs_code"), pl.lit("R829").alias("diagnosis_code_1"))
 
     # ---- exclusion: hysterectomy with no residual cervix (history code, or the surgery)
-    hpos = np.nonzero(want_hyst)[0]
-    dh, okh = sample_covered_dates(rng, pop, hpos, p.window_start, p.my_end)
-    hpos, dh = hpos[okh], dh[okh]
+    hpos, dh = on_covered_days(rng, pop, np.nonzero(want_hyst)[0], p.window_start, p.my_end)
     hysterectomy = np.zeros(n, dtype=bool)
     hysterectomy[hpos] = True
     history = rng.random(len(hpos)) < 0.6
@@ -173,24 +146,11 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
 
     excluded = eligible & (died | hospice | hysterectomy)
     denominator = eligible & ~excluded
-    numerator = denominator & screened
-    keep = female & in_age
-    members = pl.DataFrame({
-        "member_id": pop.member_id[keep],
-        "stratum": pop.stratum[keep],
-        "submeasure": np.full(int(keep.sum()), "all"),
-        "age": pop.age[keep],
-        "continuously_enrolled": ce[keep],
-        "eligible": eligible[keep],
-        "died": died[keep],
-        "hospice": hospice[keep],
-        "hysterectomy": hysterectomy[keep],
-        "excluded": excluded[keep],
-        "denominator": denominator[keep],
-        "screened": screened[keep],
-        "numerator": numerator[keep],
-        "planted_probability": np.where(denominator, rate, np.nan)[keep],
-    }).with_columns(pl.col("planted_probability").fill_nan(None))
+    members = truth_rows(pop, female & in_age, "all", {
+        "age": pop.age, "continuously_enrolled": ce, "eligible": eligible, "died": died, "hospice": hospice,
+        "hysterectomy": hysterectomy, "excluded": excluded, "denominator": denominator, "screened": screened,
+        "numerator": denominator & screened,
+    }, denominator, rate)
     return PlantResult(medical_lines=compact(frames), members=members, defects=defects)
 
 
@@ -198,14 +158,13 @@ def summarize(members: pl.DataFrame, period) -> dict:
     my = period.measurement_year
     definition = {
         "sex": "F", "age_min": AGE_MIN, "age_max": AGE_MAX, "age_as_of": f"{my}-12-31",
-        "continuous_enrollment": {"start": f"{my}-01-01", "end": f"{my}-12-31", "max_gaps": 1, "max_gap_days": 45},
+        "continuous_enrollment": enrollment_definition(my),
         "numerator": {"cervical_cytology": {"codes": list(vocab.CERVICAL_CYTOLOGY), "from": str(to_date(period.window_start)),
                                             "age_at_test_min": 21},
                       "hpv_test": {"codes": list(vocab.HPV_TESTS), "from": str(to_date(period.window_start)), "age_at_test_min": 30},
                       "to": f"{my}-12-31"},
-        "exclusions": {"death": f"by {my}-12-31", "hospice": f"during {my}",
+        "exclusions": {**death_and_hospice_definition(my),
                        "hysterectomy": {"icd10cm": list(vocab.HYSTERECTOMY_DX), "cpt": ["58150", "58571", "58572"],
                                         "through": f"{my}-12-31"}},
     }
-    return proportion_summary(MEASURE_ID, NAME, members, dict(RATES), definition,
-                              {"death": "died", "hospice": "hospice", "hysterectomy": "hysterectomy"})
+    return proportion_summary(MEASURE_ID, NAME, members, RATES, definition, {**DEATH_AND_HOSPICE, "hysterectomy": "hysterectomy"})

@@ -19,33 +19,22 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from equity_pipeline.standards.race_ethnicity import (
-    CATEGORY_LABELS,
-    DECLINED,
-    MULTIRACIAL,
-    RACE_ETHNICITY_STRATA,
-    UNKNOWN,
-)
-
 from . import vocab
 from .context import ChunkContext
 from .forms import compact, professional
-from .planted import PlantResult, age_on, died_by, proportion_summary, quota, stratum_index
+from .planted import PlantResult, age_on, by_stratum, died_by, proportion_summary, quota
+from .planting import age_rows, members_with, one_visit_day, truth_rows
 from .population import Population
 from .providers import Providers
 
 MEASURE_ID = "CDF"
 NAME = "Screening for Depression and Follow-Up Plan"
 ROWS = (("12-17", 12, 17), ("18+", 18, 200))
-_S = (CATEGORY_LABELS["WHITE"], CATEGORY_LABELS["BLACK"], CATEGORY_LABELS["HISPANIC"], CATEGORY_LABELS["ASIAN"],
-      CATEGORY_LABELS["AIAN"], CATEGORY_LABELS["NHPI"], CATEGORY_LABELS["MENA"], MULTIRACIAL, CATEGORY_LABELS["OTHER"],
-      DECLINED, UNKNOWN)
+ROWS = (("12-17", 12, 17), ("18+", 18, 200))  # by age on Jan 1 MY
 RATES: dict[str, dict[str, float]] = {
-    "12-17": dict(zip(_S, (0.58, 0.50, 0.47, 0.44, 0.41, 0.45, 0.46, 0.53, 0.49, 0.50, 0.45))),
-    "18+": dict(zip(_S, (0.46, 0.40, 0.36, 0.32, 0.31, 0.35, 0.34, 0.42, 0.38, 0.40, 0.35))),
+    "12-17": by_stratum(0.58, 0.50, 0.47, 0.44, 0.41, 0.45, 0.46, 0.53, 0.49, 0.50, 0.45),
+    "18+": by_stratum(0.46, 0.40, 0.36, 0.32, 0.31, 0.35, 0.34, 0.42, 0.38, 0.40, 0.35),
 }
-for _r in RATES.values():
-    assert set(_r) == set(RACE_ETHNICITY_STRATA)
 POSITIVE_SHARE = 0.12       # of screened members: positive screen with a follow-up plan (G8431)
 NOT_COUNTED_SHARE = 0.15    # of unscreened eligible members: G8432 or G8511 (do not count)
 
@@ -61,26 +50,18 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
     n = pop.n
     age0 = age_on(pop.birth, np.full(n, p.my_start))
     visits = ev.line_days("outpatient_encounter", p.my_start, p.my_end)
-    has_visit = np.zeros(n, dtype=bool)
-    has_visit[visits["pos"].to_numpy()] = True
+    has_visit = members_with(visits["pos"].to_numpy(), n)
     eligible = (age0 >= 12) & has_visit
-    row = np.where(age0 >= 18, "18+", "12-17").astype(object)
-    sidx = stratum_index(pop)
-    rate = np.where(age0 >= 18, np.array([RATES["18+"][s] for s in RACE_ETHNICITY_STRATA])[sidx],
-                    np.array([RATES["12-17"][s] for s in RACE_ETHNICITY_STRATA])[sidx])
+    row, rate, group = age_rows(pop, ROWS, RATES, age=age0)
     died = eligible & died_by(pop, p.my_end)
     prior_depression = eligible & ev.has_dx("depression_or_bipolar", None, p.my_start - 1)
     excluded = eligible & (died | prior_depression)
     denominator = eligible & ~excluded
-    group = np.where(age0 >= 18, len(RACE_ETHNICITY_STRATA), 0) + sidx
     # fixed margin per row and stratum; excluded members are screened too (it must not matter)
     screened = quota(rng, denominator, group, rate) | (excluded & (rng.random(n) < rate))
 
     # one visit day per member: the screening (or a non-counting code) goes on that day
-    mine = visits.filter(pl.Series(eligible[visits["pos"].to_numpy()]))
-    one_visit = mine.with_columns(_r=pl.Series(rng.random(mine.height))).sort("pos", "_r").group_by("pos", maintain_order=True).first()
-    visit_day = np.zeros(n, dtype=np.int32)
-    visit_day[one_visit["pos"].to_numpy()] = one_visit["day"].to_numpy()
+    visit_day = one_visit_day(rng, visits, eligible)
     spos = np.nonzero(screened)[0]
     codes = np.where(rng.random(len(spos)) < POSITIVE_SHARE, vocab.DEPRESSION_SCREEN_CODES["positive_with_plan"],
                      vocab.DEPRESSION_SCREEN_CODES["negative"]).astype(object)
@@ -89,23 +70,11 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
     ncodes = np.where(rng.random(len(npos)) < 0.6, vocab.DEPRESSION_SCREEN_CODES["not_screened"],
                       vocab.DEPRESSION_SCREEN_CODES["positive_no_plan"]).astype(object)
     frames.append(_screens(ctx, pop, rng, npos, visit_day[npos], ncodes))
-    numerator = denominator & screened
-    keep = age0 >= 12
-    members = pl.DataFrame({
-        "member_id": pop.member_id[keep],
-        "stratum": pop.stratum[keep],
-        "submeasure": row[keep].astype(str),
-        "age_at_start": age0[keep],
-        "outpatient_visit": has_visit[keep],
-        "eligible": eligible[keep],
-        "died": died[keep],
-        "prior_depression": prior_depression[keep],
-        "excluded": excluded[keep],
-        "denominator": denominator[keep],
-        "screened": screened[keep],
-        "numerator": numerator[keep],
-        "planted_probability": np.where(denominator, rate, np.nan)[keep],
-    }).with_columns(pl.col("planted_probability").fill_nan(None))
+    members = truth_rows(pop, age0 >= 12, row, {
+        "age_at_start": age0, "outpatient_visit": has_visit, "eligible": eligible, "died": died,
+        "prior_depression": prior_depression, "excluded": excluded, "denominator": denominator, "screened": screened,
+        "numerator": denominator & screened,
+    }, denominator, rate)
     return PlantResult(medical_lines=compact(frames), members=members)
 
 
@@ -121,5 +90,5 @@ def summarize(members: pl.DataFrame, period) -> dict:
                        "depression_or_bipolar_before": {"icd10cm": list(vocab.DX_FAMILIES["depression_or_bipolar"]),
                                                         "through": f"{my - 1}-12-31"}},
     }
-    return proportion_summary(MEASURE_ID, NAME, members, {k: dict(v) for k, v in RATES.items()}, definition,
-                              {"death": "died", "prior_depression": "prior_depression"}, rows=("12-17", "18+"))
+    return proportion_summary(MEASURE_ID, NAME, members, RATES, definition, {"death": "died", "prior_depression": "prior_depression"},
+                              rows=tuple(r[0] for r in ROWS))

@@ -19,42 +19,28 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from equity_pipeline.standards.race_ethnicity import (
-    CATEGORY_LABELS,
-    DECLINED,
-    MULTIRACIAL,
-    RACE_ETHNICITY_STRATA,
-    UNKNOWN,
-)
-
 from . import vocab
 from .context import ChunkContext
 from .forms import compact, professional
 from .planted import (
+    DEATH_AND_HOSPICE,
     PlantResult,
-    died_by,
-    messy_count,
+    by_stratum,
+    death_and_hospice_definition,
+    enrollment_definition,
     proportion_summary,
-    quota,
-    sample_covered_dates,
-    stratum_index,
-    voided,
 )
+from .planting import age_rows, death_and_hospice, fixed_margin_hits, on_covered_days, truth_rows, voided_trap
 from .population import Population, continuous_enrollment
 from .providers import Providers
 
 MEASURE_ID = "CHL"
 NAME = "Chlamydia Screening in Women"
 ROWS = (("16-20", 16, 20), ("21-24", 21, 24))
-_S = (CATEGORY_LABELS["WHITE"], CATEGORY_LABELS["BLACK"], CATEGORY_LABELS["HISPANIC"], CATEGORY_LABELS["ASIAN"],
-      CATEGORY_LABELS["AIAN"], CATEGORY_LABELS["NHPI"], CATEGORY_LABELS["MENA"], MULTIRACIAL, CATEGORY_LABELS["OTHER"],
-      DECLINED, UNKNOWN)
 RATES: dict[str, dict[str, float]] = {
-    "16-20": dict(zip(_S, (0.46, 0.64, 0.55, 0.40, 0.50, 0.51, 0.43, 0.55, 0.51, 0.49, 0.47))),
-    "21-24": dict(zip(_S, (0.52, 0.69, 0.60, 0.45, 0.55, 0.56, 0.48, 0.60, 0.56, 0.54, 0.52))),
+    "16-20": by_stratum(0.46, 0.64, 0.55, 0.40, 0.50, 0.51, 0.43, 0.55, 0.51, 0.49, 0.47),
+    "21-24": by_stratum(0.52, 0.69, 0.60, 0.45, 0.55, 0.56, 0.48, 0.60, 0.56, 0.54, 0.52),
 }
-for _r in RATES.values():
-    assert set(_r) == set(RACE_ETHNICITY_STRATA)
 ACTIVE_SHARE = {"16-20": 0.50, "21-24": 0.66}  # planted sexual-activity evidence (does not depend on stratum)
 PRIOR_YEAR_DECOY_SHARE = 0.2
 NOT_ACTIVE_TEST_SHARE = 0.05
@@ -96,79 +82,46 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
     female = pop.sex == "F"
     in_age = female & (pop.age >= 16) & (pop.age <= 24)
     ce = continuous_enrollment(pop.seg_start, pop.seg_end, p.my_start, p.my_end, 45, 1)
-    row = np.full(n, "", dtype=object)
-    rate = np.full(n, np.nan)
+    row, rate, group = age_rows(pop, ROWS, RATES)
     active_share = np.zeros(n)
-    sidx = stratum_index(pop)
-    group = np.full(n, -1, dtype=np.int64)
-    for j, (label, lo, hi) in enumerate(ROWS):
-        m = (pop.age >= lo) & (pop.age <= hi)
-        row[m] = label
-        rate[m] = np.array([RATES[label][s] for s in RACE_ETHNICITY_STRATA])[sidx[m]]
-        active_share[m] = ACTIVE_SHARE[label]
-        group[m] = j * len(RACE_ETHNICITY_STRATA) + sidx[m]
+    for label, share in ACTIVE_SHARE.items():
+        active_share[row == label] = share
     u = rng.random((n, 2))
     frames: list = []
     defects = {"voided_claim": 0}
 
     # ---- sexual activity in MY: already on record (deliveries) or planted here
     prior = in_age & (ev.has_dx("sexual_activity", p.my_start, p.my_end) | ev.has_line("sexual_activity", p.my_start, p.my_end))
-    apos = np.nonzero(in_age & (u[:, 0] < active_share))[0]
-    da, oka = sample_covered_dates(rng, pop, apos, p.my_start, p.my_end)
-    frames += _activity(ctx, pop, providers, rng, apos[oka], da[oka])
+    apos, da = on_covered_days(rng, pop, np.nonzero(in_age & (u[:, 0] < active_share))[0], p.my_start, p.my_end)
+    frames += _activity(ctx, pop, providers, rng, apos, da)
     active = prior.copy()
-    active[apos[oka]] = True
+    active[apos] = True
     eligible = in_age & ce & active
-    died = eligible & died_by(pop, p.my_end)
-    hospice = eligible & ev.has_line("hospice", p.my_start, p.my_end)
+    died, hospice = death_and_hospice(ctx, pop, eligible)
 
     # ---- numerator evidence
-    meant_excluded = died | hospice
-    pos = np.nonzero(quota(rng, eligible & ~meant_excluded, group, rate)
-                     | (eligible & meant_excluded & (u[:, 1] < np.nan_to_num(rate))))[0]
-    d, ok = sample_covered_dates(rng, pop, pos, p.my_start, p.my_end)
+    pos = np.nonzero(fixed_margin_hits(rng, eligible, died | hospice, group, rate, u=u[:, 1]))[0]
+    pos, d = on_covered_days(rng, pop, pos, p.my_start, p.my_end)
     tested = np.zeros(n, dtype=bool)
-    tested[pos[ok]] = True
-    frames.append(_tests(ctx, pop, providers, rng, pos[ok], d[ok]))
+    tested[pos] = True
+    frames.append(_tests(ctx, pop, providers, rng, pos, d))
 
     # ---- traps
     untested = np.nonzero(eligible & ~tested)[0]
     early = untested[rng.random(len(untested)) < PRIOR_YEAR_DECOY_SHARE]
-    de, oke = sample_covered_dates(rng, pop, early, p.my_start - 365, p.my_start - 1)
-    frames.append(_tests(ctx, pop, providers, rng, early[oke], de[oke]))
+    frames.append(_tests(ctx, pop, providers, rng, *on_covered_days(rng, pop, early, p.my_start - 365, p.my_start - 1)))
     other = np.nonzero(in_age & ~active & (rng.random(n) < NOT_ACTIVE_TEST_SHARE))[0]
-    do, oko = sample_covered_dates(rng, pop, other, p.my_start, p.my_end)
-    frames.append(_tests(ctx, pop, providers, rng, other[oko], do[oko]))
-    k = messy_count(ctx, len(untested))
-    if k:
-        trap = rng.choice(untested, size=k, replace=False)
-        dt, okt = sample_covered_dates(rng, pop, trap, p.my_start, p.my_end)
-        v = _tests(ctx, pop, providers, rng, trap[okt], dt[okt])
-        if v is not None:
-            frames += voided(v)
-            defects["voided_claim"] += v["claim_key"].n_unique()
+    frames.append(_tests(ctx, pop, providers, rng, *on_covered_days(rng, pop, other, p.my_start, p.my_end)))
+    frames += voided_trap(ctx, rng, pop, untested, p.my_start, p.my_end,
+                          lambda pos, days: _tests(ctx, pop, providers, rng, pos, days), defects)
 
     excluded = eligible & (died | hospice)
     denominator = eligible & ~excluded
-    numerator = denominator & tested
-    keep = in_age
-    members = pl.DataFrame({
-        "member_id": pop.member_id[keep],
-        "stratum": pop.stratum[keep],
-        "submeasure": row[keep].astype(str),
-        "age": pop.age[keep],
-        "continuously_enrolled": ce[keep],
-        "sexually_active": active[keep],
-        "active_from_other_records": prior[keep],
-        "eligible": eligible[keep],
-        "died": died[keep],
-        "hospice": hospice[keep],
-        "excluded": excluded[keep],
-        "denominator": denominator[keep],
-        "tested": tested[keep],
-        "numerator": numerator[keep],
-        "planted_probability": np.where(denominator, rate, np.nan)[keep],
-    }).with_columns(pl.col("planted_probability").fill_nan(None))
+    members = truth_rows(pop, in_age, row, {
+        "age": pop.age, "continuously_enrolled": ce, "sexually_active": active, "active_from_other_records": prior,
+        "eligible": eligible, "died": died, "hospice": hospice, "excluded": excluded, "denominator": denominator,
+        "tested": tested, "numerator": denominator & tested,
+    }, denominator, rate)
     return PlantResult(medical_lines=compact(frames), members=members, defects=defects)
 
 
@@ -176,12 +129,11 @@ def summarize(members: pl.DataFrame, period) -> dict:
     my = period.measurement_year
     definition = {
         "sex": "F", "age_min": 16, "age_max": 24, "age_as_of": f"{my}-12-31", "rows": {r[0]: [r[1], r[2]] for r in ROWS},
-        "continuous_enrollment": {"start": f"{my}-01-01", "end": f"{my}-12-31", "max_gaps": 1, "max_gap_days": 45},
+        "continuous_enrollment": enrollment_definition(my),
         "sexual_activity": {"planted_share": dict(ACTIVE_SHARE), "icd10cm": list(vocab.CONTRACEPTION_DX[:4]) + ["Z3202", "Z30430"],
                             "cpt_hcpcs": ["81025", "11981", "J7307"], "other_records": "deliveries (O80) on background stays",
                             "during": f"{my}"},
         "numerator": {"codes": [t[0] for t in TESTS], "during": f"{my}"},
-        "exclusions": {"death": f"by {my}-12-31", "hospice": f"during {my}"},
+        "exclusions": death_and_hospice_definition(my),
     }
-    return proportion_summary(MEASURE_ID, NAME, members, {k: dict(v) for k, v in RATES.items()}, definition,
-                              {"death": "died", "hospice": "hospice"}, rows=tuple(r[0] for r in ROWS))
+    return proportion_summary(MEASURE_ID, NAME, members, RATES, definition, DEATH_AND_HOSPICE, rows=tuple(r[0] for r in ROWS))

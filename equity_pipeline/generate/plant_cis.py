@@ -26,40 +26,33 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from equity_pipeline.standards.race_ethnicity import (
-    CATEGORY_LABELS,
-    DECLINED,
-    MULTIRACIAL,
-    RACE_ETHNICITY_STRATA,
-    UNKNOWN,
-)
+from equity_pipeline.standards.race_ethnicity import RACE_ETHNICITY_STRATA
 
 from .context import ChunkContext
 from .forms import compact, professional
 from .planted import (
     ALL,
+    DEATH_AND_HOSPICE,
     PlantResult,
     add_months,
-    died_by,
+    by_stratum,
+    death_and_hospice_definition,
     proportion_summary,
     quota,
     sample_days,
     stratum_index,
+    stratum_rates,
 )
+from .planting import death_and_hospice, fixed_margin_hits, outcome_truth_rows
 from .population import Population, continuous_enrollment
 from .providers import Providers
 
 MEASURE_ID = "CIS"
 NAME = "Childhood Immunization Status (Combination 3)"
-_S = (CATEGORY_LABELS["WHITE"], CATEGORY_LABELS["BLACK"], CATEGORY_LABELS["HISPANIC"], CATEGORY_LABELS["ASIAN"],
-      CATEGORY_LABELS["AIAN"], CATEGORY_LABELS["NHPI"], CATEGORY_LABELS["MENA"], MULTIRACIAL, CATEGORY_LABELS["OTHER"],
-      DECLINED, UNKNOWN)
 RATES: dict[str, dict[str, float]] = {
-    ALL: dict(zip(_S, (0.72, 0.60, 0.66, 0.76, 0.55, 0.58, 0.68, 0.65, 0.64, 0.62, 0.58))),        # Combination 3
-    "combo10": dict(zip(_S, (0.42, 0.28, 0.34, 0.48, 0.25, 0.30, 0.38, 0.35, 0.33, 0.32, 0.29))),   # Combination 10
+    ALL: by_stratum(0.72, 0.60, 0.66, 0.76, 0.55, 0.58, 0.68, 0.65, 0.64, 0.62, 0.58),        # Combination 3
+    "combo10": by_stratum(0.42, 0.28, 0.34, 0.48, 0.25, 0.30, 0.38, 0.35, 0.33, 0.32, 0.29),   # Combination 10
 }
-for _r in RATES.values():
-    assert set(_r) == set(RACE_ETHNICITY_STRATA)
 assert all(RATES["combo10"][s] <= RATES[ALL][s] for s in RACE_ETHNICITY_STRATA)
 
 # (antigens the code counts for, code)
@@ -118,22 +111,19 @@ def _meets(doses: dict[str, list[tuple[np.ndarray, np.ndarray]]], n: int, birth:
 
 
 def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResult:
-    p = ctx.period
-    ev = ctx.evidence
     rng = ctx.rng("plant_cis")
     n = pop.n
     in_age = pop.age == 2
     b12, b24 = add_months(pop.birth, 12), add_months(pop.birth, 24)
     ce = continuous_enrollment(pop.seg_start, pop.seg_end, b12, b24, 45, 1)
     eligible = in_age & ce
-    died = eligible & died_by(pop, p.my_end)
-    hospice = eligible & ev.has_line("hospice", p.my_start, p.my_end)
+    died, hospice = death_and_hospice(ctx, pop, eligible)
     meant_excluded = died | hospice
     sidx = stratum_index(pop)
-    p3 = np.array([RATES[ALL][s] for s in RACE_ETHNICITY_STRATA])[sidx]
-    p10 = np.array([RATES["combo10"][s] for s in RACE_ETHNICITY_STRATA])[sidx]
+    p3 = stratum_rates(pop, RATES[ALL])
+    p10 = stratum_rates(pop, RATES["combo10"])
     u = rng.random(n)
-    want3 = quota(rng, eligible & ~meant_excluded, sidx, p3) | (eligible & meant_excluded & (u < p3))
+    want3 = fixed_margin_hits(rng, eligible, meant_excluded, sidx, p3, u=u)
     want10 = quota(rng, want3 & ~meant_excluded, sidx, np.where(p3 > 0, p10 / p3, 0.0)) | (want3 & meant_excluded & (u < p10))
     # every child aged 2 gets vaccines (children outside the denominator too); plan the doses per child
     kids = np.nonzero(in_age)[0]
@@ -205,16 +195,10 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
     combo3, combo10 = _meets(doses, n, pop.birth)
     excluded = eligible & (died | hospice)
     denominator = eligible & ~excluded
-    keep = np.nonzero(in_age)[0]
-    parts = []
-    for row, hit, prob in ((ALL, combo3, p3), ("combo10", combo10, p10)):
-        parts.append(pl.DataFrame({
-            "member_id": pop.member_id[keep], "stratum": pop.stratum[keep], "submeasure": np.full(len(keep), row),
-            "continuously_enrolled": ce[keep], "eligible": eligible[keep], "died": died[keep], "hospice": hospice[keep],
-            "excluded": excluded[keep], "denominator": denominator[keep], "complete": hit[keep],
-            "numerator": (denominator & hit)[keep], "planted_probability": np.where(denominator, prob, np.nan)[keep],
-        }))
-    members = pl.concat(parts).with_columns(pl.col("planted_probability").fill_nan(None))
+    members = outcome_truth_rows(pop, np.nonzero(in_age)[0], {
+        "continuously_enrolled": ce, "eligible": eligible, "died": died, "hospice": hospice, "excluded": excluded,
+        "denominator": denominator,
+    }, denominator, "complete", [(ALL, combo3, p3), ("combo10", combo10, p10)])
     return PlantResult(medical_lines=compact(frames), members=members)
 
 
@@ -226,7 +210,7 @@ def summarize(members: pl.DataFrame, period) -> dict:
         "combo3": {a: {"doses": RULES[a][0], "from": f"{RULES[a][1][0]} months + {RULES[a][1][1]} days"} for a in COMBO3},
         "combo10": "combo3 + HepA >= 1 (from 1 year) + rotavirus (2 x 90681, 3 x 90680, or 3 mixed; from 42 days) + influenza >= 2 (from 180 days)",
         "codes": {**{a: list(c) for a, c in CODES.items()}, **{c: list(a) for c, a in COMBO.items()}},
-        "exclusions": {"death": f"by {my}-12-31", "hospice": f"during {my}"},
+        "exclusions": death_and_hospice_definition(my),
     }
-    return proportion_summary(MEASURE_ID, NAME, members, {k: dict(v) for k, v in RATES.items()}, definition,
-                              {"death": "died", "hospice": "hospice"}, rows=("combo10",), outcome_rows=True)
+    return proportion_summary(MEASURE_ID, NAME, members, RATES, definition, DEATH_AND_HOSPICE, rows=("combo10",),
+                              outcome_rows=True)

@@ -20,27 +20,27 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from equity_pipeline.standards.race_ethnicity import (
-    CATEGORY_LABELS,
-    DECLINED,
-    MULTIRACIAL,
-    RACE_ETHNICITY_STRATA,
-    UNKNOWN,
-)
-
 from . import vocab
-from .context import ChunkContext, day, to_date
+from .context import ChunkContext, to_date
 from .forms import compact, inpatient_stay, outpatient_facility, professional
 from .planted import (
+    DEATH_AND_HOSPICE,
     PlantResult,
-    died_by,
-    messy_count,
+    by_stratum,
+    death_and_hospice_definition,
+    enrollment_definition,
     proportion_summary,
-    quota,
     sample_covered_dates,
     stratum_index,
     stratum_rates,
-    voided,
+)
+from .planting import (
+    death_and_hospice,
+    fixed_margin_hits,
+    jan1_prior_year,
+    on_covered_days,
+    truth_rows,
+    voided_trap,
 )
 from .population import Population, continuous_enrollment
 from .providers import Providers
@@ -48,20 +48,7 @@ from .providers import Providers
 MEASURE_ID = "COL"
 NAME = "Colorectal Cancer Screening"
 AGE_MIN, AGE_MAX = 45, 75
-RATES: dict[str, float] = {
-    CATEGORY_LABELS["WHITE"]: 0.71,
-    CATEGORY_LABELS["BLACK"]: 0.65,
-    CATEGORY_LABELS["HISPANIC"]: 0.55,
-    CATEGORY_LABELS["ASIAN"]: 0.59,
-    CATEGORY_LABELS["AIAN"]: 0.49,
-    CATEGORY_LABELS["NHPI"]: 0.53,
-    CATEGORY_LABELS["MENA"]: 0.57,
-    MULTIRACIAL: 0.63,
-    CATEGORY_LABELS["OTHER"]: 0.60,
-    DECLINED: 0.64,
-    UNKNOWN: 0.55,
-}
-assert set(RATES) == set(RACE_ETHNICITY_STRATA)
+RATES: dict[str, float] = by_stratum(0.71, 0.65, 0.55, 0.59, 0.49, 0.53, 0.57, 0.63, 0.60, 0.64, 0.55)
 MODALITIES = (("colonoscopy", 0.50), ("fobt", 0.30), ("stool_dna", 0.12), ("flex_sig", 0.04), ("ct_colonography", 0.04))
 CANCER_SHARE = 0.012
 COLECTOMY_SHARE = 0.003
@@ -99,22 +86,18 @@ def _tests(ctx, pop, providers, rng, pos, dates, modality: np.ndarray) -> list[p
 
 def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResult:
     p = ctx.period
-    ev = ctx.evidence
     rng = ctx.rng("plant_col")
     n = pop.n
-    my = p.measurement_year
     in_age = (pop.age >= AGE_MIN) & (pop.age <= AGE_MAX)
-    ce_start = day(to_date(p.my_start).replace(year=my - 1))
-    ce = continuous_enrollment(pop.seg_start, pop.seg_end, ce_start, p.my_end, 45, 2)
+    ce = continuous_enrollment(pop.seg_start, pop.seg_end, jan1_prior_year(p), p.my_end, 45, 2)
     eligible = in_age & ce
     rate = stratum_rates(pop, RATES)
     u = rng.random((n, 3))
-    died = eligible & died_by(pop, p.my_end)
-    hospice = eligible & ev.has_line("hospice", p.my_start, p.my_end)
+    died, hospice = death_and_hospice(ctx, pop, eligible)
     want_cancer = eligible & (u[:, 1] < CANCER_SHARE)
     want_colectomy = eligible & ~want_cancer & (u[:, 2] < COLECTOMY_SHARE)
     meant_excluded = died | hospice | want_cancer | want_colectomy
-    want_screen = quota(rng, eligible & ~meant_excluded, stratum_index(pop), rate) | (eligible & meant_excluded & (u[:, 0] < rate))
+    want_screen = fixed_margin_hits(rng, eligible, meant_excluded, stratum_index(pop), rate, u=u[:, 0])
     frames: list = []
     defects = {"voided_claim": 0}
 
@@ -131,26 +114,17 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
     # ---- traps
     unscreened = np.nonzero(eligible & ~screened)[0]
     early = unscreened[rng.random(len(unscreened)) < EARLY_FOBT_DECOY_SHARE]
-    de, oke = sample_covered_dates(rng, pop, early, p.window_start + 365, p.my_start - 1)
-    frames += _tests(ctx, pop, providers, rng, early[oke], de[oke], np.ones(int(oke.sum()), dtype=np.int64))
+    epos, de = on_covered_days(rng, pop, early, p.window_start + 365, p.my_start - 1)
+    frames += _tests(ctx, pop, providers, rng, epos, de, np.ones(len(epos), dtype=np.int64))
     outside = ~eligible & (pop.age >= 40) & (pop.age <= 80) & (rng.random(n) < OUTSIDE_SHARE)
-    opos = np.nonzero(outside)[0]
-    do, oko = sample_covered_dates(rng, pop, opos, p.window_start, p.my_end)
-    frames += _tests(ctx, pop, providers, rng, opos[oko], do[oko], np.where(rng.random(int(oko.sum())) < 0.5, 0, 1))
-    k = messy_count(ctx, len(unscreened))
-    if k:
-        trap = rng.choice(unscreened, size=k, replace=False)
-        dt, okt = sample_covered_dates(rng, pop, trap, p.window_start, p.my_end)
-        if okt.any():
-            v = _tests(ctx, pop, providers, rng, trap[okt], dt[okt], np.zeros(int(okt.sum()), dtype=np.int64))
-            for f in v:
-                frames += voided(f)
-                defects["voided_claim"] += f["claim_key"].n_unique()
+    opos, do = on_covered_days(rng, pop, np.nonzero(outside)[0], p.window_start, p.my_end)
+    frames += _tests(ctx, pop, providers, rng, opos, do, np.where(rng.random(len(opos)) < 0.5, 0, 1))
+    frames += voided_trap(ctx, rng, pop, unscreened, p.window_start, p.my_end,
+                          lambda pos, days: _tests(ctx, pop, providers, rng, pos, days, np.zeros(len(pos), dtype=np.int64)),
+                          defects)
 
     # ---- exclusions: colorectal cancer on record, total colectomy
-    cpos = np.nonzero(want_cancer)[0]
-    dc, okc = sample_covered_dates(rng, pop, cpos, p.window_start, p.my_end)
-    cpos, dc = cpos[okc], dc[okc]
+    cpos, dc = on_covered_days(rng, pop, np.nonzero(want_cancer)[0], p.window_start, p.my_end)
     cancer = np.zeros(n, dtype=bool)
     cancer[cpos] = True
     codes = np.array(vocab.COLORECTAL_CANCER_DX, dtype=object)[rng.integers(0, len(vocab.COLORECTAL_CANCER_DX), len(cpos))]
@@ -171,25 +145,11 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
 
     excluded = eligible & (died | hospice | cancer | colectomy)
     denominator = eligible & ~excluded
-    numerator = denominator & screened
-    keep = in_age
-    members = pl.DataFrame({
-        "member_id": pop.member_id[keep],
-        "stratum": pop.stratum[keep],
-        "submeasure": np.full(int(keep.sum()), "all"),
-        "age": pop.age[keep],
-        "continuously_enrolled": ce[keep],
-        "eligible": eligible[keep],
-        "died": died[keep],
-        "hospice": hospice[keep],
-        "colorectal_cancer": cancer[keep],
-        "total_colectomy": colectomy[keep],
-        "excluded": excluded[keep],
-        "denominator": denominator[keep],
-        "screened": screened[keep],
-        "numerator": numerator[keep],
-        "planted_probability": np.where(denominator, rate, np.nan)[keep],
-    }).with_columns(pl.col("planted_probability").fill_nan(None))
+    members = truth_rows(pop, in_age, "all", {
+        "age": pop.age, "continuously_enrolled": ce, "eligible": eligible, "died": died, "hospice": hospice,
+        "colorectal_cancer": cancer, "total_colectomy": colectomy, "excluded": excluded, "denominator": denominator,
+        "screened": screened, "numerator": denominator & screened,
+    }, denominator, rate)
     return PlantResult(medical_lines=compact(frames), members=members, defects=defects)
 
 
@@ -197,13 +157,12 @@ def summarize(members: pl.DataFrame, period) -> dict:
     my = period.measurement_year
     definition = {
         "age_min": AGE_MIN, "age_max": AGE_MAX, "age_as_of": f"{my}-12-31",
-        "continuous_enrollment": {"start": f"{my - 1}-01-01", "end": f"{my}-12-31", "max_gaps": 2, "max_gap_days": 45},
+        "continuous_enrollment": enrollment_definition(my, start_year=my - 1, max_gaps=2),
         "numerator": {"colonoscopy": list(vocab.COLONOSCOPY), "fobt": list(vocab.FOBT), "stool_dna": list(vocab.STOOL_DNA),
                       "flexible_sigmoidoscopy": list(vocab.FLEX_SIG), "ct_colonography": list(vocab.CT_COLONOGRAPHY),
                       "windows": {"fobt": f"{my}", "others": f"{to_date(period.window_start)} .. {my}-12-31"}},
-        "exclusions": {"death": f"by {my}-12-31", "hospice": f"during {my}",
+        "exclusions": {**death_and_hospice_definition(my),
                        "colorectal_cancer": list(vocab.COLORECTAL_CANCER_DX), "total_colectomy": ["44150", "44210", "0DTE0ZZ", "0DTE4ZZ"]},
     }
-    return proportion_summary(MEASURE_ID, NAME, members, dict(RATES), definition,
-                              {"death": "died", "hospice": "hospice", "colorectal_cancer": "colorectal_cancer",
-                               "total_colectomy": "total_colectomy"})
+    return proportion_summary(MEASURE_ID, NAME, members, RATES, definition,
+                              {**DEATH_AND_HOSPICE, "colorectal_cancer": "colorectal_cancer", "total_colectomy": "total_colectomy"})

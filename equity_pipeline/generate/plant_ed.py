@@ -21,14 +21,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from equity_pipeline.standards.race_ethnicity import (
-    CATEGORY_LABELS,
-    DECLINED,
-    MULTIRACIAL,
-    RACE_ETHNICITY_STRATA,
-    UNKNOWN,
-)
-
 from . import vocab
 from .context import ChunkContext
 from .evidence import member_months
@@ -36,32 +28,22 @@ from .forms import compact, outpatient_facility, professional
 from .planted import (
     PlantResult,
     allocate,
+    by_stratum,
     event_rate_summary,
     place_counts,
     place_in_months,
     stratum_index,
     stratum_rates,
 )
+from .planting import event_truth_rows, placed_counts
 from .population import DX_VOCAB, Population
 from .providers import Providers
 
 MEASURE_ID = "ED_VISITS"
 NAME = "Emergency Department Visits per 1,000 Member Months"
 PER = 1000.0
-RATES: dict[str, float] = {  # visits per 1,000 member months
-    CATEGORY_LABELS["WHITE"]: 34.0,
-    CATEGORY_LABELS["BLACK"]: 58.0,
-    CATEGORY_LABELS["HISPANIC"]: 43.0,
-    CATEGORY_LABELS["ASIAN"]: 22.0,
-    CATEGORY_LABELS["AIAN"]: 62.0,
-    CATEGORY_LABELS["NHPI"]: 49.0,
-    CATEGORY_LABELS["MENA"]: 35.0,
-    MULTIRACIAL: 45.0,
-    CATEGORY_LABELS["OTHER"]: 40.0,
-    DECLINED: 36.0,
-    UNKNOWN: 41.0,
-}
-assert set(RATES) == set(RACE_ETHNICITY_STRATA)
+# visits per 1,000 member months
+RATES: dict[str, float] = by_stratum(34.0, 58.0, 43.0, 22.0, 62.0, 49.0, 35.0, 45.0, 40.0, 36.0, 41.0)
 TRIES = 24
 KEY = 1 << 20  # (member position, day number) -> one int64
 
@@ -138,17 +120,10 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
     events = np.zeros(n, dtype=np.int64)
     if visits.height:
         np.add.at(events, visits["pos"].to_numpy(), 1)
-    members = pl.DataFrame({
-        "member_id": pop.member_id,
-        "stratum": pop.stratum,
-        "age": pop.age,
-        "member_months": mm,
-        "denominator": denominator,
-        "exposure": mm.astype(np.float64),
-        "planted_visits": np.bincount(np.concatenate(placed_pos), minlength=n) if placed_pos else np.zeros(n, dtype=np.int64),
-        "events": events,
-        "planted_rate": np.where(denominator, rate, np.nan),
-    }).with_columns(pl.col("planted_rate").fill_nan(None))
+    members = event_truth_rows(pop, None, {
+        "age": pop.age, "member_months": mm, "denominator": denominator, "exposure": mm.astype(np.float64),
+        "planted_visits": placed_counts(placed_pos, n), "events": events,
+    }, denominator, rate)
     return PlantResult(medical_lines=frames, members=members)
 
 
@@ -161,4 +136,4 @@ def summarize(members: pl.DataFrame, period) -> dict:
                  "when a stay is admitted the same or the next day",
         "during": f"{my}",
     }
-    return event_rate_summary(MEASURE_ID, NAME, members, dict(RATES), PER, "member_months", definition)
+    return event_rate_summary(MEASURE_ID, NAME, members, RATES, PER, "member_months", definition)

@@ -28,35 +28,35 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from equity_pipeline.standards.race_ethnicity import (
-    CATEGORY_LABELS,
-    DECLINED,
-    MULTIRACIAL,
-    RACE_ETHNICITY_STRATA,
-    UNKNOWN,
-)
-
 from . import vocab
 from .context import ChunkContext
 from .forms import compact, inpatient_stay, professional
 from .plant_pqi import _overlaps
-from .planted import ALL, PlantResult, age_on, died_by, proportion_summary, quota, sample_days, stratum_index
+from .planted import (
+    ALL,
+    DEATH_AND_HOSPICE,
+    PlantResult,
+    age_on,
+    by_stratum,
+    death_and_hospice_definition,
+    proportion_summary,
+    quota,
+    sample_days,
+    stratum_index,
+    stratum_rates,
+)
+from .planting import death_and_hospice, outcome_truth_rows
 from .population import Population, continuous_enrollment
 from .providers import Providers
 
 MEASURE_ID = "IET"
 NAME = "Initiation and Engagement of Substance Use Disorder Treatment"
-_S = (CATEGORY_LABELS["WHITE"], CATEGORY_LABELS["BLACK"], CATEGORY_LABELS["HISPANIC"], CATEGORY_LABELS["ASIAN"],
-      CATEGORY_LABELS["AIAN"], CATEGORY_LABELS["NHPI"], CATEGORY_LABELS["MENA"], MULTIRACIAL, CATEGORY_LABELS["OTHER"],
-      DECLINED, UNKNOWN)
-ENGAGEMENT = dict(zip(_S, (0.16, 0.11, 0.12, 0.10, 0.14, 0.11, 0.12, 0.13, 0.12, 0.13, 0.12)))
+ENGAGEMENT = by_stratum(0.16, 0.11, 0.12, 0.10, 0.14, 0.11, 0.12, 0.13, 0.12, 0.13, 0.12)
 RATES: dict[str, dict[str, float]] = {
     ALL: ENGAGEMENT,
-    "initiation": dict(zip(_S, (0.44, 0.37, 0.36, 0.33, 0.45, 0.37, 0.35, 0.40, 0.38, 0.40, 0.37))),
+    "initiation": by_stratum(0.44, 0.37, 0.36, 0.33, 0.45, 0.37, 0.35, 0.40, 0.38, 0.40, 0.37),
     "engagement": ENGAGEMENT,
 }
-for _r in RATES.values():
-    assert set(_r) == set(RACE_ETHNICITY_STRATA)
 EPISODE_SHARE = ((13, 17, 0.012), (18, 64, 0.045), (65, 200, 0.015))  # members with a new SUD episode in MY
 PRIOR_TRAP_SHARE = 0.004
 INPATIENT_INDEX_SHARE = 0.15   # of initiating members: the episode is a detoxification stay
@@ -123,11 +123,10 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
     age_ok = np.zeros(n, dtype=bool)
     age_ok[epos] = age_on(pop.birth[epos], d0) >= 13
     eligible = has & ce & age_ok
-    died = eligible & died_by(pop, p.my_end)
-    hospice = eligible & ev.has_line("hospice", p.my_start, p.my_end)
+    died, hospice = death_and_hospice(ctx, pop, eligible)
     meant_excluded = died | hospice
-    p_init = np.array([RATES["initiation"][s] for s in RACE_ETHNICITY_STRATA])[sidx]
-    p_eng = np.array([RATES["engagement"][s] for s in RACE_ETHNICITY_STRATA])[sidx]
+    p_init = stratum_rates(pop, RATES["initiation"])
+    p_eng = stratum_rates(pop, RATES["engagement"])
     init = quota(rng, eligible & ~meant_excluded, sidx, p_init) | (has & ~(eligible & ~meant_excluded) & (u[:, 1] < p_init))
     eng = quota(rng, init & eligible & ~meant_excluded, sidx, p_eng / p_init) | (init & ~(eligible & ~meant_excluded) & (u[:, 1] < p_eng))
 
@@ -211,16 +210,10 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
 
     excluded = eligible & (died | hospice)
     denominator = eligible & ~excluded
-    keep = np.nonzero(has)[0]
-    parts = []
-    for row, hit, prob in ((ALL, engaged, p_eng), ("initiation", initiated, p_init), ("engagement", engaged, p_eng)):
-        parts.append(pl.DataFrame({
-            "member_id": pop.member_id[keep], "stratum": pop.stratum[keep], "submeasure": np.full(len(keep), row),
-            "episode_day": index[keep], "continuously_enrolled": ce[keep], "eligible": eligible[keep], "died": died[keep],
-            "hospice": hospice[keep], "excluded": excluded[keep], "denominator": denominator[keep], "hit": hit[keep],
-            "numerator": (denominator & hit)[keep], "planted_probability": np.where(denominator, prob, np.nan)[keep],
-        }))
-    members = pl.concat(parts).with_columns(pl.col("planted_probability").fill_nan(None))
+    members = outcome_truth_rows(pop, np.nonzero(has)[0], {
+        "episode_day": index, "continuously_enrolled": ce, "eligible": eligible, "died": died, "hospice": hospice,
+        "excluded": excluded, "denominator": denominator,
+    }, denominator, "hit", [(ALL, engaged, p_eng), ("initiation", initiated, p_init), ("engagement", engaged, p_eng)])
     return PlantResult(medical_lines=compact(frames), members=members)
 
 
@@ -233,7 +226,7 @@ def summarize(members: pl.DataFrame, period) -> dict:
         "engagement": "initiated, then >= 2 treatment days or one long-acting medication 1-34 days after the initiation",
         "codes": {"services": list(vocab.SUD_SERVICES), "medications": list(vocab.SUD_MEDICATIONS),
                   "long_acting": list(vocab.SUD_LONG_ACTING)},
-        "exclusions": {"death": f"by {my}-12-31", "hospice": f"during {my}"},
+        "exclusions": death_and_hospice_definition(my),
     }
-    return proportion_summary(MEASURE_ID, NAME, members, {k: dict(v) for k, v in RATES.items()}, definition,
-                              {"death": "died", "hospice": "hospice"}, rows=("initiation", "engagement"), outcome_rows=True)
+    return proportion_summary(MEASURE_ID, NAME, members, RATES, definition, DEATH_AND_HOSPICE, rows=("initiation", "engagement"),
+                              outcome_rows=True)

@@ -25,39 +25,20 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from equity_pipeline.standards.race_ethnicity import (
-    CATEGORY_LABELS,
-    DECLINED,
-    MULTIRACIAL,
-    RACE_ETHNICITY_STRATA,
-    UNKNOWN,
-)
+from equity_pipeline.standards.race_ethnicity import RACE_ETHNICITY_STRATA
 
 from . import vocab
 from .context import NO_DATE, ChunkContext
 from .evidence import _matcher
 from .forms import inpatient_stay
 from .plant_pqi import _overlaps
-from .planted import PlantResult, age_on, proportion_summary, sample_days, stratum_index
+from .planted import PlantResult, age_on, by_stratum, proportion_summary, sample_days, stratum_index
 from .population import DX_VOCAB, Population, continuous_enrollment
 from .providers import Providers
 
 MEASURE_ID = "PCR"
 NAME = "Plan All-Cause Readmissions"
-RATES: dict[str, float] = {
-    CATEGORY_LABELS["WHITE"]: 0.10,
-    CATEGORY_LABELS["BLACK"]: 0.15,
-    CATEGORY_LABELS["HISPANIC"]: 0.12,
-    CATEGORY_LABELS["ASIAN"]: 0.09,
-    CATEGORY_LABELS["AIAN"]: 0.16,
-    CATEGORY_LABELS["NHPI"]: 0.14,
-    CATEGORY_LABELS["MENA"]: 0.11,
-    MULTIRACIAL: 0.12,
-    CATEGORY_LABELS["OTHER"]: 0.12,
-    DECLINED: 0.11,
-    UNKNOWN: 0.13,
-}
-assert set(RATES) == set(RACE_ETHNICITY_STRATA)
+RATES: dict[str, float] = by_stratum(0.10, 0.15, 0.12, 0.09, 0.16, 0.14, 0.11, 0.12, 0.12, 0.11, 0.13)
 DIED_STATUS = ("20", "40", "41", "42")
 TRANSFER_STATUS = ("02", "05", "66", "82", "85", "94")
 PLANNED_DX = ("Z510", "Z5111", "Z5112", "Z52*")
@@ -196,4 +177,4 @@ def summarize(members: pl.DataFrame, period) -> dict:
                       "planted_readmissions": {c[0]: c[1] for c in READMIT_CASES}},
     }
     flags = ("died_in_hospital", "deceased", "transfer_out", "same_day_stay", "pregnancy", "perinatal", "hospice")
-    return proportion_summary(MEASURE_ID, NAME, members, dict(RATES), definition, {f: f for f in flags})
+    return proportion_summary(MEASURE_ID, NAME, members, RATES, definition, {f: f for f in flags})

@@ -21,14 +21,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from equity_pipeline.standards.race_ethnicity import (
-    CATEGORY_LABELS,
-    DECLINED,
-    MULTIRACIAL,
-    RACE_ETHNICITY_STRATA,
-    UNKNOWN,
-)
-
 from . import vocab
 from .context import ChunkContext
 from .evidence import _matcher, member_months
@@ -37,32 +29,22 @@ from .planted import (
     PlantResult,
     age_on,
     allocate,
+    by_stratum,
     event_rate_summary,
     place_counts,
     place_in_months,
     stratum_index,
     stratum_rates,
 )
+from .planting import event_truth_rows, placed_counts
 from .population import DX_VOCAB, Population
 from .providers import Providers
 
 MEASURE_ID = "PQI90"
 NAME = "Potentially Preventable Admissions (PQI 90)"
 PER = 100_000.0
-RATES: dict[str, float] = {  # admissions per 100,000 member-years
-    CATEGORY_LABELS["WHITE"]: 1300.0,
-    CATEGORY_LABELS["BLACK"]: 2500.0,
-    CATEGORY_LABELS["HISPANIC"]: 1700.0,
-    CATEGORY_LABELS["ASIAN"]: 800.0,
-    CATEGORY_LABELS["AIAN"]: 2700.0,
-    CATEGORY_LABELS["NHPI"]: 2100.0,
-    CATEGORY_LABELS["MENA"]: 1300.0,
-    MULTIRACIAL: 1600.0,
-    CATEGORY_LABELS["OTHER"]: 1500.0,
-    DECLINED: 1300.0,
-    UNKNOWN: 1500.0,
-}
-assert set(RATES) == set(RACE_ETHNICITY_STRATA)
+# admissions per 100,000 member-years
+RATES: dict[str, float] = by_stratum(1300.0, 2500.0, 1700.0, 800.0, 2700.0, 2100.0, 1300.0, 1600.0, 1500.0, 1300.0, 1500.0)
 # (PQI family, principal diagnosis codes, DRG, weight, minimum age, maximum age)
 CASES = (
     ("pneumonia", ("J189", "J159", "J181"), "194", 0.24, 18, 200),
@@ -159,18 +141,10 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
         status = np.where(rng.random(len(pos)) < 0.8, "01", "06")
         frames += inpatient_stay(ctx, pop, providers, rng, pos, adm, los, drg, dx=[principal, sec, sec2], discharge_status=status)
     events = count_pqi(ev.preview(frames), p.my_start, p.my_end)
-    keep = adult
-    members = pl.DataFrame({
-        "member_id": pop.member_id[keep],
-        "stratum": pop.stratum[keep],
-        "age": pop.age[keep],
-        "member_months": mm[keep],
-        "denominator": denominator[keep],
-        "exposure": (mm / 12.0)[keep],
-        "planted_admissions": (np.bincount(np.concatenate(placed_pos), minlength=n) if placed_pos else np.zeros(n, dtype=np.int64))[keep],
-        "events": events[keep],
-        "planted_rate": np.where(denominator, rate, np.nan)[keep],
-    }).with_columns(pl.col("planted_rate").fill_nan(None))
+    members = event_truth_rows(pop, adult, {
+        "age": pop.age, "member_months": mm, "denominator": denominator, "exposure": mm / 12.0,
+        "planted_admissions": placed_counts(placed_pos, n), "events": events,
+    }, denominator, rate)
     return PlantResult(medical_lines=frames, members=members)
 
 
@@ -201,4 +175,4 @@ def summarize(members: pl.DataFrame, period) -> dict:
                        "stays": "type of bill 11x; stays that overlap or touch are merged, keeping the first principal diagnosis"},
         "planted_cases": {c[0]: {"codes": list(c[1]), "drg": c[2], "weight": c[3]} for c in CASES},
     }
-    return event_rate_summary(MEASURE_ID, NAME, members, dict(RATES), PER, "member_years", definition)
+    return event_rate_summary(MEASURE_ID, NAME, members, RATES, PER, "member_years", definition)

@@ -21,36 +21,16 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from equity_pipeline.standards.race_ethnicity import (
-    CATEGORY_LABELS,
-    DECLINED,
-    MULTIRACIAL,
-    RACE_ETHNICITY_STRATA,
-    UNKNOWN,
-)
-
 from . import vocab
 from .context import ChunkContext, dates_to_str, str_series
-from .planted import PlantResult, died_by, proportion_summary, quota, sample_covered_dates, stratum_index, stratum_rates
+from .planted import PlantResult, by_stratum, died_by, proportion_summary, quota, stratum_index, stratum_rates
+from .planting import members_with, on_covered_days, one_visit_day, truth_rows
 from .population import Population
 from .providers import Providers
 
 MEASURE_ID = "SDOH_SCREEN"
 NAME = "Screening for Social Drivers of Health"
-RATES: dict[str, float] = {
-    CATEGORY_LABELS["WHITE"]: 0.30,
-    CATEGORY_LABELS["BLACK"]: 0.38,
-    CATEGORY_LABELS["HISPANIC"]: 0.35,
-    CATEGORY_LABELS["ASIAN"]: 0.25,
-    CATEGORY_LABELS["AIAN"]: 0.41,
-    CATEGORY_LABELS["NHPI"]: 0.34,
-    CATEGORY_LABELS["MENA"]: 0.27,
-    MULTIRACIAL: 0.32,
-    CATEGORY_LABELS["OTHER"]: 0.31,
-    DECLINED: 0.22,
-    UNKNOWN: 0.24,
-}
-assert set(RATES) == set(RACE_ETHNICITY_STRATA)
+RATES: dict[str, float] = by_stratum(0.30, 0.38, 0.35, 0.25, 0.41, 0.34, 0.27, 0.32, 0.31, 0.22, 0.24)
 COMMUNITY_SHARE = 0.05      # adults without a visit screened completely in the community
 PRIOR_YEAR_SHARE = 0.15     # unscreened members with a complete screening in MY-1
 DECLINED_SAFETY_SHARE = 0.10  # unscreened members with an MY screening whose safety items were all declined
@@ -129,8 +109,7 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
     n = pop.n
     adult = pop.age >= 18
     visits = ev.line_days("outpatient_encounter", p.my_start, p.my_end)
-    has_visit = np.zeros(n, dtype=bool)
-    has_visit[visits["pos"].to_numpy()] = True
+    has_visit = members_with(visits["pos"].to_numpy(), n)
     eligible = adult & has_visit
     rate = stratum_rates(pop, RATES)
     died = eligible & died_by(pop, p.my_end)
@@ -141,41 +120,26 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
     pattern = pop.sdoh_need @ (1 << np.arange(len(vocab.SDOH_DOMAINS)))
     sidx = stratum_index(pop)
     want = quota(rng, denominator, sidx, rate, balance=pattern) | (excluded & (rng.random(n) < rate))
-    mine = visits.filter(pl.Series(eligible[visits["pos"].to_numpy()]))
-    one = mine.with_columns(_r=pl.Series(rng.random(mine.height))).sort("pos", "_r").group_by("pos", maintain_order=True).first()
-    visit_day = np.zeros(n, dtype=np.int32)
-    visit_day[one["pos"].to_numpy()] = one["day"].to_numpy()
+    visit_day = one_visit_day(rng, visits, eligible)
     spos = np.nonzero(want)[0]
     out = [screenings(ctx, pop, providers, rng, spos, visit_day[spos], np.full(len(spos), "outpatient"))]
     screened = want.copy()
     # community screenings of adults without a visit (outside this denominator)
     cpos = np.nonzero(quota(rng, adult & ~has_visit, sidx, np.full(n, COMMUNITY_SHARE), balance=pattern))[0]
-    dc, okc = sample_covered_dates(rng, pop, cpos, p.my_start, p.my_end)
-    out.append(screenings(ctx, pop, providers, rng, cpos[okc], dc[okc], np.full(int(okc.sum()), "community")))
+    cpos, dc = on_covered_days(rng, pop, cpos, p.my_start, p.my_end)
+    out.append(screenings(ctx, pop, providers, rng, cpos, dc, np.full(len(cpos), "community")))
     # traps
     unscreened = np.nonzero(eligible & ~want)[0]
     prior = unscreened[rng.random(len(unscreened)) < PRIOR_YEAR_SHARE]
-    dp, okp = sample_covered_dates(rng, pop, prior, p.my_start - 365, p.my_start - 1)
-    out.append(screenings(ctx, pop, providers, rng, prior[okp], dp[okp], np.full(int(okp.sum()), "outpatient")))
+    prior, dp = on_covered_days(rng, pop, prior, p.my_start - 365, p.my_start - 1)
+    out.append(screenings(ctx, pop, providers, rng, prior, dp, np.full(len(prior), "outpatient")))
     dec = unscreened[rng.random(len(unscreened)) < DECLINED_SAFETY_SHARE]
     out.append(screenings(ctx, pop, providers, rng, dec, visit_day[dec], np.full(len(dec), "outpatient"),
                           safety_declined=np.ones(len(dec), dtype=bool)))
-    numerator = denominator & screened
-    keep = adult
-    members = pl.DataFrame({
-        "member_id": pop.member_id[keep],
-        "stratum": pop.stratum[keep],
-        "submeasure": np.full(int(keep.sum()), "all"),
-        "age": pop.age[keep],
-        "outpatient_visit": has_visit[keep],
-        "eligible": eligible[keep],
-        "died": died[keep],
-        "excluded": excluded[keep],
-        "denominator": denominator[keep],
-        "screened": screened[keep],
-        "numerator": numerator[keep],
-        "planted_probability": np.where(denominator, rate, np.nan)[keep],
-    }).with_columns(pl.col("planted_probability").fill_nan(None))
+    members = truth_rows(pop, adult, "all", {
+        "age": pop.age, "outpatient_visit": has_visit, "eligible": eligible, "died": died, "excluded": excluded,
+        "denominator": denominator, "screened": screened, "numerator": denominator & screened,
+    }, denominator, rate)
     return PlantResult(members=members, screenings=[f for f in out if f is not None])
 
 
@@ -188,4 +152,4 @@ def summarize(members: pl.DataFrame, period) -> dict:
                       "screened": "at least one question of the domain answered (ASKU = declined, not screened)"},
         "exclusions": {"death": f"by {my}-12-31"},
     }
-    return proportion_summary(MEASURE_ID, NAME, members, dict(RATES), definition, {"death": "died"})
+    return proportion_summary(MEASURE_ID, NAME, members, RATES, definition, {"death": "died"})

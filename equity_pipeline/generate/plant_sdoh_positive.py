@@ -21,7 +21,8 @@ from equity_pipeline.standards.race_ethnicity import RACE_ETHNICITY_STRATA
 
 from . import vocab
 from .context import ChunkContext
-from .planted import ALL, PlantResult, died_by, proportion_summary, stratum_index
+from .planted import ALL, PlantResult, died_by, proportion_summary, stratum_rates
+from .planting import outcome_truth_rows
 from .population import SDOH_NEED_BY_STRATUM, Population
 from .providers import Providers
 
@@ -45,30 +46,11 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
     excluded = eligible & died
     denominator = eligible & ~excluded
     need = pop.sdoh_need
-    sidx = stratum_index(pop)
-    keep = np.nonzero(adult & domains.any(axis=1))[0]
-    parts = []
-    for row in (ALL, *ROWS):
-        if row == ALL:
-            positive = need.any(axis=1)
-        else:
-            positive = need[:, vocab.SDOH_DOMAINS.index(row)]
-        prob = np.array([RATES[row][s] for s in RACE_ETHNICITY_STRATA])[sidx]
-        parts.append(pl.DataFrame({
-            "member_id": pop.member_id[keep],
-            "stratum": pop.stratum[keep],
-            "submeasure": np.full(len(keep), row),
-            "age": pop.age[keep],
-            "domains_screened": domains[keep].sum(axis=1),
-            "eligible": eligible[keep],
-            "died": died[keep],
-            "excluded": excluded[keep],
-            "denominator": denominator[keep],
-            "positive": positive[keep],
-            "numerator": (denominator & positive)[keep],
-            "planted_probability": np.where(denominator, prob, np.nan)[keep],
-        }))
-    members = pl.concat(parts).with_columns(pl.col("planted_probability").fill_nan(None))
+    positive = {ALL: need.any(axis=1), **{row: need[:, vocab.SDOH_DOMAINS.index(row)] for row in ROWS}}
+    members = outcome_truth_rows(pop, np.nonzero(adult & domains.any(axis=1))[0], {
+        "age": pop.age, "domains_screened": domains.sum(axis=1), "eligible": eligible, "died": died, "excluded": excluded,
+        "denominator": denominator,
+    }, denominator, "positive", [(row, positive[row], stratum_rates(pop, RATES[row])) for row in (ALL, *ROWS)])
     return PlantResult(members=members)
 
 
@@ -82,5 +64,4 @@ def summarize(members: pl.DataFrame, period) -> dict:
         "need_probability_by_stratum": {s: dict(zip(vocab.SDOH_DOMAINS, SDOH_NEED_BY_STRATUM[s])) for s in RACE_ETHNICITY_STRATA},
         "exclusions": {"death": f"by {my}-12-31"},
     }
-    return proportion_summary(MEASURE_ID, NAME, members, {k: dict(v) for k, v in RATES.items()}, definition,
-                              {"death": "died"}, rows=ROWS, outcome_rows=True)
+    return proportion_summary(MEASURE_ID, NAME, members, RATES, definition, {"death": "died"}, rows=ROWS, outcome_rows=True)

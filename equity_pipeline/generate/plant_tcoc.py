@@ -22,31 +22,20 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from equity_pipeline.standards.race_ethnicity import (
-    CATEGORY_LABELS,
-    DECLINED,
-    MULTIRACIAL,
-    RACE_ETHNICITY_STRATA,
-    ROLLUP_VERSION,
-    UNKNOWN,
-)
+from equity_pipeline.standards.race_ethnicity import RACE_ETHNICITY_STRATA, ROLLUP_VERSION
 
 from .claims import PAYER_PAID_RATIO
 from .context import ChunkContext
 from .evidence import member_months
 from .forms import professional
-from .planted import PlantResult, sample_covered_dates, stratum_index
+from .planted import PlantResult, by_stratum, sample_covered_dates, stratum_index
 from .population import Population
 from .providers import Providers
 
 MEASURE_ID = "TCOC_PMPM"
 NAME = "Total Cost of Care per Member per Month"
-_S = (CATEGORY_LABELS["WHITE"], CATEGORY_LABELS["BLACK"], CATEGORY_LABELS["HISPANIC"], CATEGORY_LABELS["ASIAN"],
-      CATEGORY_LABELS["AIAN"], CATEGORY_LABELS["NHPI"], CATEGORY_LABELS["MENA"], MULTIRACIAL, CATEGORY_LABELS["OTHER"],
-      DECLINED, UNKNOWN)
-RATES: dict[str, float] = dict(zip(_S, (610.0, 690.0, 640.0, 560.0, 720.0, 670.0, 600.0, 640.0, 630.0, 600.0, 640.0)))
-PC_SHARE: dict[str, float] = dict(zip(_S, (0.16, 0.13, 0.14, 0.17, 0.12, 0.13, 0.15, 0.15, 0.14, 0.15, 0.14)))
-assert set(RATES) == set(RACE_ETHNICITY_STRATA) == set(PC_SHARE)
+RATES: dict[str, float] = by_stratum(610.0, 690.0, 640.0, 560.0, 720.0, 670.0, 600.0, 640.0, 630.0, 600.0, 640.0)
+PC_SHARE: dict[str, float] = by_stratum(0.16, 0.13, 0.14, 0.17, 0.12, 0.13, 0.15, 0.15, 0.14, 0.15, 0.14)
 CODES = {"primary_care": "99490", "other": "99091"}
 
 

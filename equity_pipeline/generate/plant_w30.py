@@ -25,33 +25,29 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from equity_pipeline.standards.race_ethnicity import (
-    CATEGORY_LABELS,
-    DECLINED,
-    MULTIRACIAL,
-    RACE_ETHNICITY_STRATA,
-    UNKNOWN,
-)
-
 from . import vocab
 from .context import ChunkContext
 from .forms import compact, professional
-from .planted import PlantResult, add_months, age_in_months, died_by, proportion_summary, quota, stratum_index
+from .planted import (
+    DEATH_AND_HOSPICE,
+    PlantResult,
+    add_months,
+    age_in_months,
+    by_stratum,
+    death_and_hospice_definition,
+    proportion_summary,
+)
+from .planting import death_and_hospice, fixed_margin_hits, rows_by_mask, truth_rows
 from .population import MEDICAID, Population, continuous_enrollment
 from .providers import Providers
 
 MEASURE_ID = "W30"
 NAME = "Well-Child Visits in the First 30 Months of Life"
 ROWS = (("first_15_months", 15, 26, 6), ("months_15_30", 30, 41, 2))
-_S = (CATEGORY_LABELS["WHITE"], CATEGORY_LABELS["BLACK"], CATEGORY_LABELS["HISPANIC"], CATEGORY_LABELS["ASIAN"],
-      CATEGORY_LABELS["AIAN"], CATEGORY_LABELS["NHPI"], CATEGORY_LABELS["MENA"], MULTIRACIAL, CATEGORY_LABELS["OTHER"],
-      DECLINED, UNKNOWN)
 RATES: dict[str, dict[str, float]] = {
-    "first_15_months": dict(zip(_S, (0.66, 0.52, 0.57, 0.68, 0.45, 0.50, 0.60, 0.58, 0.56, 0.60, 0.52))),
-    "months_15_30": dict(zip(_S, (0.74, 0.63, 0.68, 0.76, 0.56, 0.60, 0.70, 0.68, 0.66, 0.70, 0.62))),
+    "first_15_months": by_stratum(0.66, 0.52, 0.57, 0.68, 0.45, 0.50, 0.60, 0.58, 0.56, 0.60, 0.52),
+    "months_15_30": by_stratum(0.74, 0.63, 0.68, 0.76, 0.56, 0.60, 0.70, 0.68, 0.66, 0.70, 0.62),
 }
-for _r in RATES.values():
-    assert set(_r) == set(RACE_ETHNICITY_STRATA)
 # schedule points (months, days) of each window
 FIRST_POINTS = ((0, 4), (1, 0), (2, 0), (4, 0), (6, 0), (9, 0), (12, 0), (15, 0))
 SECOND_POINTS = ((18, 0), (24, 0), (30, 0))
@@ -106,25 +102,14 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
     age_m = age_in_months(pop.birth, np.full(n, p.my_end))
     b15 = add_months(pop.birth, 15)
     b30 = add_months(pop.birth, 30)
-    sidx = stratum_index(pop)
-    row = np.full(n, "", dtype=object)
-    rate = np.full(n, np.nan)
-    group = np.full(n, -1, dtype=np.int64)
-    ce = np.zeros(n, dtype=bool)
+    row, rate, group = rows_by_mask(pop, RATES, [(label, young & (age_m >= lo) & (age_m <= hi)) for label, lo, hi, _ in ROWS])
     ce1 = continuous_enrollment(pop.seg_start, pop.seg_end, pop.birth + 31, b15, 45, 1)
     ce2 = continuous_enrollment(pop.seg_start, pop.seg_end, b15 + 1, b30, 45, 1)
-    for j, (label, lo, hi, _) in enumerate(ROWS):
-        m = young & (age_m >= lo) & (age_m <= hi)
-        row[m] = label
-        rate[m] = np.array([RATES[label][s] for s in RACE_ETHNICITY_STRATA])[sidx[m]]
-        group[m] = j * len(RACE_ETHNICITY_STRATA) + sidx[m]
-        ce[m] = (ce1 if j == 0 else ce2)[m]
+    ce = np.where(row == "first_15_months", ce1, (row == "months_15_30") & ce2)
     in_row = row != ""
     eligible = in_row & ce
-    died = eligible & died_by(pop, p.my_end)
-    hospice = eligible & ev.has_line("hospice", p.my_start, p.my_end)
-    meant_excluded = died | hospice
-    met = quota(rng, eligible & ~meant_excluded, group, rate) | (eligible & meant_excluded & (rng.random(n) < np.nan_to_num(rate)))
+    died, hospice = death_and_hospice(ctx, pop, eligible)
+    met = fixed_margin_hits(rng, eligible, died | hospice, group, rate)
     first = eligible & (row == "first_15_months")
     second = eligible & (row == "months_15_30")
     not_in_my = pop.age >= vocab.WCV_AGE[0]  # 3-year-olds: their visits in MY belong to WCV
@@ -187,23 +172,10 @@ def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResu
     numerator_hit = count >= threshold
     excluded = eligible & (died | hospice)
     denominator = eligible & ~excluded
-    numerator = denominator & numerator_hit
-    keep = in_row
-    members = pl.DataFrame({
-        "member_id": pop.member_id[keep],
-        "stratum": pop.stratum[keep],
-        "submeasure": row[keep].astype(str),
-        "age_months": age_m[keep],
-        "continuously_enrolled": ce[keep],
-        "eligible": eligible[keep],
-        "died": died[keep],
-        "hospice": hospice[keep],
-        "excluded": excluded[keep],
-        "denominator": denominator[keep],
-        "visits_in_window": count[keep],
-        "numerator": numerator[keep],
-        "planted_probability": np.where(denominator, rate, np.nan)[keep],
-    }).with_columns(pl.col("planted_probability").fill_nan(None))
+    members = truth_rows(pop, in_row, row, {
+        "age_months": age_m, "continuously_enrolled": ce, "eligible": eligible, "died": died, "hospice": hospice,
+        "excluded": excluded, "denominator": denominator, "visits_in_window": count, "numerator": denominator & numerator_hit,
+    }, denominator, rate)
     return PlantResult(medical_lines=compact(frames), members=members)
 
 
@@ -217,7 +189,6 @@ def summarize(members: pl.DataFrame, period) -> dict:
                                   "visits_min": 2, "continuous_enrollment": "window, one gap <= 45 days"}},
         "visit_codes": {"cpt": ["99381", "99382", "99391", "99392"], "icd10cm": ["Z00110", "Z00111", "Z00121", "Z00129"],
                         "hcpcs": ["S0302"]},
-        "exclusions": {"death": f"by {my}-12-31", "hospice": f"during {my}"},
+        "exclusions": death_and_hospice_definition(my),
     }
-    return proportion_summary(MEASURE_ID, NAME, members, {k: dict(v) for k, v in RATES.items()}, definition,
-                              {"death": "died", "hospice": "hospice"}, rows=tuple(r[0] for r in ROWS))
+    return proportion_summary(MEASURE_ID, NAME, members, RATES, definition, DEATH_AND_HOSPICE, rows=tuple(r[0] for r in ROWS))

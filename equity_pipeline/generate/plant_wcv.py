@@ -19,44 +19,30 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from equity_pipeline.standards.race_ethnicity import (
-    CATEGORY_LABELS,
-    DECLINED,
-    MULTIRACIAL,
-    RACE_ETHNICITY_STRATA,
-    UNKNOWN,
-)
-
 from . import vocab
 from .context import ChunkContext
 from .forms import compact, professional
 from .planted import (
+    DEATH_AND_HOSPICE,
     PlantResult,
     age_on,
-    died_by,
-    messy_count,
+    by_stratum,
+    death_and_hospice_definition,
+    enrollment_definition,
     proportion_summary,
-    quota,
-    sample_covered_dates,
-    stratum_index,
-    voided,
 )
+from .planting import age_rows, death_and_hospice, fixed_margin_hits, on_covered_days, truth_rows, voided_trap
 from .population import Population, continuous_enrollment
 from .providers import Providers
 
 MEASURE_ID = "WCV"
 NAME = "Child and Adolescent Well-Care Visits"
 ROWS = (("3-11", 3, 11), ("12-17", 12, 17), ("18-21", 18, 21))
-_S = (CATEGORY_LABELS["WHITE"], CATEGORY_LABELS["BLACK"], CATEGORY_LABELS["HISPANIC"], CATEGORY_LABELS["ASIAN"],
-      CATEGORY_LABELS["AIAN"], CATEGORY_LABELS["NHPI"], CATEGORY_LABELS["MENA"], MULTIRACIAL, CATEGORY_LABELS["OTHER"],
-      DECLINED, UNKNOWN)
 RATES: dict[str, dict[str, float]] = {
-    "3-11": dict(zip(_S, (0.66, 0.61, 0.58, 0.64, 0.47, 0.52, 0.60, 0.62, 0.58, 0.60, 0.52))),
-    "12-17": dict(zip(_S, (0.58, 0.52, 0.49, 0.57, 0.39, 0.44, 0.52, 0.54, 0.50, 0.52, 0.45))),
-    "18-21": dict(zip(_S, (0.34, 0.28, 0.26, 0.33, 0.20, 0.23, 0.29, 0.30, 0.27, 0.30, 0.24))),
+    "3-11": by_stratum(0.66, 0.61, 0.58, 0.64, 0.47, 0.52, 0.60, 0.62, 0.58, 0.60, 0.52),
+    "12-17": by_stratum(0.58, 0.52, 0.49, 0.57, 0.39, 0.44, 0.52, 0.54, 0.50, 0.52, 0.45),
+    "18-21": by_stratum(0.34, 0.28, 0.26, 0.33, 0.20, 0.23, 0.29, 0.30, 0.27, 0.30, 0.24),
 }
-for _r in RATES.values():
-    assert set(_r) == set(RACE_ETHNICITY_STRATA)
 OUTSIDE_SHARE = 0.45
 NEW_PATIENT_SHARE = 0.08
 # (max age on the visit date, established code, new-patient code, price cents)
@@ -84,66 +70,34 @@ def _visits(ctx, pop, rng, pos, dates) -> pl.DataFrame | None:
 
 def plant(ctx: ChunkContext, pop: Population, providers: Providers) -> PlantResult:
     p = ctx.period
-    ev = ctx.evidence
     rng = ctx.rng("plant_wcv")
     n = pop.n
     in_age = (pop.age >= vocab.WCV_AGE[0]) & (pop.age <= vocab.WCV_AGE[1])
     ce = continuous_enrollment(pop.seg_start, pop.seg_end, p.my_start, p.my_end, 45, 1)
     eligible = in_age & ce
-    row = np.full(n, "", dtype=object)
-    rate = np.full(n, np.nan)
-    sidx = stratum_index(pop)
-    group = np.full(n, -1, dtype=np.int64)
-    for j, (label, lo, hi) in enumerate(ROWS):
-        m = (pop.age >= lo) & (pop.age <= hi)
-        row[m] = label
-        rate[m] = np.array([RATES[label][s] for s in RACE_ETHNICITY_STRATA])[sidx[m]]
-        group[m] = j * len(RACE_ETHNICITY_STRATA) + sidx[m]
-    died = eligible & died_by(pop, p.my_end)
-    hospice = eligible & ev.has_line("hospice", p.my_start, p.my_end)
-    meant_excluded = died | hospice
-    want = quota(rng, eligible & ~meant_excluded, group, rate) | (eligible & meant_excluded & (rng.random(n) < np.nan_to_num(rate)))
+    row, rate, group = age_rows(pop, ROWS, RATES)
+    died, hospice = death_and_hospice(ctx, pop, eligible)
+    want = fixed_margin_hits(rng, eligible, died | hospice, group, rate)
     frames: list = []
     defects = {"voided_claim": 0}
 
-    pos = np.nonzero(want)[0]
-    d, ok = sample_covered_dates(rng, pop, pos, p.my_start, p.my_end)
+    pos, d = on_covered_days(rng, pop, np.nonzero(want)[0], p.my_start, p.my_end)
     visited = np.zeros(n, dtype=bool)
-    visited[pos[ok]] = True
-    frames.append(_visits(ctx, pop, rng, pos[ok], d[ok]))
+    visited[pos] = True
+    frames.append(_visits(ctx, pop, rng, pos, d))
 
     outside = np.nonzero(in_age & ~eligible & (rng.random(n) < OUTSIDE_SHARE))[0]
-    do, oko = sample_covered_dates(rng, pop, outside, p.my_start, p.my_end)
-    frames.append(_visits(ctx, pop, rng, outside[oko], do[oko]))
+    frames.append(_visits(ctx, pop, rng, *on_covered_days(rng, pop, outside, p.my_start, p.my_end)))
     unvisited = np.nonzero(eligible & ~visited)[0]
-    k = messy_count(ctx, len(unvisited))
-    if k:
-        trap = rng.choice(unvisited, size=k, replace=False)
-        dt, okt = sample_covered_dates(rng, pop, trap, p.my_start, p.my_end)
-        v = _visits(ctx, pop, rng, trap[okt], dt[okt])
-        if v is not None:
-            frames += voided(v)
-            defects["voided_claim"] += v["claim_key"].n_unique()
+    frames += voided_trap(ctx, rng, pop, unvisited, p.my_start, p.my_end, lambda pos, days: _visits(ctx, pop, rng, pos, days),
+                          defects)
 
     excluded = eligible & (died | hospice)
     denominator = eligible & ~excluded
-    numerator = denominator & visited
-    keep = in_age
-    members = pl.DataFrame({
-        "member_id": pop.member_id[keep],
-        "stratum": pop.stratum[keep],
-        "submeasure": row[keep].astype(str),
-        "age": pop.age[keep],
-        "continuously_enrolled": ce[keep],
-        "eligible": eligible[keep],
-        "died": died[keep],
-        "hospice": hospice[keep],
-        "excluded": excluded[keep],
-        "denominator": denominator[keep],
-        "visited": visited[keep],
-        "numerator": numerator[keep],
-        "planted_probability": np.where(denominator, rate, np.nan)[keep],
-    }).with_columns(pl.col("planted_probability").fill_nan(None))
+    members = truth_rows(pop, in_age, row, {
+        "age": pop.age, "continuously_enrolled": ce, "eligible": eligible, "died": died, "hospice": hospice,
+        "excluded": excluded, "denominator": denominator, "visited": visited, "numerator": denominator & visited,
+    }, denominator, rate)
     return PlantResult(medical_lines=compact(frames), members=members, defects=defects)
 
 
@@ -152,10 +106,9 @@ def summarize(members: pl.DataFrame, period) -> dict:
     definition = {
         "age_min": vocab.WCV_AGE[0], "age_max": vocab.WCV_AGE[1], "age_as_of": f"{my}-12-31",
         "rows": {label: [lo, hi] for label, lo, hi in ROWS},
-        "continuous_enrollment": {"start": f"{my}-01-01", "end": f"{my}-12-31", "max_gaps": 1, "max_gap_days": 45},
+        "continuous_enrollment": enrollment_definition(my),
         "numerator": {"codes": [c for row in CODES_BY_AGE for c in row[1:3]], "icd10cm": list(vocab.PREVENTIVE_DX_CHILD)
                       + list(vocab.PREVENTIVE_DX_ADULT), "during": f"{my}"},
-        "exclusions": {"death": f"by {my}-12-31", "hospice": f"during {my}"},
+        "exclusions": death_and_hospice_definition(my),
     }
-    return proportion_summary(MEASURE_ID, NAME, members, {k: dict(v) for k, v in RATES.items()}, definition,
-                              {"death": "died", "hospice": "hospice"}, rows=tuple(r[0] for r in ROWS))
+    return proportion_summary(MEASURE_ID, NAME, members, RATES, definition, DEATH_AND_HOSPICE, rows=tuple(r[0] for r in ROWS))

@@ -17,6 +17,8 @@ utilisation and the records of earlier modules. A module reads from there whatev
 hospice exclusion) and must not add records that change what an earlier module read.
 
 Planted lines are built with ``claims.assemble(..., background=False)`` so defects never touch them.
+Steps that many modules take the same way (the usual exclusions, fixed-margin hits, voided-claim traps,
+truth rows) are in :mod:`~equity_pipeline.generate.planting`.
 Add a new measure by writing the module and listing it in :func:`planted_measures`.
 """
 from __future__ import annotations
@@ -27,7 +29,14 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from equity_pipeline.standards.race_ethnicity import RACE_ETHNICITY_STRATA, ROLLUP_VERSION
+from equity_pipeline.standards.race_ethnicity import (
+    CATEGORY_LABELS,
+    DECLINED,
+    MULTIRACIAL,
+    RACE_ETHNICITY_STRATA,
+    ROLLUP_VERSION,
+    UNKNOWN,
+)
 
 from .context import EPOCH, NO_DATE
 from .margins import allocate, quota  # noqa: F401  (fixed-margin planting, re-exported for the modules)
@@ -154,6 +163,24 @@ def died_by(pop: Population, day: int) -> np.ndarray:
     return (pop.death != NO_DATE) & (pop.death <= day)
 
 
+# The order in which the modules write their per-stratum tables (:func:`by_stratum`); it is also the order
+# of the rates in truth.json.
+RATE_ORDER: tuple[str, ...] = (
+    CATEGORY_LABELS["WHITE"], CATEGORY_LABELS["BLACK"], CATEGORY_LABELS["HISPANIC"], CATEGORY_LABELS["ASIAN"],
+    CATEGORY_LABELS["AIAN"], CATEGORY_LABELS["NHPI"], CATEGORY_LABELS["MENA"], MULTIRACIAL, CATEGORY_LABELS["OTHER"],
+    DECLINED, UNKNOWN,
+)
+assert set(RATE_ORDER) == set(RACE_ETHNICITY_STRATA)
+
+
+def by_stratum(*values: float) -> dict[str, float]:
+    """A per-stratum table from one value per stratum in :data:`RATE_ORDER`: White, Black, Hispanic,
+    Asian, AIAN, NHPI, MENA, Multiracial, Other, Declined, Unknown."""
+    if len(values) != len(RATE_ORDER):
+        raise ValueError(f"by_stratum needs {len(RATE_ORDER)} values, got {len(values)}")
+    return dict(zip(RATE_ORDER, values))
+
+
 def stratum_rates(pop: Population, rates: dict[str, float]) -> np.ndarray:
     return np.array([rates[s] for s in RACE_ETHNICITY_STRATA])[stratum_index(pop)]
 
@@ -213,6 +240,25 @@ def messy_count(ctx, n: int) -> int:
 
 
 # ------------------------------------------------------------------------------------------ truth summaries
+DEATH_AND_HOSPICE = {"death": "died", "hospice": "hospice"}  # exclusion reason -> member column
+
+
+def death_and_hospice_definition(my: int) -> dict[str, str]:
+    """The ``exclusions`` entries of a measure excluding death by Dec 31 MY and hospice in MY."""
+    return {"death": f"by {my}-12-31", "hospice": f"during {my}"}
+
+
+def enrollment_definition(my: int, start_year: int | None = None, max_gaps: int = 1) -> dict:
+    """The ``continuous_enrollment`` entry: Jan 1 of ``start_year`` (default MY) through Dec 31 MY,
+    at most ``max_gaps`` gaps of at most 45 days."""
+    return {"start": f"{my if start_year is None else start_year}-01-01", "end": f"{my}-12-31", "max_gaps": max_gaps,
+            "max_gap_days": 45}
+
+
+def _copy_rates(rates: dict) -> dict:
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in rates.items()}
+
+
 def _prop_counts(df: pl.DataFrame) -> dict[str, dict]:
     agg = df.group_by("stratum").agg(
         pl.col("eligible").sum().alias("eligible"),
@@ -271,7 +317,7 @@ def proportion_summary(measure_id: str, name: str, members: pl.DataFrame, rates:
         "rollup_version": ROLLUP_VERSION,
         "depends_only_on": "race_ethnicity",
         "rows": list(rows),
-        "rates": rates,
+        "rates": _copy_rates(rates),
         "definition": definition,
         "exclusion_counts": {reason: int((eligible[col]).sum()) for reason, col in exclusions.items()},
         "planted": block(members),
@@ -316,7 +362,7 @@ def event_rate_summary(measure_id: str, name: str, members: pl.DataFrame, rates:
         "depends_only_on": "race_ethnicity",
         "rate_per": per,
         "exposure": exposure,
-        "rates": rates,
+        "rates": dict(rates),
         "definition": definition,
         "planted": block(members),
         "planted_total": total(members),
