@@ -1,7 +1,7 @@
 """``report/equity_report.xlsx``: the public tables as one Excel workbook for equity officers.
 
 One sheet per public table (``rates``; ``disparities`` and ``disparity_summary`` when the run has
-them; ``completeness``) plus a ``README`` sheet (run id, measurement period, data sources, input
+them; ``completeness``; the equity-plan tables ``state_metrics`` and ``hospital_metrics`` when present) plus a ``README`` sheet (run id, measurement period, data sources, input
 files with SHA-256, the suppression rule, what each sheet holds). Each table sheet has exactly the
 public table's columns in its order, one row per public row, a frozen header row and an autofilter.
 
@@ -46,6 +46,12 @@ SHEET_DESCRIPTIONS: dict[str, str] = {
     "completeness": "REL data completeness: members whose race/ethnicity was self-reported, imputed, declined "
                     "or unknown, and whose preferred language was reported, declined or unknown, by reporting "
                     "unit (public/completeness.parquet).",
+    "state_metrics": "Statewide health-equity plan: per state, region, payer and group, PQI90, plan measures, REL "
+                     "completeness, SDOH screening, TCOC, with the reference comparison, baseline change and target "
+                     "status (public/equity_plan/state_metrics.parquet; docs/equity_plans.md).",
+    "hospital_metrics": "Hospital health-equity plans: per facility (CCN), readmission and ED revisit with the "
+                        "within-hospital gap, safety-net shares, SDOH rates, REL completeness "
+                        "(public/equity_plan/hospital_metrics.parquet; docs/equity_plans.md).",
 }
 #: Columns holding a rate on the measure's scale (formatted like the rate).
 RATE_COLUMNS = frozenset({"rate", "ci_lower", "ci_upper", "reference_rate", "group_rate", "rate_reference", "rate_group"})
@@ -149,9 +155,9 @@ def _column_format(column: str, row: dict[str, Any], scale: RateScale | None) ->
         return "0.0%"
     if column == "ratio" or column.startswith("ratio_ci"):
         return "0.000"
-    if scale is not None and (column == "difference" or column.startswith("difference_ci")):
+    if scale is not None and (column in ("difference", "change") or column.startswith("difference_ci")):
         return _difference_format(scale)
-    if formats is not None and (column in RATE_COLUMNS or column.endswith("_rate")):
+    if formats is not None and (column in RATE_COLUMNS or column.endswith("_rate") or column == "baseline_value"):
         return formats["rate"]
     if formats is not None and (column == "denominator" or column.endswith("_denominator")):
         return formats["denominator"]
@@ -290,7 +296,8 @@ def _write_readme(book: _Book, rows: list[tuple[str, str]]) -> None:
 
 
 def workbook_sheets(rates: pl.DataFrame, *, disparities: pl.DataFrame | None = None,
-                    disparity_summary: pl.DataFrame | None = None, completeness: pl.DataFrame | None = None) -> list[Sheet]:
+                    disparity_summary: pl.DataFrame | None = None, completeness: pl.DataFrame | None = None,
+                    state_metrics: pl.DataFrame | None = None, hospital_metrics: pl.DataFrame | None = None) -> list[Sheet]:
     """The table sheets in order; absent tables are left out. The rates sheet has exactly the public
     rates columns (anything else a frame carries is dropped). A ``suppression_reason`` column says the
     one public reason on every suppressed row, whatever the frame said (``publishable_reasons``)."""
@@ -301,18 +308,21 @@ def workbook_sheets(rates: pl.DataFrame, *, disparities: pl.DataFrame | None = N
         return publishable_reasons(frame) if {"suppressed", "suppression_reason"} <= set(frame.columns) else frame
 
     sheets = [Sheet("rates", public(rates.select([c for c in REQUIRED_COLUMNS if c in rates.columns])))]
-    for name, frame in (("disparities", disparities), ("disparity_summary", disparity_summary), ("completeness", completeness)):
+    for name, frame in (("disparities", disparities), ("disparity_summary", disparity_summary), ("completeness", completeness),
+                        ("state_metrics", state_metrics), ("hospital_metrics", hospital_metrics)):
         if frame is not None:
             sheets.append(Sheet(name, public(frame)))
     return sheets
 
 
 def write_workbook(path: Path, rates: pl.DataFrame, manifest: dict[str, Any], *, disparities: pl.DataFrame | None = None,
-                   disparity_summary: pl.DataFrame | None = None, completeness: pl.DataFrame | None = None) -> dict[str, Any]:
+                   disparity_summary: pl.DataFrame | None = None, completeness: pl.DataFrame | None = None,
+                   state_metrics: pl.DataFrame | None = None, hospital_metrics: pl.DataFrame | None = None) -> dict[str, Any]:
     """Write the workbook atomically (temp file, then rename); returns counts per sheet."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheets = workbook_sheets(rates, disparities=disparities, disparity_summary=disparity_summary, completeness=completeness)
+    sheets = workbook_sheets(rates, disparities=disparities, disparity_summary=disparity_summary, completeness=completeness,
+                             state_metrics=state_metrics, hospital_metrics=hospital_metrics)
     tmp = path.with_name(f".{path.name}.tmp")
     book = _Book(tmp)
     try:

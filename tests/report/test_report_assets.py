@@ -110,6 +110,8 @@ def test_run_writes_workbook_audit_pack_and_completeness(run_out: Path) -> None:
     assert lineage.filter(pl.col("table") == "disparities").height == disparities.height
     html = (run_out / "report" / "index.html").read_text(encoding="utf-8")
     assert 'id="completeness"' in html
+    plan = (run_out / "report" / "state_plan.html").read_text(encoding="utf-8")  # the state_plan_report asset ran
+    assert "<script" not in plan.lower() and "Health equity plan" in plan
     for p in [*audit.iterdir(), run_out / "public" / "completeness.csv"]:
         text = p.read_text(encoding="utf-8", errors="replace")
         assert "M001" not in text and "S001" not in text, p

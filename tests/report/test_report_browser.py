@@ -102,3 +102,20 @@ def test_audit_index_loads_offline(browser, tmp_path: Path) -> None:
     assert browser.title.startswith("Audit pack")
     urls = _requested_urls(browser)
     assert [u for u in urls if not u.startswith(("file:", "data:"))] == []
+
+
+def test_state_plan_loads_offline_with_its_charts(browser, tmp_path: Path) -> None:
+    from equity_pipeline.report.state_plan import render_state_plan
+    from tests.report.test_state_plan import hospital_table, state_table
+
+    page = render_state_plan(state_table(), hospital_table(), {"run_id": "r1"}, tmp_path / "report")
+    browser.get_log("performance")
+    browser.get(page.as_uri())
+    assert browser.title.startswith("Health equity plan")
+    images = browser.execute_script("return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.src.slice(0, 22)]);")
+    assert len(images) == 2
+    for complete, width, scheme in images:
+        assert complete and width > 0 and scheme == "data:image/png;base64,"
+    urls = _requested_urls(browser)
+    assert page.as_uri() in urls
+    assert [u for u in urls if not u.startswith(("file:", "data:"))] == []
