@@ -6,14 +6,14 @@ from assets.equity_plans import equity_plan_assets
 from assets.ingest import table_assets
 from assets.invariants import invariant_checks
 from assets.measures import measure_assets, measure_events
-from assets.reports import audit_pack, equity_report, equity_workbook, rel_completeness, run_manifest
+from assets.reports import audit_pack, equity_report, equity_workbook, rel_completeness, run_manifest, state_plan_report
 from assets.resources import PipelineResource
 from assets.sensors import sensors
 from assets.sources import canonical_input
 from assets.stratification import disparities, imputed_race_rates, member_attributes, public_rates, standardized_rates, stratified_counts
 from assets.validation import gx_checks, validation_assets
 
-ALL_ASSETS = [canonical_input, *table_assets, measure_events, *measure_assets, member_attributes, stratified_counts, public_rates, disparities, imputed_race_rates, standardized_rates, rel_completeness, equity_report, equity_workbook, run_manifest, audit_pack,
+ALL_ASSETS = [canonical_input, *table_assets, measure_events, *measure_assets, member_attributes, stratified_counts, public_rates, disparities, imputed_race_rates, standardized_rates, rel_completeness, equity_report, equity_workbook, state_plan_report, run_manifest, audit_pack,
               *equity_plan_assets, *validation_assets]
 
 equity_pipeline_job = dg.define_asset_job("equity_pipeline_job", selection=dg.AssetSelection.all(), description="The whole pipeline: ingest -> measures -> stratification -> reports.")

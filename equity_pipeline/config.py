@@ -25,6 +25,9 @@ A YAML file (``--config FILE``, or the Dagster resource ``config_file``); every 
       program: AHEAD
       overrides: {states: [MD, NY]}
       baseline: {year: 2024, path: prior/public/equity_plan/state_metrics.parquet}
+    completeness_thresholds:        # REL completeness levels per reporting unit (docs/validation.md);
+      self_reported_race_ethnicity: {warn: 0.8, fail: 0.5}   # share below warn -> WARN, below fail -> ERROR
+      language: {warn: 0.9}         # metrics: report.completeness.COMPLETENESS_METRICS; default: none
 
 Every stratifier and reference policy is described in docs/stratification.md. Errors are
 :class:`ConfigError` with a message naming the setting and what is allowed.
@@ -43,7 +46,7 @@ from equity_pipeline.errors import ConfigError
 KNOWN_KEYS = {
     "measurement_year", "measures", "stratifiers", "run_date", "intersections", "age_bands", "regions",
     "reference_group", "multiple_comparisons", "disparity_min_denominator", "imputed_race", "standardization",
-    "equity_plans",
+    "equity_plans", "completeness_thresholds",
 }
 STANDARDIZATION_KEYS = ("standard", "age_bands", "method", "stratifiers")
 REFERENCE_POLICIES = ("best", "largest", "overall")
@@ -77,6 +80,8 @@ class ProgramConfig:
     standardization_stratifiers: tuple[str, ...] = ("race_ethnicity",)
     #: equity-plan settings (program, rules_file, overrides, baseline), checked by equity_plans.rules
     equity_plans: dict[str, Any] = field(default_factory=dict, hash=False)
+    #: (metric, warn, fail) with shares 0-1 (None = level not set); see report.completeness
+    completeness_thresholds: tuple[tuple[str, float | None, float | None], ...] = ()
 
     @property
     def region_map(self) -> dict[str, tuple[str, ...]]:
@@ -101,6 +106,8 @@ class ProgramConfig:
             "multiple_comparisons": self.multiple_comparisons,
             "disparity_min_denominator": self.disparity_min_denominator,
             "equity_plans": self.equity_plans,
+            "completeness_thresholds": {m: {k: v for k, v in (("warn", w), ("fail", f)) if v is not None}
+                                        for m, w, f in self.completeness_thresholds},
             "imputed_race": self.imputed_race,
             "standardization": {"standard": self.standard_population, "age_bands": list(self.standardization_age_bands),
                                 "method": self.standardization_method, "stratifiers": list(self.standardization_stratifiers)},
@@ -185,8 +192,33 @@ def config_from_dict(raw: dict[str, Any], *, run_date: date | None = None, sourc
 
     plans = validate_settings(raw.get("equity_plans", {}), year, measures=measures,
                               base_dir=Path(source).parent if source else None)  # docs/equity_plans.md
+    thresholds = _completeness_thresholds(raw.get("completeness_thresholds", {}))
     return ProgramConfig(year, rd, measures, stratifiers, source, intersections, age_bands, regions, reference,
-                         method, min_den, imputed, *std, equity_plans=plans)
+                         method, min_den, imputed, *std, equity_plans=plans, completeness_thresholds=thresholds)
+
+
+def _completeness_thresholds(value: Any) -> tuple[tuple[str, float | None, float | None], ...]:
+    from equity_pipeline.report.completeness import COMPLETENESS_METRICS
+
+    if value is None or value == {}:
+        return ()
+    if not isinstance(value, dict):
+        raise ConfigError("completeness_thresholds must be a mapping of metric -> {warn: share, fail: share}, "
+                          f"e.g. {{self_reported_race_ethnicity: {{warn: 0.8, fail: 0.5}}}} (got {value!r})")
+    out = []
+    for metric, levels in value.items():
+        if metric not in COMPLETENESS_METRICS:
+            raise ConfigError(f"completeness_thresholds: unknown metric {metric!r}; known: {sorted(COMPLETENESS_METRICS)}")
+        if not isinstance(levels, dict) or not levels or set(levels) - {"warn", "fail"}:
+            raise ConfigError(f"completeness_thresholds for {metric!r} must be a mapping with warn and/or fail (got {levels!r})")
+        for k, v in levels.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise ConfigError(f"completeness_thresholds for {metric!r}: {k} {v!r} must be a share between 0 and 1")
+        warn, fail = levels.get("warn"), levels.get("fail")
+        if warn is not None and fail is not None and fail > warn:
+            raise ConfigError(f"completeness_thresholds for {metric!r}: fail {fail!r} must not be above warn {warn!r}")
+        out.append((str(metric), None if warn is None else float(warn), None if fail is None else float(fail)))
+    return tuple(sorted(out))
 
 
 def _standardization(value: Any, stratifiers: tuple[str, ...], intersections: tuple[tuple[str, str], ...]):

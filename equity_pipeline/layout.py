@@ -60,6 +60,11 @@ class OutputLayout:
     def adjudication(self) -> Path:
         return self.validation / "claims_adjudication.json"
 
+    @property
+    def completeness_thresholds(self) -> Path:
+        """Configured REL completeness levels evaluated per reporting unit (counts and shares only)."""
+        return self.validation / "completeness_thresholds.json"
+
     def member_results(self, measure_id: str) -> Path:
         return self.restricted / "measures" / f"{measure_id}.parquet"
 
@@ -152,6 +157,11 @@ class OutputLayout:
     def hospital_metrics(self) -> Path:
         """Hospital equity-plan metrics per facility (CCN)."""
         return self.equity_plan / "hospital_metrics.parquet"
+
+    @property
+    def state_plan_report(self) -> Path:
+        """The equity-plan tables as a print-ready filing document (docs/reports.md)."""
+        return self.report / "state_plan.html"
 
     @property
     def workbook(self) -> Path:

@@ -286,6 +286,17 @@ def build_completeness(layout: OutputLayout, config: ProgramConfig) -> dict[str,
     return {"rows": table.height, "suppressed": int(table["suppressed"].sum()), "small_cells": completeness_small_cells(table)}
 
 
+def build_completeness_thresholds(layout: OutputLayout, config: ProgramConfig) -> dict[str, Any]:
+    """validation/completeness_thresholds.json: the configured REL completeness levels
+    (``completeness_thresholds``) evaluated on public/completeness per reporting unit; returns the
+    written document (counts and shares only)."""
+    from equity_pipeline.report.completeness import evaluate_thresholds
+
+    result = evaluate_thresholds(pl.read_parquet(layout.completeness), config.completeness_thresholds)
+    _dump(result, layout.completeness_thresholds)
+    return result
+
+
 def _plan_rules(config: ProgramConfig):
     """The equity-plan rules in effect for the measurement year, or None when no version covers it
     and the config asked for nothing (then the plan tables are written empty)."""
@@ -356,8 +367,27 @@ def build_workbook(layout: OutputLayout, config: ProgramConfig, run_id: str) -> 
     counts = write_workbook(layout.workbook, pl.read_parquet(layout.rates), manifest,
                             disparities=_optional_public(layout.disparities),
                             disparity_summary=_optional_public(layout.disparity_summary),
-                            completeness=_optional_public(layout.completeness))
+                            completeness=_optional_public(layout.completeness),
+                            state_metrics=_optional_public(layout.state_metrics),
+                            hospital_metrics=_optional_public(layout.hospital_metrics))
     return {"path": str(layout.workbook.relative_to(layout.root)), **counts}
+
+
+def build_state_plan(layout: OutputLayout, config: ProgramConfig | None, run_id: str) -> dict[str, Any]:
+    """report/state_plan.html: the equity-plan tables (public/equity_plan/) as a print-ready filing
+    document (docs/reports.md). Reads the public plan tables only; absent tables give empty sections."""
+    from equity_pipeline.report.state_plan import render_state_plan
+
+    state, hospital = _optional_public(layout.state_metrics), _optional_public(layout.hospital_metrics)
+    manifest = {"run_id": run_id, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    path = render_state_plan(state, hospital, manifest, layout.report)
+
+    def units(frame: pl.DataFrame | None) -> int:
+        return 0 if frame is None or frame.height == 0 else frame.select("unit_level", "unit_id").unique().height
+
+    return {"path": str(path.relative_to(layout.root)), "state_rows": 0 if state is None else state.height,
+            "hospital_rows": 0 if hospital is None else hospital.height,
+            "state_sections": units(state), "facility_sections": units(hospital)}
 
 
 #: Input tables behind the coded events (build_events) and behind the member attributes (stratifiers).
@@ -443,9 +473,17 @@ def build_manifest_dict(layout: OutputLayout, config: ProgramConfig, run_id: str
         "config": config.to_dict(),
         "suites": {t: load_suite(t).version for t in TABLES},
         "measure_specs": {m: load_specs()[m].version for m in config.measures},
+        "standards": _standards_versions(),
         "tables": tables,
         "measures": measures,
     }
+
+
+def _standards_versions() -> dict[str, Any]:
+    """Versions of the collection standards' named rollups (the stratifier names they produce)."""
+    from equity_pipeline.standards.race_ethnicity import ROLLUP_VERSIONS
+
+    return {"race_ethnicity_rollups": dict(ROLLUP_VERSIONS)}
 
 
 def build_manifest(layout: OutputLayout, config: ProgramConfig, run_id: str, input_dir: Path) -> dict[str, Any]:

@@ -67,6 +67,57 @@ COMPLETENESS_COLUMNS: tuple[str, ...] = (
 )
 _COUNT_COLUMNS = ("unit_level", "unit_id", "attribute", "category", "members", "total")
 
+#: completeness metrics for program thresholds (config ``completeness_thresholds``): metric ->
+#: (attribute, the categories counted as complete). The share is their members over the unit's total.
+COMPLETENESS_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "race_ethnicity": ("race_ethnicity", ("self_reported", "imputed", "source_unknown")),
+    "race_ethnicity_reported": ("race_ethnicity", ("self_reported", "source_unknown")),
+    "self_reported_race_ethnicity": ("race_ethnicity", ("self_reported",)),
+    "language": ("language", ("reported",)),
+}
+THRESHOLD_STATUSES: tuple[str, ...] = ("pass", "warn", "fail", "not_evaluable")
+
+
+def evaluate_thresholds(public: pl.DataFrame,
+                        thresholds: tuple[tuple[str, float | None, float | None], ...]) -> dict:
+    """Configured completeness levels against ``public/completeness`` (the suppressed table), per
+    reporting unit (population and each state). Per metric and unit: ``members`` (complete),
+    ``total``, ``share`` and ``status``: ``fail`` below the fail level, ``warn`` below the warn level,
+    else ``pass``; ``not_evaluable`` when the unit has no members or the complete count cannot be read
+    from the shown cells: it is the sum of the metric's categories when all are shown, else the total
+    minus the other categories when those are all shown (a sum the public table already gives away;
+    a single hidden cell is never recovered, since complementary suppression hides two per margin).
+    Counts, shares and unit ids only; no member data."""
+    results = []
+    for metric, warn, fail in thresholds:
+        attribute, categories = COMPLETENESS_METRICS[metric]
+        rows = public.filter(pl.col("attribute") == attribute)
+        for (level, uid), unit in rows.group_by("unit_level", "unit_id", maintain_order=True):
+            shown_total = unit["total"].drop_nulls()
+            total = int(shown_total.max()) if shown_total.len() else None  # one total per unit, printed on shown rows
+            members = None
+            for part, sign in ((pl.col("category").is_in(list(categories)), 1), (~pl.col("category").is_in(list(categories)), -1)):
+                cells = unit.filter(part)
+                if total is not None and not cells["suppressed"].any() and not cells["members"].null_count():
+                    members = int(cells["members"].sum()) if sign == 1 else total - int(cells["members"].sum())
+                    break
+            hidden = members is None
+            share = members / total if members is not None and total else None
+            if share is None:
+                status = "not_evaluable"
+            elif fail is not None and share < fail:
+                status = "fail"
+            elif warn is not None and share < warn:
+                status = "warn"
+            else:
+                status = "pass"
+            results.append({"metric": metric, "unit_level": level, "unit_id": uid, "members": members,
+                            "total": None if hidden else total, "share": share, "warn": warn, "fail": fail,
+                            "status": status})
+    results.sort(key=lambda r: (r["metric"], r["unit_level"] != "population", r["unit_id"]))
+    summary = {s: sum(r["status"] == s for r in results) for s in THRESHOLD_STATUSES}
+    return {"thresholds": {m: {"warn": w, "fail": f} for m, w, f in thresholds}, "summary": summary, "results": results}
+
 
 def member_categories(members: pl.DataFrame | pl.LazyFrame, year: int) -> pl.DataFrame:
     """One row per member: ``state``, ``race_ethnicity`` and ``language`` completeness categories.
