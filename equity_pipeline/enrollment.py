@@ -10,7 +10,7 @@ roll-ups; ``dual_status`` is 'full'/'partial' if any covering span says so, else
 """
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import polars as pl
 
@@ -20,7 +20,6 @@ OPEN_END = date(9999, 12, 31)
 
 def continuously_enrolled(spans: pl.LazyFrame, start: date, end: date, *, allowed_gaps: int, max_gap_days: int, anchor: date) -> pl.LazyFrame:
     """Members meeting the rule; column member_id."""
-    one = timedelta(days=1)
     clipped = (
         spans.select("member_id", s=pl.col("enrollment_start"), e=pl.col("enrollment_end").fill_null(OPEN_END))
         .filter((pl.col("s") <= end) & (pl.col("e") >= start) & (pl.col("e") >= pl.col("s")))
@@ -40,13 +39,12 @@ def continuously_enrolled(spans: pl.LazyFrame, start: date, end: date, *, allowe
     trail = (pl.lit(end) - pl.col("last")).dt.total_days()
     gaps = pl.col("inner_gaps") + (lead > 0).cast(pl.Int64) + (trail > 0).cast(pl.Int64)
     longest = pl.max_horizontal(pl.col("longest_inner"), lead, trail)
-    _ = one
     return per_member.filter(pl.col("anchor_covered") & (gaps <= allowed_gaps) & (longest <= max_gap_days)).select("member_id")
 
 
-def payer_on(spans: pl.LazyFrame, on: date) -> pl.LazyFrame:
-    """member_id, payer, line_of_business, dual_status on date ``on`` (one row per covered member)."""
-    covering = spans.filter((pl.col("enrollment_start") <= on) & (pl.col("enrollment_end").fill_null(OPEN_END) >= on))
+def _rank_payers(covering: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per member from the spans covering their date: the payer by priority medicare >
+    medicaid > commercial, its line of business, how many payers, and the strongest dual status."""
     ranked = covering.with_columns(_rank=pl.col("payer").replace_strict(PAYER_PRIORITY, default=9, return_dtype=pl.Int32))
     return ranked.sort("member_id", "_rank").group_by("member_id", maintain_order=True).agg(
         payer=pl.col("payer").first(),
@@ -56,6 +54,12 @@ def payer_on(spans: pl.LazyFrame, on: date) -> pl.LazyFrame:
         .when(pl.col("dual_status").is_in(["partial"]).any()).then(pl.lit("partial"))
         .otherwise(pl.lit("none")),
     )
+
+
+def payer_on(spans: pl.LazyFrame, on: date) -> pl.LazyFrame:
+    """member_id, payer, line_of_business, dual_status on date ``on`` (one row per covered member)."""
+    covering = spans.filter((pl.col("enrollment_start") <= on) & (pl.col("enrollment_end").fill_null(OPEN_END) >= on))
+    return _rank_payers(covering)
 
 
 def enrolled_in_windows(spans: pl.LazyFrame, windows: pl.LazyFrame, *, key: list[str], allowed_gaps: int, max_gap_days: int) -> pl.LazyFrame:
@@ -98,12 +102,4 @@ def payer_on_dates(spans: pl.LazyFrame, dates: pl.LazyFrame) -> pl.LazyFrame:
     covering = dates.select("member_id", "on").join(spans, on="member_id", how="inner").filter(
         (pl.col("enrollment_start") <= pl.col("on")) & (pl.col("enrollment_end").fill_null(OPEN_END) >= pl.col("on"))
     )
-    ranked = covering.with_columns(_rank=pl.col("payer").replace_strict(PAYER_PRIORITY, default=9, return_dtype=pl.Int32))
-    return ranked.sort("member_id", "_rank").group_by("member_id", maintain_order=True).agg(
-        payer=pl.col("payer").first(),
-        line_of_business=pl.col("line_of_business").first(),
-        n_payers=pl.col("payer").n_unique(),
-        dual_status=pl.when(pl.col("dual_status").is_in(["full"]).any()).then(pl.lit("full"))
-        .when(pl.col("dual_status").is_in(["partial"]).any()).then(pl.lit("partial"))
-        .otherwise(pl.lit("none")),
-    )
+    return _rank_payers(covering)
