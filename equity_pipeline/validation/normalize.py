@@ -15,7 +15,11 @@ def _normalise(col: pl.Expr, how: str | None) -> pl.Expr:
     if how == "lower":
         return col.str.to_lowercase()
     if how == "icd":
-        return col.str.to_uppercase().str.replace_all(".", "", literal=True)
+        # dots removed (E11.9 -> E119); a value of dots only stays as written, so the code rule
+        # quarantines it instead of it turning into an empty value no rule sees
+        upper = col.str.to_uppercase()
+        undotted = upper.str.replace_all(".", "", literal=True)
+        return pl.when(undotted == "").then(upper).otherwise(undotted)
     if how == "boolean":
         low = col.str.to_lowercase()
         return pl.when(low.is_in(_TRUE)).then(pl.lit("true")).when(low.is_in(_FALSE)).then(pl.lit("false")).otherwise(col)

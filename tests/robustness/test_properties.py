@@ -371,3 +371,14 @@ def test_strata_and_states_add_up_to_the_whole(case):
         row_ = overall.filter((pl.col("measure_id") == measure) & (pl.col("unit_id") == "all"))
         if truth.height:
             assert row_["D"].item() == truth["denominator_value"].sum() and row_["N"].item() == truth["numerator_value"].sum()
+
+
+def test_icd_code_of_dots_only_is_kept_for_the_rules():
+    """Regression (found by the property above): '.' used to become '' and then null on a second pass."""
+    suite = load_suite("medical_claims")
+    col = next(c.name for c in suite.columns if c.normalize == "icd")
+    frame = pl.DataFrame({c: ["." if c == col else None] for c in suite.column_names},
+                         schema={c: pl.String for c in suite.column_names}).with_row_index(ROW)
+    once = normalize(frame.lazy(), suite).collect()
+    assert once[col].to_list() == ["."]
+    assert normalize(once.lazy(), suite).collect().equals(once)

@@ -19,7 +19,7 @@ from equity_pipeline.stats.proportions import wilson_interval, with_wilson
 from equity_pipeline.stats.rates import event_rate, poisson_count_interval
 from equity_pipeline.stats.standardization import direct_standardised_rate
 
-settings.register_profile("stats", max_examples=60, deadline=None)
+settings.register_profile("stats", parent=settings.default, max_examples=60, deadline=None)
 settings.load_profile("stats")
 
 alphas = st.sampled_from([0.1, 0.05, 0.01, 0.002])
