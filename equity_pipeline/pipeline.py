@@ -63,18 +63,40 @@ def build_events(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
     counts = adjudication_counts(lines)
     write_parquet_atomic(final_claims(lines), layout.final_medical_claims)
     names = set().union(*(specs[m].value_set_names for m in config.measures))
-    codes = value_set_frame(names)
-    events = pl.concat(
-        [
-            claim_events(pl.scan_parquet(layout.final_medical_claims), codes),
-            observation_events(pl.scan_parquet(layout.table("clinical_observations")), codes),
-            pharmacy_events(final_claims(pl.scan_parquet(layout.table("pharmacy_claims"))), codes),
-            screening_events(pl.scan_parquet(layout.table("sdoh_screenings"))),
-        ]
-    )
-    write_parquet_atomic(events.collect(), layout.events)
+    write_parquet_atomic(_coded_events(layout, names).collect(), layout.events)
     _dump(counts, layout.adjudication)
     return {**counts, "events": pl.scan_parquet(layout.events).select(pl.len()).collect().item()}
+
+
+def _coded_events(layout: OutputLayout, names: set[str], *, screenings: bool = True) -> pl.LazyFrame:
+    """Events of value sets ``names`` from final medical claims, observations and final pharmacy claims
+    (plus SDOH screenings); needs layout.final_medical_claims."""
+    codes = value_set_frame(names)
+    parts = [
+        claim_events(pl.scan_parquet(layout.final_medical_claims), codes),
+        observation_events(pl.scan_parquet(layout.table("clinical_observations")), codes),
+        pharmacy_events(final_claims(pl.scan_parquet(layout.table("pharmacy_claims"))), codes),
+    ]
+    if screenings:
+        parts.append(screening_events(pl.scan_parquet(layout.table("sdoh_screenings"))))
+    return pl.concat(parts)
+
+
+def standardization_comorbidities(layout: OutputLayout, config: ProgramConfig, members: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """member_id, comorbidities of ``members`` for the O/E risk models: the PCR risk model's
+    comorbidity value sets and look-back (``measures.readmission.member_comorbidities``) counted in
+    the year before the measurement period end. restricted/events.parquet holds only the value sets
+    of the configured measures, so the comorbidity events are extracted here with the same code."""
+    from equity_pipeline.measures.readmission import member_comorbidities
+
+    risk = load_specs()["PCR"].risk_model
+    value_sets = sorted(risk.get("comorbidities", []))
+    lookback = int(risk.get("lookback_days", 365))
+    end = MeasurementPeriod.calendar_year(config.measurement_year).end
+    events = _coded_events(layout, set(value_sets), screenings=False)
+    counts = member_comorbidities(members.lazy().select("member_id"), events, value_sets, end, lookback).collect()
+    return counts, {"value_sets": value_sets, "lookback_days": lookback, "period_end": end.isoformat(),
+                    "comorbidity_cap": int(risk.get("comorbidity_cap", 4))}
 
 
 def evaluate_measure(measure_id: str, layout: OutputLayout, config: ProgramConfig) -> dict[str, Any]:
@@ -246,11 +268,15 @@ def build_standardized_rates(layout: OutputLayout, config: ProgramConfig) -> dic
     from equity_pipeline.standardized import standardized_rates
 
     specs = {m: load_specs()[m] for m in config.measures}
+    results = _all_member_results(layout, config)
+    comorbidities, comorbidity_info = standardization_comorbidities(layout, config, results.select("member_id").unique())
     table, info = standardized_rates(
-        _all_member_results(layout, config), pl.read_parquet(layout.member_attributes), pl.read_parquet(layout.rates),
+        results, pl.read_parquet(layout.member_attributes), pl.read_parquet(layout.rates),
         _optional_public(layout.disparities), specs, stratifiers=config.standardization_stratifiers,
         standard=config.standard_population, age_bands=config.standardization_age_bands, method=config.standardization_method,
+        comorbidities=comorbidities, comorbidity_cap=comorbidity_info["comorbidity_cap"],
     )
+    info["comorbidity"] = comorbidity_info
     write_parquet_atomic(table, layout.standardized_rates)
     _dump(info, layout.standardization_models)
     return {"rows": table.height, "suppressed": int(table["suppressed"].sum()),

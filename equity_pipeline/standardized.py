@@ -25,14 +25,19 @@ A group without members in a cell that carries standard weight has no standardis
 (``standardized_note = empty_cell``: no rate can be borrowed for it); Dobson limits are not reported
 below 10 events (``fewer_than_10_events``, the PHE rule).
 
-**Indirect standardisation** (``oe_ratio``): observed / expected, ``E = sum_i p_i`` with ``p_i`` from
-a model fitted on the whole run (population unit) of the same measure and sub-measure:
+**Indirect standardisation / risk adjustment** (``oe_ratio``): observed / expected, ``E = sum_i p_i``
+with ``p_i`` from a model fitted on the whole run (population unit) of the same measure and
+sub-measure, on age band, male sex and clinical risk: the member's comorbidity count (distinct
+comorbidity groups of the PCR risk model diagnosed in the year before the period end, capped,
+linear; 0 without diagnoses; :func:`equity_pipeline.measures.readmission.member_comorbidities`):
 
-* proportions: logistic regression on age band and male sex, fitted by
-  :func:`equity_pipeline.measures.readmission.fit_expected` (the PCR risk model's code, without the
-  comorbidity term; intercept-only fallback with fewer than 10 events or non-events, or a failed fit);
+* proportions: logistic regression fitted by :func:`equity_pipeline.measures.readmission.fit_expected`
+  (the PCR risk model's code; intercept-only fallback with fewer than 10 events or non-events);
 * readmissions (PCR): the measure's own risk model (age band, sex, comorbidities) already in the results;
-* event rates: Poisson regression on age band and male sex with log member-months as offset.
+* event rates: Poisson regression with log member-months as offset.
+
+Covariates that do not vary are dropped; when the model with comorbidity cannot be fitted, the
+age/sex model is used. ``risk_model`` names the covariates actually used (and a fallback).
 
 In-sample, the overall O/E of the population is 1, so a group's O/E compares it with the run's
 age/sex-adjusted average. Interval: exact (O < 10) or Byar Poisson limits of O over E
@@ -75,13 +80,16 @@ DEFAULT_STANDARD = "run"
 DEFAULT_AGE_BANDS: tuple[int, ...] = (0, 18, 25, 35, 45, 55, 65, 75, 85)
 DEFAULT_STRATIFIERS: tuple[str, ...] = ("race_ethnicity",)
 SEXES = ("Female", "Male")
+DEFAULT_COMORBIDITY_CAP = 4
+#: ``risk_model`` labels (the covariates of the O/E model actually used)
+AGE_SEX_COMORBIDITY, AGE_SEX, INTERCEPT_ONLY = "age band, sex, comorbidity count", "age band, sex", "intercept only"
 KINDS = ("proportion", "readmission", "event_rate")
 _KEY = ["measure_id", "measure_version", "submeasure", "period", "unit_level", "unit_id", "stratifier", "stratum"]
 STANDARDIZED_COLUMNS = [
     "measure_id", "measure_title", "measure_version", "submeasure", "period", "unit_level", "unit_id", "stratifier", "stratum",
     "rate_type", "rate_per", "direction", "crude_rate", "standardized_rate", "standardized_ci_lower", "standardized_ci_upper",
     "standard_population", "standardization_method", "standardized_note", "oe_ratio", "oe_ci_lower", "oe_ci_upper", "oe_model",
-    "reference_stratum", "crude_difference", "standardized_difference", "crude_ratio", "standardized_ratio", "suppressed",
+    "risk_model", "reference_stratum", "crude_difference", "standardized_difference", "crude_ratio", "standardized_ratio", "suppressed",
     "suppression_reason",
 ]
 
@@ -148,18 +156,22 @@ def _by_stratum(frame: pl.DataFrame, stratifiers: tuple[str, ...], aggs: list[pl
 
 
 # ---------------------------------------------------------------- expected counts (indirect)
-def _poisson_expected(cells: pl.DataFrame, bands: tuple[int, ...]) -> tuple[dict[tuple, float], dict[str, Any]]:
-    """Fitted event rate per (band, male) cell from a Poisson GLM with log(exposure) offset."""
+def _poisson_expected(cells: pl.DataFrame, bands: tuple[int, ...], comorbidity: bool = False) -> tuple[dict[tuple, float], dict[str, Any]]:
+    """Fitted event rate per (band, male, comorbidity count) cell from a Poisson GLM with log(exposure)
+    offset; the count (column ``_com``, already capped) enters linearly when ``comorbidity``."""
     import statsmodels.api as sm
     from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
     labels = sorted(cells["_band"].unique().to_list(), key=lambda b: age_band_labels(bands).index(b))
     x_cols = {f"age_{b}": (cells["_band"] == b).to_numpy().astype(float) for b in labels[1:]}
     x_cols["male"] = cells["_male"].to_numpy().astype(float)
+    if comorbidity:
+        x_cols["comorbidities"] = cells["_com"].to_numpy().astype(float)
     names = [n for n, v in x_cols.items() if np.ptp(v) > 0]
     x = np.column_stack([np.ones(cells.height), *[x_cols[n] for n in names]])
     y, exposure = cells["events"].to_numpy(), cells["exposure"].to_numpy()
-    fallback = {(b, m): e / n if n > 0 else 0.0 for b, m, e, n in zip(cells["_band"], cells["_male"], y, exposure)}
+    keys = list(zip(cells["_band"], cells["_male"], cells["_com"]))
+    fallback = {k: e / n if n > 0 else 0.0 for k, e, n in zip(keys, y, exposure)}
     if y.sum() < 10 or len(names) == 0:
         total = float(y.sum() / exposure.sum()) if exposure.sum() > 0 else 0.0
         return {k: total for k in fallback}, {"method": "intercept_only", "reason": "fewer than 10 events or no covariate varies"}
@@ -173,47 +185,103 @@ def _poisson_expected(cells: pl.DataFrame, bands: tuple[int, ...]) -> tuple[dict
         rate = np.exp(x @ np.asarray(fit.params))
     except Exception as exc:  # fall back to the run's own cell rates (classical indirect standardisation)
         return fallback, {"method": "cell_rates", "reason": f"poisson fit failed ({type(exc).__name__})"}
-    return ({(b, m): float(r) for b, m, r in zip(cells["_band"], cells["_male"], rate)},
+    return ({k: float(r) for k, r in zip(keys, rate)},
             {"method": "poisson", "covariates": names, "coefficients": {n: round(float(c), 6) for n, c in zip(["const", *names], fit.params)}})
 
 
-def expected_values(base: pl.DataFrame, kinds: dict[str, str], bands: tuple[int, ...]) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """``base`` with ``_expected`` per member row (null for cost measures) and the models used
-    (per measure and sub-measure: method and coefficients; aggregates only)."""
+def _risk_label(summary: dict[str, Any]) -> str:
+    """``risk_model`` of a fitted model: the covariates it actually used."""
+    if summary.get("method") not in ("logistic", "poisson"):
+        return INTERCEPT_ONLY if summary.get("method") == "intercept_only" else str(summary.get("method"))
+    covariates = summary.get("covariates", [])
+    parts = [p for p, there in (("age band", any(c.startswith("age_") for c in covariates)), ("sex", "male" in covariates),
+                                ("comorbidity count", "comorbidities" in covariates)) if there]
+    return ", ".join(parts) if parts else INTERCEPT_ONLY
+
+
+def _logistic(part: pl.DataFrame, bands: tuple[int, ...], comorbidity: bool, cap: int) -> tuple[np.ndarray, dict[str, Any]]:
     from equity_pipeline.measures.readmission import fit_expected
 
+    frame = part.select(age=pl.col("age"), sex=pl.when(pl.col("_sex") == "Male").then(pl.lit("M")).otherwise(pl.lit("F")),
+                        readmitted=pl.col("numerator_value") > 0, comorbidities=pl.col("_comorbidities"))
+    ok = frame["age"].is_not_null()
+    p = np.full(part.height, np.nan)
+    # bands present only: the first present band is the model's reference (an absent first band
+    # would leave the band indicators collinear with the constant)
+    ages = frame.filter(ok)["age"]
+    present = [b for b, nxt in zip(bands, [*bands[1:], None]) if ((ages >= b) & ((ages < nxt) if nxt is not None else True)).any()]
+    fitted, summary = fit_expected(frame.filter(ok), {"age_bands": present, "sex": True, "comorbidities": comorbidity,
+                                                      "comorbidity_cap": cap, "min_events": 10})
+    p[ok.to_numpy()] = fitted
+    return p, summary
+
+
+def expected_values(base: pl.DataFrame, kinds: dict[str, str], bands: tuple[int, ...],
+                    comorbidity_cap: int | None = None) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """``base`` with ``_expected`` per member row (null for cost measures) and the models used
+    (per measure and sub-measure: method, coefficients, ``risk_model``; aggregates only).
+
+    With ``comorbidity_cap`` (and a ``_comorbidities`` column, 0 for members without diagnoses) the
+    logistic and Poisson models add the comorbidity count, capped, as a linear covariate; when that
+    model cannot be fitted the age/sex model is used instead and ``risk_model`` says so."""
+    use_com = comorbidity_cap is not None and "_comorbidities" in base.columns
+    cap = int(comorbidity_cap) if comorbidity_cap is not None else DEFAULT_COMORBIDITY_CAP
+    if "_comorbidities" not in base.columns:
+        base = base.with_columns(_comorbidities=pl.lit(0, dtype=pl.Int64))
+    base = base.with_columns(pl.col("_comorbidities").fill_null(0))
     out, models = [], {}
     for (measure, submeasure), part in base.group_by("measure_id", "submeasure", maintain_order=True):
         kind = kinds.get(measure)
         part = part.sort("member_id")
         if kind == "proportion":
-            frame = part.select(age=pl.col("age"), sex=pl.when(pl.col("_sex") == "Male").then(pl.lit("M")).otherwise(pl.lit("F")),
-                                readmitted=pl.col("numerator_value") > 0)
-            ok = frame["age"].is_not_null()
-            p = np.full(part.height, np.nan)
-            # bands present only: the first present band is the model's reference (an absent first band
-            # would leave the band indicators collinear with the constant)
-            ages = frame.filter(ok)["age"]
-            present = [b for b, nxt in zip(bands, [*bands[1:], None]) if ((ages >= b) & ((ages < nxt) if nxt is not None else True)).any()]
-            fitted, summary = fit_expected(frame.filter(ok), {"age_bands": present, "sex": True, "min_events": 10})
-            p[ok.to_numpy()] = fitted
-            summary = {"method": summary.get("method"), **({"reason": summary["reason"]} if "reason" in summary else {}),
-                       **({"coefficients": summary["coefficients"]} if "coefficients" in summary else {})}
+            p, fit = _logistic(part, bands, use_com, cap)
+            fallback = None
+            if use_com and fit.get("method") != "logistic":   # the comorbidity model cannot be fitted: age/sex
+                p2, fit2 = _logistic(part, bands, False, cap)
+                if fit2.get("method") == "logistic":
+                    fallback, p, fit = fit.get("reason", "fit failed"), p2, fit2
+            summary = {"method": fit.get("method"), **({"reason": fit["reason"]} if "reason" in fit else {}),
+                       **({"coefficients": fit["coefficients"]} if "coefficients" in fit else {})}
+            summary["risk_model"] = _risk_label(fit) + (f" (comorbidity model failed: {fallback})" if fallback else "")
+            if use_com:
+                summary["comorbidity_cap"] = cap
             part = part.with_columns(_expected=pl.Series(p).fill_nan(None))
         elif kind == "readmission" and "expected_value" in part.columns:
-            part, summary = part.with_columns(_expected=pl.col("expected_value")), {"method": "measure_risk_model"}
+            part, summary = part.with_columns(_expected=pl.col("expected_value")), {"method": "measure_risk_model",
+                                                                                     "risk_model": "measure risk model"}
         elif kind == "event_rate":
-            part = part.with_columns(_male=pl.col("_sex") == "Male")
+            part = part.with_columns(_male=pl.col("_sex") == "Male",
+                                     _com=pl.min_horizontal(pl.col("_comorbidities"), pl.lit(cap)) if use_com else pl.lit(0, dtype=pl.Int64))
             usable = part.filter(pl.col("_band").is_not_null() & (pl.col("denominator_value") > 0))
-            cells = usable.group_by("_band", "_male").agg(events=pl.col("numerator_value").sum(), exposure=pl.col("denominator_value").sum())
+
+            def cells_of(frame: pl.DataFrame) -> pl.DataFrame:
+                return (frame.group_by("_band", "_male", "_com").agg(events=pl.col("numerator_value").sum(),
+                                                                      exposure=pl.col("denominator_value").sum())
+                        .sort("_band", "_male", "_com"))
+
+            cells = cells_of(usable)
             if cells.height:
-                rates, summary = _poisson_expected(cells.sort("_band", "_male"), bands)
-                lookup = pl.DataFrame({"_band": [k[0] for k in rates], "_male": [k[1] for k in rates], "_r": list(rates.values())},
-                                      schema={"_band": pl.String, "_male": pl.Boolean, "_r": pl.Float64})
-                part = part.join(lookup, on=["_band", "_male"], how="left").with_columns(_expected=pl.col("_r") * pl.col("denominator_value")).drop("_r")
+                rates, summary = _poisson_expected(cells, bands, use_com)
+                fallback = None
+                if use_com and summary["method"] != "poisson":
+                    part, usable = part.with_columns(_com=pl.lit(0, dtype=pl.Int64)), usable.with_columns(_com=pl.lit(0, dtype=pl.Int64))
+                    rates2, summary2 = _poisson_expected(cells_of(usable), bands, False)
+                    if summary2["method"] == "poisson":
+                        fallback, rates, summary = summary.get("reason", "fit failed"), rates2, summary2
+                    else:
+                        part = part.with_columns(_com=pl.min_horizontal(pl.col("_comorbidities"), pl.lit(cap)))
+                summary["risk_model"] = (_risk_label(summary) if summary["method"] != "cell_rates" else "cell rates") + (
+                    f" (comorbidity model failed: {fallback})" if fallback else "")
+                if use_com:
+                    summary["comorbidity_cap"] = cap
+                lookup = pl.DataFrame({"_band": [k[0] for k in rates], "_male": [k[1] for k in rates], "_com": [k[2] for k in rates],
+                                       "_r": list(rates.values())},
+                                      schema={"_band": pl.String, "_male": pl.Boolean, "_com": pl.Int64, "_r": pl.Float64})
+                part = (part.with_columns(pl.col("_com").cast(pl.Int64)).join(lookup, on=["_band", "_male", "_com"], how="left")
+                        .with_columns(_expected=pl.col("_r") * pl.col("denominator_value")).drop("_r"))
             else:
                 part, summary = part.with_columns(_expected=pl.lit(None, dtype=pl.Float64)), {"method": "none"}
-            part = part.drop("_male")
+            part = part.drop("_male", "_com")
         else:
             part, summary = part.with_columns(_expected=pl.lit(None, dtype=pl.Float64)), {"method": "none"}
         models[f"{measure}/{submeasure}"] = summary
@@ -227,18 +295,25 @@ def expected_values(base: pl.DataFrame, kinds: dict[str, str], bands: tuple[int,
 def standardized_rates(results: pl.DataFrame, attributes: pl.DataFrame, rates: pl.DataFrame, disparities: pl.DataFrame | None,
                        specs: dict, *, stratifiers: tuple[str, ...] = DEFAULT_STRATIFIERS, standard: str = DEFAULT_STANDARD,
                        age_bands: tuple[int, ...] = DEFAULT_AGE_BANDS, method: str = "dobson",
-                       alpha: float = 0.05) -> tuple[pl.DataFrame, dict[str, Any]]:
+                       alpha: float = 0.05, comorbidities: pl.DataFrame | None = None,
+                       comorbidity_cap: int = DEFAULT_COMORBIDITY_CAP) -> tuple[pl.DataFrame, dict[str, Any]]:
     """``public/standardized_rates.parquet`` and the models used (for counts/standardization.json).
 
     ``results``: member-level measure results (restricted); ``attributes``: member attributes;
     ``rates``: the public rates (crude rates and suppression); ``disparities``: the public disparity
-    table (reference strata), or None."""
+    table (reference strata), or None; ``comorbidities``: member_id, comorbidities (count of
+    distinct comorbidity groups diagnosed in the year before the period end,
+    :func:`equity_pipeline.measures.readmission.member_comorbidities`; members absent count 0), or
+    None for the age/sex-only O/E models."""
     if standard not in STANDARDS:
         raise ValueError(f"standard {standard!r} must be one of {', '.join(STANDARDS)}")
     kinds = {m: s.kind for m, s in specs.items() if s.kind in KINDS}
     results = results.filter(pl.col("measure_id").is_in(list(kinds)))
     base = _denominators(results, attributes, stratifiers, age_bands)
-    base, models = expected_values(base, kinds, age_bands)
+    if comorbidities is not None:
+        base = base.join(comorbidities.select("member_id", _comorbidities=pl.col("comorbidities").cast(pl.Int64)), on="member_id",
+                         how="left").with_columns(pl.col("_comorbidities").fill_null(0))
+    base, models = expected_values(base, kinds, age_bands, comorbidity_cap if comorbidities is not None else None)
     # observed / expected per stratum
     oe = _by_stratum(base, stratifiers, [pl.col("numerator_value").sum().alias("_o"), pl.col("_expected").sum().alias("_e"),
                                          pl.col("_expected").is_not_null().any().alias("_has_e")], [])
@@ -254,7 +329,7 @@ def standardized_rates(results: pl.DataFrame, attributes: pl.DataFrame, rates: p
                         ["_cell"])
     weights = _weights(in_cells, cells, standard, age_bands)
     dsr = _dsr_rows(cells, weights, specs, method, alpha)
-    table = _assemble(rates, dsr, oe, disparities, specs, stratifiers, standard, method, alpha)
+    table = _assemble(rates, dsr, oe, disparities, specs, stratifiers, standard, method, alpha, models)
     return table, {"standard": standard, "age_bands": list(age_bands), "method": method, "stratifiers": list(stratifiers), "models": models}
 
 
@@ -300,7 +375,7 @@ def _dsr_rows(cells: pl.DataFrame, weights: dict, specs: dict, method: str, alph
 
 
 def _assemble(rates: pl.DataFrame, dsr: pl.DataFrame, oe: pl.DataFrame, disparities: pl.DataFrame | None, specs: dict,
-              stratifiers: tuple[str, ...], standard: str, method: str, alpha: float) -> pl.DataFrame:
+              stratifiers: tuple[str, ...], standard: str, method: str, alpha: float, fitted: dict[str, Any] | None = None) -> pl.DataFrame:
     kinds = {m: s.kind for m, s in specs.items()}
     keep = rates.filter(pl.col("stratifier").is_in(["overall", *stratifiers])
                         & pl.col("measure_id").replace_strict(kinds, default="").is_in(list(KINDS)))
@@ -312,10 +387,13 @@ def _assemble(rates: pl.DataFrame, dsr: pl.DataFrame, oe: pl.DataFrame, disparit
             continue
         r, lo, hi, _ = standardised_ratio(float(o), float(e), alpha=alpha)
         ratio.append(r), lower.append(lo), upper.append(hi)
-    models = {"proportion": "logistic (age band, male)", "readmission": "measure risk model", "event_rate": "poisson (age band, male; offset)"}
+    models = {"proportion": "logistic", "readmission": "measure risk model", "event_rate": "poisson (log member-months offset)"}
+    labels = {k: v.get("risk_model") for k, v in (fitted or {}).items()}
     t = t.with_columns(
         oe_ratio=pl.Series(ratio, dtype=pl.Float64), oe_ci_lower=pl.Series(lower, dtype=pl.Float64), oe_ci_upper=pl.Series(upper, dtype=pl.Float64),
         oe_model=pl.col("measure_id").replace_strict({m: models.get(k) for m, k in kinds.items()}, default=None, return_dtype=pl.String),
+        risk_model=pl.concat_str([pl.col("measure_id"), pl.col("submeasure")], separator="/").replace_strict(
+            labels, default=None, return_dtype=pl.String),
         crude_rate=pl.col("rate"), standard_population=pl.lit(standard), standardization_method=pl.lit(method),
     )
     group = ["measure_id", "submeasure", "unit_level", "unit_id", "stratifier"]

@@ -33,6 +33,7 @@ case-mix-adjusted average (indirect standardisation).
 from __future__ import annotations
 
 import warnings
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -89,16 +90,32 @@ def readmissions(index: pl.LazyFrame, stays: pl.LazyFrame, events: pl.LazyFrame,
     )
 
 
+def comorbidities_in_windows(windows: pl.LazyFrame, key: list[str], events: pl.LazyFrame, value_sets: list[str]) -> pl.LazyFrame:
+    """``key`` + comorbidities: distinct comorbidity ``value_sets`` with an event dated in the row's
+    window ``_from`` .. ``_to`` (inclusive), 0 when none. Shared by PCR (per stay) and the
+    standardised rates' risk adjustment (per member, :func:`member_comorbidities`)."""
+    dx = events.filter(pl.col("value_set").is_in(list(value_sets))).select("member_id", "value_set", _d=pl.col("event_date")).unique()
+    hits = (
+        windows.select(*key, "_from", "_to").join(dx, on="member_id", how="inner")
+        .filter(pl.col("_d").is_between(pl.col("_from"), pl.col("_to")))
+        .group_by(key).agg(comorbidities=pl.col("value_set").n_unique())
+    )
+    return windows.select(key).unique().join(hits, on=key, how="left").with_columns(pl.col("comorbidities").fill_null(0).cast(pl.Int64))
+
+
 def comorbidity_counts(index: pl.LazyFrame, events: pl.LazyFrame, value_sets: list[str], lookback_days: int) -> pl.LazyFrame:
     """member_id, stay_id, comorbidities: distinct comorbidity value sets diagnosed from
     ``lookback_days`` before admission through discharge (0 when none)."""
-    dx = events.filter(pl.col("value_set").is_in(value_sets)).select("member_id", "value_set", _d=pl.col("event_date")).unique()
-    hits = (
-        index.select(*STAY_KEY, "admit_date", "discharge_date").join(dx, on="member_id", how="inner")
-        .filter(pl.col("_d").is_between(pl.col("admit_date") - pl.duration(days=lookback_days), pl.col("discharge_date")))
-        .group_by(STAY_KEY).agg(comorbidities=pl.col("value_set").n_unique())
-    )
-    return index.select(STAY_KEY).join(hits, on=STAY_KEY, how="left").with_columns(pl.col("comorbidities").fill_null(0).cast(pl.Int64))
+    windows = index.select(*STAY_KEY, _from=pl.col("admit_date") - pl.duration(days=lookback_days), _to=pl.col("discharge_date"))
+    return index.select(STAY_KEY).join(comorbidities_in_windows(windows, STAY_KEY, events, value_sets), on=STAY_KEY, how="left")
+
+
+def member_comorbidities(members: pl.LazyFrame, events: pl.LazyFrame, value_sets: list[str], end: date,
+                         lookback_days: int = 365) -> pl.LazyFrame:
+    """member_id, comorbidities per member of ``members``: distinct comorbidity value sets diagnosed
+    from ``lookback_days`` before ``end`` (the measurement period end) through ``end``; 0 when none."""
+    windows = members.select("member_id").unique().with_columns(_from=pl.lit(end - timedelta(days=lookback_days)), _to=pl.lit(end))
+    return comorbidities_in_windows(windows, ["member_id"], events, value_sets)
 
 
 # ---------------------------------------------------------------- risk model

@@ -276,7 +276,9 @@ def _oe_constraints(prog: Program, rates: pl.DataFrame, standardized: pl.DataFra
         const = coef.get("const", 0.0)
         others = [v for k, v in coef.items() if k.startswith("age_")]
         male = coef.get("male", 0.0)
-        logits = [const + a + m for a in [0.0, *others] for m in (0.0, male)]
+        # the comorbidity count (0..cap) enters linearly: its extremes bound the fitted probabilities
+        com = [coef.get("comorbidities", 0.0) * k for k in (0, int(model.get("comorbidity_cap", 0)))]
+        logits = [const + a + m + c for a in [0.0, *others] for m in (0.0, male) for c in com]
         p_min, p_max = (1 / (1 + math.exp(-min(logits))), 1 / (1 + math.exp(-max(logits))))
         e_vars = []
         for i in hidden:

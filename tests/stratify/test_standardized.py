@@ -177,3 +177,62 @@ def test_assets_are_registered_with_blocking_checks():
         assert {dg.AssetKey(p) for p in parents} <= node.parent_keys
         asset = next(a for a in ALL_ASSETS if dg.AssetKey(name) in a.keys)
         assert {(s.name, s.blocking) for s in asset.check_specs} == {(check, True)}
+
+
+def _run_with_comorbidity(rows: list[tuple[str, int, int, int, int]], **options):
+    """rows: (stratum, age, comorbidities, members, events), women only -> (table, info); the
+    comorbidity frame lists only members with at least one comorbidity (the others must count 0)."""
+    ids, strata, ages, y, com = [], [], [], [], {}
+    for stratum, age, c, n, x in rows:
+        for i in range(n):
+            mid = f"M{len(ids):07d}"
+            ids.append(mid), strata.append(stratum), ages.append(age), y.append(1.0 if i < x else 0.0)
+            if c:
+                com[mid] = c
+    results = pl.DataFrame({"member_id": ids, "measure_id": "BCS", "measure_version": "1", "submeasure": "all", "period": "2025",
+                            "age": ages, "in_denominator": True, "numerator_value": y, "denominator_value": 1.0})
+    attributes = pl.DataFrame({"member_id": ids, "state": "MD", "race_ethnicity": strata, "sex": "Female"})
+    specs = {"BCS": load_specs()["BCS"]}
+    rates = public_rates(stratified_counts(results, attributes, ("race_ethnicity",)), specs, {"BCS": "claims"})
+    disparities = rates.filter(pl.col("stratifier") == "race_ethnicity").select(
+        "measure_id", "submeasure", "unit_level", "unit_id", "stratifier", reference_stratum=pl.lit("A")).unique()
+    comorbidities = pl.DataFrame({"member_id": list(com), "comorbidities": list(com.values())}, schema={"member_id": pl.String,
+                                                                                                       "comorbidities": pl.Int64})
+    return st.standardized_rates(results, attributes, rates, disparities, specs, age_bands=(0, 60), comorbidities=comorbidities, **options)
+
+
+def test_comorbidity_adjusted_o_over_e_removes_a_gap_driven_by_comorbidity():
+    # the outcome depends on comorbidity only (0 -> 20 %, 2 -> 60 %), the same at both ages;
+    # B carries far more comorbidity than A: a large crude gap that risk adjustment explains away
+    rows = [("A", 55, 0, 100, 20), ("A", 65, 0, 100, 20), ("A", 55, 2, 25, 15), ("A", 65, 2, 25, 15),
+            ("B", 55, 0, 25, 5), ("B", 65, 0, 25, 5), ("B", 55, 2, 100, 60), ("B", 65, 2, 100, 60)]
+    table, info = _run_with_comorbidity(rows)
+    model = info["models"]["BCS/all"]
+    assert model["method"] == "logistic" and "comorbidities" in model["coefficients"] and model["comorbidity_cap"] == 4
+    assert model["coefficients"]["comorbidities"] > 0
+    get = lambda s: table.filter((pl.col("stratum") == s) & (pl.col("unit_level") == "population")).row(0, named=True)  # noqa: E731
+    a, b, overall = get("A"), get("B"), get("all")
+    assert b["risk_model"] == "age band, comorbidity count"   # sex does not vary here (women only): dropped
+    assert a["crude_rate"] == pytest.approx(70 / 250) and b["crude_rate"] == pytest.approx(130 / 250)
+    assert b["crude_difference"] == pytest.approx(60 / 250)   # the unadjusted gap stays beside the adjusted one
+    # outcome depends only on comorbidity: every group's expected count is its observed one
+    assert a["oe_ratio"] == pytest.approx(1.0, abs=1e-6) and b["oe_ratio"] == pytest.approx(1.0, abs=1e-6)
+    assert overall["oe_ratio"] == pytest.approx(1.0)
+    # without the comorbidity term the O/E keeps the crude gap, in the crude direction
+    plain, _ = _run([(s, age, "Female", n, x) for s, age, _, n, x in rows], age_bands=(0, 60))
+    pa, pb = (plain.filter((pl.col("stratum") == s) & (pl.col("unit_level") == "population")).row(0, named=True) for s in "AB")
+    assert pa["risk_model"] == "age band" and pa["oe_ratio"] == pytest.approx(70 / 100) and pb["oe_ratio"] == pytest.approx(130 / 100)
+    # the adjusted gap shrinks toward zero (same direction, B above A, before adjustment)
+    assert pb["oe_ratio"] - pa["oe_ratio"] == pytest.approx(0.6) and abs(b["oe_ratio"] - a["oe_ratio"]) < 1e-6
+
+
+def test_comorbidity_model_that_cannot_be_fitted_falls_back_to_age_sex():
+    # comorbidity separates the outcome perfectly: the logistic fit fails, the age/sex model is used
+    rows = [("A", 55, 0, 60, 0), ("A", 65, 0, 60, 0), ("A", 55, 1, 20, 20), ("A", 65, 1, 40, 40),
+            ("B", 55, 0, 20, 0), ("B", 65, 0, 20, 0), ("B", 55, 1, 60, 60), ("B", 65, 1, 40, 40)]
+    table, info = _run_with_comorbidity(rows)
+    model = info["models"]["BCS/all"]
+    assert model["method"] == "logistic" and "comorbidities" not in model["coefficients"]
+    assert model["risk_model"].startswith("age band (comorbidity model failed: logistic fit failed")
+    assert set(table["risk_model"]) == {model["risk_model"]}
+    assert table.filter(pl.col("stratifier") == "overall")["oe_ratio"].to_list() == pytest.approx([1.0, 1.0])
