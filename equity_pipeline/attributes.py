@@ -36,6 +36,7 @@ NOT_HISPANIC = "Not Hispanic or Latino"
 LEP = "Limited English proficiency"
 ENGLISH_PROFICIENT = "English proficient"
 SEX_LABELS = {"F": "Female", "M": "Male", "X": "Non-binary or other (X)"}
+DISABILITY, NO_DISABILITY = "Disability", "No disability"
 METRO, NONMETRO_URBAN, NONMETRO_RURAL = "Metro", "Nonmetro urban", "Nonmetro rural"
 #: RUCC 2013 code -> rurality stratum (urban / in-between / rural, the three levels programs ask for)
 RUCC_RURALITY: dict[int, str] = {1: METRO, 2: METRO, 3: METRO, 4: NONMETRO_URBAN, 5: NONMETRO_URBAN,
@@ -127,6 +128,14 @@ def lep_stratum(language: pl.Expr, interpreter_needed: pl.Expr) -> pl.Expr:
 
 # ---------------------------------------------------------------------------------------------
 # sex and age
+
+
+def disability_stratum(disability: pl.Expr) -> pl.Expr:
+    """The optional members ``disability`` flag: Disability / No disability; empty -> Unknown (also
+    when the input has no such column: the stratifier is opt-in and used "where present")."""
+    return (pl.when(disability == pl.lit(True)).then(pl.lit(DISABILITY))
+            .when(disability == pl.lit(False)).then(pl.lit(NO_DISABILITY))
+            .otherwise(pl.lit(UNKNOWN)))
 
 
 def sex_stratum(sex: pl.Expr) -> pl.Expr:

@@ -29,13 +29,14 @@ STRATIFIERS: dict[str, str] = {
     for name in (
         "race_ethnicity", "ethnicity", *[f"race_aic_{k}" for k in attr.AIC_CATEGORIES], "language", "lep",
         "county", "rurality", "svi_quintile", "region", "payer", "line_of_business", "dual_status", "sex",
-        "age_band", "sdoh_need", *[f"sdoh_need_{d}" for d in CORE_DOMAINS],
+        "age_band", "disability", "sdoh_need", *[f"sdoh_need_{d}" for d in CORE_DOMAINS],
     )
 }
 #: used when the program config names none: the REL, geography, coverage, demographic and social-need
 #: stratifiers most equity plans ask for. Opt-in (each adds counting, suppression, disparity and report
 #: time): the alone-or-in-combination race stratifiers, line of business, dual status (``payer``
-#: already has the dual stratum), per-domain SDOH needs and regions.
+#: already has the dual stratum), disability (where the members table carries it), per-domain SDOH
+#: needs and regions.
 DEFAULT_STRATIFIERS: tuple[str, ...] = (
     "race_ethnicity", "ethnicity", "language", "lep", "county", "rurality", "svi_quintile", "payer", "sex",
     "age_band", "sdoh_need",
@@ -108,7 +109,7 @@ def member_attributes(members: pl.LazyFrame, year: int, *, enrollment: pl.LazyFr
     screenings within it. Without ``enrollment`` the coverage stratifiers are Unknown; without
     ``screenings`` the SDOH ones are Not screened. Optional members columns may be absent.
     """
-    wanted = ("member_id", "race_ethnicity_codes", "language", "interpreter_needed", "county_fips", "sex", "birth_date")
+    wanted = ("member_id", "race_ethnicity_codes", "language", "interpreter_needed", "county_fips", "sex", "birth_date", "disability")
     m = members.select(c for c in wanted if c in members.collect_schema().names()).collect()
     period = MeasurementPeriod.calendar_year(year)
     names = county_names(year)
@@ -127,6 +128,7 @@ def member_attributes(members: pl.LazyFrame, year: int, *, enrollment: pl.LazyFr
         county=pl.when(county_ok).then(fips).otherwise(pl.lit(UNKNOWN)),
         state=pl.when(county_ok).then(fips.str.slice(0, 2).replace_strict(states, default=UNKNOWN)).otherwise(pl.lit(UNKNOWN)),
         sex=attr.sex_stratum(_column(m, "sex")),
+        disability=attr.disability_stratum(_column(m, "disability", pl.Boolean)),
         age_band=attr.age_band_stratum(_column(m, "birth_date", pl.Date), period.end, tuple(age_bands)),
         _valid_county=pl.when(county_ok).then(fips),
     ).join(context, left_on="_valid_county", right_on="county_fips", how="left")

@@ -397,6 +397,13 @@ def make_population(ctx: ChunkContext, geo: Geography, providers: Providers, fir
                    providers.roles["pcp"].pick(county, rng))
     hospital_pos = providers.roles["hospital"].positions(county, rng)
 
+    # ---- disability flag (own random stream, so adding it changed no other column): about 4% of
+    # children, 10% of adults under 65 and 25% from 65; 3% not recorded
+    drng = ctx.rng("disability")
+    p_dis = np.select([age < 18, age < 65], [0.04, 0.10], 0.25)
+    disability = np.where(drng.random(n) < p_dis, "true", "false").astype(object)
+    disability[drng.random(n) < 0.03] = None
+
     # ---- output frames
     gidx = np.arange(first_index, first_index + n, dtype=np.int64)
     member_id = np.char.add("M", np.char.zfill((gidx + 1).astype(str), 8))
@@ -406,6 +413,7 @@ def make_population(ctx: ChunkContext, geo: Geography, providers: Providers, fir
         str_series("race_ethnicity_source", source),
         str_series("language", lang),
         str_series("interpreter_needed", interp),
+        str_series("disability", disability),
         str_series("sex", sex),
         pl.Series("birth_date", birth),
         pl.Series("death_date", death),

@@ -9,7 +9,7 @@ from __future__ import annotations
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "members": (
         "member_id", "race_ethnicity_codes", "race_ethnicity_source", "language", "interpreter_needed",
-        "sex", "birth_date", "death_date", "zip", "county_fips", "first_name", "last_name",
+        "disability", "sex", "birth_date", "death_date", "zip", "county_fips", "first_name", "last_name",
     ),
     "enrollment": (
         "member_id", "payer", "line_of_business", "plan_id", "dual_status", "enrollment_start", "enrollment_end",

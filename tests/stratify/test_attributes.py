@@ -231,3 +231,14 @@ def test_every_stratifier_labels_every_member_once():
     # a member with nothing known is Unknown / Not screened everywhere, never dropped
     blank = table.row(1, named=True)
     assert {blank[s] for s in STRATIFIERS if s != "region"} <= {"Unknown", "Not screened"}
+
+
+def test_disability_where_present_and_unknown_where_not():
+    """The optional members column: true -> Disability, false -> No disability, empty -> Unknown; a
+    members table without the column gives Unknown for everyone (the stratifier is opt-in)."""
+    m = pl.DataFrame({"member_id": ["M0", "M1", "M2"], "disability": [True, False, None]},
+                     schema={"member_id": pl.String, "disability": pl.Boolean})
+    got = member_attributes(m.lazy(), YEAR).sort("member_id")["disability"].to_list()
+    assert got == [attr.DISABILITY, attr.NO_DISABILITY, attr.UNKNOWN]
+    assert column([{}, {}], "disability") == [attr.UNKNOWN, attr.UNKNOWN]
+    assert "disability" in STRATIFIERS and "disability" not in DEFAULT_STRATIFIERS
