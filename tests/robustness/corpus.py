@@ -33,7 +33,7 @@ PHI_VALUES = ("MBR-QX-0001", "Quinzella", "Vantongeren", "1957-03-19", "CLM-QX-0
 VALID: dict[str, dict[str, str]] = {
     "members": {
         "member_id": MEMBER, "race_ethnicity_codes": "2106-3|2135-2", "race_ethnicity_source": "self_reported",
-        "language": "es-MX", "interpreter_needed": "N", "sex": "F", "birth_date": "1957-03-19", "death_date": "",
+        "language": "es-MX", "interpreter_needed": "N", "disability": "N", "sex": "F", "birth_date": "1957-03-19", "death_date": "",
         "zip": "02139", "county_fips": "25017", "first_name": "Quinzella", "last_name": "Vantongeren",
     },
     "enrollment": {
