@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from equity_pipeline.disparity_tables import DISPARITY_COLUMNS
+
 SCHEMA = {
     "measure_id": pl.String, "measure_title": pl.String, "measure_version": pl.String, "submeasure": pl.String,
     "period": pl.String, "unit_level": pl.String, "unit_id": pl.String, "stratifier": pl.String,
@@ -53,19 +55,9 @@ def frame(rows: list[dict]) -> pl.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------------
-# public/disparities.parquet (the columns of ``disparity_tables.DISPARITY_COLUMNS``)
+# public/disparities.parquet: frames built with the library's own column schema
 
-DISPARITY_SCHEMA = {
-    "measure_id": pl.String, "measure_version": pl.String, "submeasure": pl.String, "period": pl.String,
-    "unit_level": pl.String, "unit_id": pl.String, "stratifier": pl.String, "stratum": pl.String,
-    "reference_stratum": pl.String, "reference_policy": pl.String, "direction": pl.String, "rate_type": pl.String,
-    "rate_per": pl.Float64, "rate": pl.Float64, "reference_rate": pl.Float64,
-    "difference": pl.Float64, "difference_ci_lower": pl.Float64, "difference_ci_upper": pl.Float64,
-    "ratio": pl.Float64, "ratio_ci_lower": pl.Float64, "ratio_ci_upper": pl.Float64,
-    "p_value": pl.Float64, "p_adjusted": pl.Float64, "adjustment": pl.String, "method": pl.String,
-    "is_reference": pl.Boolean, "significant": pl.Boolean, "worse_than_reference": pl.Boolean,
-    "insufficient_data": pl.Boolean, "suppressed": pl.Boolean, "status": pl.String,
-}
+DISPARITY_SCHEMA = DISPARITY_COLUMNS
 
 
 def disparity(measure: str, stratifier: str, stratum: str, reference: str, rate: float | None = None,
