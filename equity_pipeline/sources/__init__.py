@@ -22,8 +22,14 @@ from equity_pipeline.errors import ConfigError, PipelineError
 from equity_pipeline.io import write_text_atomic
 from equity_pipeline.sources.common import Reconciliation, write_canonical
 
-SOURCES = ("canonical", "synthea", "fhir")
 CANONICAL = "canonical"
+#: source name -> module under equity_pipeline.sources with ``convert(input_dir, recon) -> {table: frame}``
+#: (imported only when that source is used). Add a reader by adding one line here.
+READERS = {
+    "synthea": "synthea",
+    "fhir": "fhir",
+}
+SOURCES = (CANONICAL, *READERS)
 
 
 def canonical_input_dir(out_root: Path) -> Path:
@@ -54,14 +60,10 @@ def convert(source: str, input_dir: Path, out_root: Path) -> dict[str, Any]:
     if source != CANONICAL:
         if not input_dir.is_dir():
             raise PipelineError(f"input folder not found: {input_dir}")
-        if source == "synthea":
-            from equity_pipeline.sources import synthea
+        import importlib
 
-            tables = synthea.convert(input_dir, recon)
-        else:
-            from equity_pipeline.sources import fhir
-
-            tables = fhir.convert(input_dir, recon)
+        reader = importlib.import_module(f"equity_pipeline.sources.{READERS[source]}")
+        tables = reader.convert(input_dir, recon)
         write_canonical(tables, canonical_input_dir(out_root), recon)
     result = recon.to_dict()
     write_text_atomic(json.dumps(result, indent=2, sort_keys=True) + "\n", reconciliation_path(out_root))
