@@ -20,7 +20,8 @@ class PipelineResource(dg.ConfigurableResource):
     out_dir: str = os.environ.get("EQUITY_OUT_DIR", "demo_out")
     config_file: str | None = os.environ.get("EQUITY_CONFIG") or None
     run_date: str | None = None
-    # input format of input_dir: canonical (default), synthea or fhir (docs/sources.md); EQUITY_SOURCE
+    # input format of input_dir: canonical (default) or a source of sources.READERS (synthea, fhir, ahc-hrsn,
+    # tuva, cms-rif, desynpuf, ...; docs/sources.md); EQUITY_SOURCE
     source: str = os.environ.get("EQUITY_SOURCE", "canonical")
 
     @property

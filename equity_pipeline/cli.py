@@ -4,6 +4,7 @@ materializes the code location's asset graph in process."""
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import time
@@ -53,7 +54,7 @@ def run_pipeline(input_dir: Path, out: Path, config_file: str | None = None, *, 
         raise PipelineError(f"input folder not found: {input_dir}")
     from equity_pipeline.sources import check_source
 
-    check_source(source)  # canonical, synthea or fhir (docs/sources.md)
+    check_source(source)  # canonical or a source format of sources.READERS (docs/sources.md)
     if config_file:
         from equity_pipeline.config import load_config
 
@@ -63,6 +64,17 @@ def run_pipeline(input_dir: Path, out: Path, config_file: str | None = None, *, 
             _progress(f"the previous run into {out} did not finish (killed?); this run rewrites its outputs")
         return _execute_job(input_dir, out, config_file, run_date=run_date, quiet=quiet, previous_interrupted=lock.previous_interrupted,
                             source=source)
+
+
+#: a full disk, a quota, a read-only file system: a step could not write its outputs
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def _disk_full(out: Path, exc: OSError) -> Exception:
+    from equity_pipeline.errors import PipelineError
+
+    return PipelineError(f"cannot write outputs in {out} ({os.strerror(exc.errno)}); every file there is whole (written "
+                         "atomically) but the folder mixes this run's files with earlier ones: free space and run again")
 
 
 def _fail_orphaned_runs(instance) -> int:
@@ -112,6 +124,12 @@ def _execute_job(input_dir: Path, out: Path, config_file: str | None, *, run_dat
             user = getattr(exc, "user_exception", None)
             if isinstance(user, PipelineError):
                 raise user from None
+            if isinstance(user, OSError) and user.errno in _DISK_FULL:
+                raise _disk_full(out, user) from None
+            raise
+        except OSError as exc:  # the step's own exception (raise_on_error re-raises it)
+            if exc.errno in _DISK_FULL:
+                raise _disk_full(out, exc) from None
             raise
         except dg.DagsterError as exc:
             if type(exc).__name__ == "DagsterAssetCheckFailedError":  # a blocking check failed: name it on one line
@@ -180,8 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--input", required=True, help="folder with members, enrollment, medical_claims, ... (.parquet or .csv)")
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--config", help="program config YAML (measures, measurement_year, stratifiers)")
-    r.add_argument("--source", choices=["canonical", "synthea", "fhir"], default="canonical",
-                   help="input format: canonical tables (default), a Synthea CSV export, or FHIR R4 bundles / Bulk NDJSON (docs/sources.md)")
+    r.add_argument("--source", choices=["canonical", "synthea", "fhir", "ahc-hrsn", "tuva", "cms-rif", "desynpuf"], default="canonical",
+                   help="input format: canonical tables (default), a Synthea CSV export, FHIR R4 bundles / Bulk NDJSON, "
+                        "AHC HRSN screening flat files (NY SHIN-NY layout), the Tuva Project input layer, "
+                        "CMS CCW RIF files or CMS DE-SynPUF files (docs/sources.md)")
     r.set_defaults(func=cmd_run)
 
     d = sub.add_parser("demo", help="generate built-in demo data and run the whole pipeline on it")

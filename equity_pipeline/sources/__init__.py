@@ -10,7 +10,12 @@ tables exactly as it validates canonical input.
 
 Sources: ``canonical`` (no conversion: ``--input`` already holds the canonical tables),
 ``synthea`` (Synthea CSV export), ``fhir`` (FHIR R4 transaction/collection bundles as ``.json`` or
-Bulk Data ``.ndjson``). Mapping tables: ``sources/data/*.csv``; documented in docs/sources.md.
+Bulk Data ``.ndjson``), ``cms-rif`` (CMS CCW RIF extracts: pipe-delimited beneficiary, claim and PDE
+files), ``desynpuf`` (CMS DE-SynPUF 2008-2010 CSV files), ``ahc-hrsn`` (AHC HRSN screening flat files
+in New York's SHIN-NY ``SDOH_PtInfo`` / ``SDOH_ScreeningProf`` / ``SDOH_ScreeningObs`` layout), ``tuva``
+(Tuva Project input-layer tables). ``common.read_table`` reads a source file for any reader (CSV or
+Parquet, delimiter and encoding sniffed or declared, all values text). Mapping tables:
+``sources/data/*.csv``; documented in docs/sources.md.
 """
 from __future__ import annotations
 
@@ -28,6 +33,10 @@ CANONICAL = "canonical"
 READERS = {
     "synthea": "synthea",
     "fhir": "fhir",
+    "ahc-hrsn": "ahc_hrsn",
+    "tuva": "tuva",
+    "cms-rif": "cms_rif",
+    "desynpuf": "desynpuf",
 }
 SOURCES = (CANONICAL, *READERS)
 
@@ -64,7 +73,8 @@ def convert(source: str, input_dir: Path, out_root: Path) -> dict[str, Any]:
 
         reader = importlib.import_module(f"equity_pipeline.sources.{READERS[source]}")
         tables = reader.convert(input_dir, recon)
-        write_canonical(tables, canonical_input_dir(out_root), recon)
+        # a reader may name its own writer (common.write_canonical_contract keeps every contract column)
+        getattr(reader, "write_tables", write_canonical)(tables, canonical_input_dir(out_root), recon)
     result = recon.to_dict()
     write_text_atomic(json.dumps(result, indent=2, sort_keys=True) + "\n", reconciliation_path(out_root))
     return result

@@ -363,8 +363,17 @@ CANONICAL_COLUMNS: dict[str, list[str]] = {
 
 
 def conform(table: str, frame: pl.DataFrame) -> pl.DataFrame:
-    """The canonical columns of ``table`` in order, as text (missing ones null)."""
-    cols = CANONICAL_COLUMNS[table]
+    """The canonical columns of ``table`` in order, as text (missing ones null).
+
+    :data:`CANONICAL_COLUMNS` lists the columns always written; any other column of the table's
+    contract (expectations/<table>.json) that the reader produced is kept too (a claims source such
+    as Tuva has revenue codes, HCPCS, twelve diagnoses, ...). Tables without an entry in
+    :data:`CANONICAL_COLUMNS` (``pharmacy_claims``, ``providers``) are written with every contract column."""
+    from equity_pipeline.suites import load_suite
+
+    contract = list(load_suite(table).column_names)
+    base = CANONICAL_COLUMNS.get(table, contract)
+    cols = base + [c for c in contract if c not in base and c in frame.columns]
     if frame.width == 0:
         return pl.DataFrame(schema={c: pl.String for c in cols})
     return frame.select([
@@ -390,3 +399,197 @@ def write_canonical(tables: dict[str, pl.DataFrame], out_dir: Path, recon: Recon
         ensure_restricted_dir(qdir)
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", key)
         write_parquet_atomic(rows.sort("source_row") if "source_row" in rows.columns else rows, qdir / f"{safe}.parquet")
+
+
+def contract_columns(table: str) -> list[str]:
+    """Every column of ``table`` in the input contract (the suite's ``meta.columns``), in order."""
+    from equity_pipeline.suites import load_suite
+
+    return list(load_suite(table).column_names)
+
+
+def conform_contract(table: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """Like :func:`conform` but over every contract column of ``table`` (any contract table), as
+    text; the frame's other columns not starting with ``_`` follow. The canonical reader lists
+    those as extra columns and ignores them: a reader keeps there what the contract cannot hold
+    (e.g. ICD-9 codes) so that it is carried, not dropped."""
+    cols = contract_columns(table)
+    extra = [c for c in frame.columns if c not in cols and not c.startswith("_")]
+    if frame.width == 0:
+        return pl.DataFrame(schema={c: pl.String for c in cols})
+    return frame.select([
+        (pl.col(c).cast(pl.String) if c in frame.columns else pl.lit(None, dtype=pl.String)).alias(c) for c in cols
+    ] + [pl.col(c).cast(pl.String) for c in extra])
+
+
+def write_canonical_contract(tables: dict[str, pl.DataFrame], out_dir: Path, recon: Reconciliation) -> None:
+    """:func:`write_canonical` keeping every contract column a reader fills (all diagnosis and
+    procedure columns, HCPCS, revenue code, NPI, CCN, ``members.disability``, ...) and writing any
+    contract table (``pharmacy_claims``, ``providers``). A reader opts in with
+    ``write_tables = write_canonical_contract`` (see ``sources.convert``)."""
+    write_canonical({}, out_dir, recon)  # clears an earlier conversion, writes the quarantine rows
+    for table, frame in tables.items():
+        conformed = conform_contract(table, frame)
+        write_parquet_atomic(conformed, out_dir / f"{table}.parquet")
+        recon.tables[table] = conformed.height
+
+
+# ---------------------------------------------------------------------------------------------
+# reading source files (every reader can use these)
+# ---------------------------------------------------------------------------------------------
+SOURCE_ROW = "_source_row"  # 1-based data-row number in the source file (header not counted)
+SOURCE_SUFFIXES = (".csv", ".parquet", ".txt", ".tsv", ".psv", ".dat", ".csv.gz")
+DELIMITERS = (",", "|", "\t", ";")
+
+
+def find_source_files(input_dir: Path, stem: str, *, prefix: bool = False) -> list[Path]:
+    """Files holding one source table in ``input_dir``: ``<stem><suffix>`` (any of
+    :data:`SOURCE_SUFFIXES`, case-insensitive), or with ``prefix`` every ``<stem>*<suffix>`` (formats
+    that name files ``SDOH_PtInfo_<org>_<batch>_<timestamp>.csv``), sorted by name."""
+    found = []
+    for path in sorted(Path(input_dir).iterdir()) if Path(input_dir).is_dir() else []:
+        if not path.is_file():
+            continue
+        low = path.name.lower()
+        suffix = next((s for s in SOURCE_SUFFIXES if low.endswith(s)), None)
+        if suffix is None:
+            continue
+        base = low[: -len(suffix)]
+        if base == stem.lower() or (prefix and base.startswith(stem.lower())):
+            found.append(path)
+    return found
+
+
+def detect_encoding(path: Path, chunk: int = 1 << 20) -> str:
+    """``utf-8`` when the whole file decodes as UTF-8 (a BOM is allowed), else ``latin-1``.
+
+    The whole file is checked (streamed), not a sample: one accented Latin-1 byte near the end of a
+    large file would otherwise be read as broken UTF-8."""
+    import codecs
+    import gzip
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    opener = gzip.open if str(path).lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            while block := fh.read(chunk):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "latin-1"
+    return "utf-8"
+
+
+def _count_outside_quotes(line: str, delimiter: str) -> int:
+    n, quoted = 0, False
+    for ch in line:
+        if ch == '"':
+            quoted = not quoted
+        elif ch == delimiter and not quoted:
+            n += 1
+    return n
+
+
+def sniff_delimiter(header: str) -> str:
+    """The delimiter of a header line: whichever of ``, | tab ;`` occurs most outside quotes
+    (a comma inside a quoted column name does not count); ``,`` when none occurs (one column)."""
+    counts = {d: _count_outside_quotes(header, d) for d in DELIMITERS}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+def read_table(path: Path, *, delimiter: str | None = None, encoding: str | None = None,
+               required: tuple[str, ...] = (), optional: tuple[str, ...] = (), label: str | None = None) -> pl.DataFrame:
+    """Read one source file as text, the same way for every reader.
+
+    * CSV (any of :data:`SOURCE_SUFFIXES` but ``.parquet``) or Parquet (every column cast to text,
+      list columns joined with ``|``);
+    * delimiter ``delimiter`` when declared, else sniffed from the header (``,`` ``|`` tab ``;``);
+    * encoding ``encoding`` when declared (any Python codec name), else UTF-8 when the whole file
+      decodes as UTF-8 (with or without BOM), else Latin-1; a non-UTF-8 file is transcoded to an
+      owner-only temporary file that is removed as soon as it is read;
+    * CRLF or LF line ends, quoted fields (delimiters and line breaks inside quotes kept);
+    * every value is text, so leading zeros of ZIP, FIPS, NPI and codes are kept; values are
+      trimmed and empty strings become null; column names are trimmed (BOM removed);
+    * column names in ``required`` and ``optional`` are matched exactly, else case-insensitively;
+      a missing required column is a :class:`StructuralError` naming the file and column; missing
+      optional columns are added as nulls;
+    * ``_source_row``: the 1-based data-row number, for quarantine records (never a value).
+
+    ``label`` names the file in errors instead of its name (when the name itself may carry PHI)."""
+    import os
+    import tempfile
+
+    from equity_pipeline.errors import StructuralError
+
+    path = Path(path)
+    name = label or path.name
+    if not path.is_file():
+        raise StructuralError(name, "file not found")
+    if path.stat().st_size == 0:
+        raise StructuralError(name, "file is empty (no header line)")
+    if path.name.lower().endswith(".parquet"):
+        from equity_pipeline.io import ROW as IO_ROW
+        from equity_pipeline.io import scan_text
+
+        frame = scan_text(path).collect().rename({IO_ROW: SOURCE_ROW})
+    else:
+        gz = path.name.lower().endswith(".gz")
+        enc = (encoding or detect_encoding(path)).lower().replace("_", "-")
+        utf8 = enc in ("utf-8", "utf8", "utf-8-sig")
+        tmp: str | None = None
+        try:
+            source = path
+            if not utf8:
+                fd, tmp = tempfile.mkstemp(prefix=".source.", suffix=".utf8.csv")  # mode 0600
+                import gzip
+
+                opener = gzip.open if gz else open
+                with opener(path, "rt", encoding=enc, newline="") as src, os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
+                    while block := src.read(1 << 20):
+                        dst.write(block)
+                source, gz = Path(tmp), False
+            if delimiter is None:
+                if gz:
+                    import gzip
+
+                    with gzip.open(source, "rt", encoding="utf-8-sig", newline="") as fh:
+                        header = fh.readline()
+                else:
+                    with source.open("r", encoding="utf-8-sig", newline="") as fh:
+                        header = fh.readline()
+                if not header.strip():
+                    raise StructuralError(name, "file has no header line")
+                delimiter = sniff_delimiter(header)
+            try:
+                frame = pl.read_csv(source, separator=delimiter, infer_schema=False, has_header=True,
+                                    quote_char='"', truncate_ragged_lines=False)
+            except pl.exceptions.PolarsError as exc:
+                raise StructuralError(name, f"not a readable delimited text file ({type(exc).__name__})") from None
+        finally:
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
+        frame = frame.with_row_index(SOURCE_ROW, offset=1).with_columns(pl.col(SOURCE_ROW).cast(pl.Int64))
+    renames = {c: c.lstrip("\ufeff").strip() for c in frame.columns if c != SOURCE_ROW}
+    frame = frame.rename({k: v for k, v in renames.items() if k != v})
+    # match expected names case-insensitively when the exact name is absent and the match is unique
+    lower: dict[str, list[str]] = {}
+    for c in frame.columns:
+        lower.setdefault(c.lower(), []).append(c)
+    fix = {}
+    for want in (*required, *optional):
+        if want not in frame.columns and len(lower.get(want.lower(), [])) == 1:
+            fix[lower[want.lower()][0]] = want
+    if fix:
+        frame = frame.rename(fix)
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise StructuralError(name, "required column is missing", column=missing[0])
+    text = [c for c in frame.columns if c != SOURCE_ROW]
+    frame = frame.with_columns([
+        pl.col(c).cast(pl.String).str.strip_chars().replace("", None).alias(c) for c in text
+    ])
+    absent = [c for c in optional if c not in frame.columns]
+    if absent:
+        frame = frame.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in absent])
+    return frame.select(SOURCE_ROW, *[c for c in frame.columns if c != SOURCE_ROW])
