@@ -7,7 +7,9 @@ included) with a 1-based ``_row`` number for traceability.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
+import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -16,9 +18,12 @@ from pathlib import Path
 
 import polars as pl
 
+from equity_pipeline.csv_fields import check_field_counts
 from equity_pipeline.errors import StructuralError
 
 ROW = "_row"
+#: ``scan_text(..., field_counts=True)``: the row has fewer fields than the header (CSV)
+SHORT_ROW = "_short_row"
 SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv", ".txt")
 
 
@@ -50,23 +55,43 @@ def _sniff_delimiter(header: str, path: Path) -> str:
 
 
 def _utf8_copy_if_needed(path: Path) -> Path:
-    """Polars reads UTF-8 only: transcode Latin-1 files to a UTF-8 temp file (BOM handled by polars)."""
+    """Polars reads UTF-8 only: transcode Latin-1 files to a UTF-8 temp file (BOM handled by polars).
+    A ``.gz`` file is decompressed to such a temp file (and transcoded when it is Latin-1)."""
     limit = 1 << 20
-    with path.open("rb") as fh:
-        sample = fh.read(limit)
+    gz = path.name.endswith(".gz")
+    opener = (lambda: gzip.open(path, "rb")) if gz else (lambda: path.open("rb"))
+    try:
+        with opener() as fh:
+            sample = fh.read(limit)
+    except (OSError, EOFError) as exc:  # not gzip data, or cut short
+        raise StructuralError(path.name, f"not a readable gzip file ({type(exc).__name__})") from None
+    encoding = "utf-8"
     try:
         sample.decode("utf-8")
-        return path
     except UnicodeDecodeError as exc:
         # a multi-byte character cut by the sample boundary is not an encoding error (only when the
         # sample is shorter than the file: a bad byte near the end of a small file is one)
-        if len(sample) == limit and exc.start >= len(sample) - 3 and exc.reason == "unexpected end of data":
-            return path
-    fd, name = tempfile.mkstemp(prefix=f"{path.stem}.", suffix=".utf8.csv")
+        if not (len(sample) == limit and exc.start >= len(sample) - 3 and exc.reason == "unexpected end of data"):
+            encoding = "latin-1"
+    if encoding == "utf-8" and not gz:
+        return path
+    fd, name = tempfile.mkstemp(prefix=f"{path.name.split('.')[0]}.", suffix=".utf8.csv")
     tmp = Path(name)
-    with path.open("r", encoding="latin-1", newline="") as src, tmp.open("w", encoding="utf-8", newline="") as dst:
-        while block := src.read(1 << 20):
-            dst.write(block)
+    try:
+        with opener() as raw, tmp.open("wb") as dst:
+            if encoding == "utf-8":  # a .gz file: decompressed as it is
+                while block := raw.read(1 << 20):
+                    dst.write(block)
+            else:
+                src = io.TextIOWrapper(raw, encoding=encoding, newline="")
+                while text := src.read(1 << 20):
+                    dst.write(text.encode("utf-8"))
+    except BaseException as exc:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, (OSError, EOFError)) and gz:  # corrupt or cut short
+            raise StructuralError(path.name, f"not a readable gzip file ({type(exc).__name__})") from None
+        raise
     # The copy holds member data: unlink it at once and read it through the still-open descriptor, so
     # no copy of the input outlives the process (the kernel frees it when the descriptor closes).
     if Path(f"/proc/self/fd/{fd}").exists():
@@ -76,8 +101,13 @@ def _utf8_copy_if_needed(path: Path) -> Path:
     return tmp
 
 
-def scan_text(path: Path) -> pl.LazyFrame:
-    """Lazily read one input file with every column as text and a 1-based ``_row`` column."""
+def scan_text(path: Path, *, field_counts: bool = False) -> pl.LazyFrame:
+    """Lazily read one input file with every column as text and a 1-based ``_row`` column.
+
+    ``field_counts`` (CSV): first count the fields of every row in one streaming pass
+    (:mod:`equity_pipeline.csv_fields`): a row with more fields than the header, or a quote never
+    closed, is a :class:`StructuralError` naming the row; a row with fewer fields (which polars reads
+    with the missing fields empty) is flagged in a boolean ``_short_row`` column."""
     name = path.name
     if path.stat().st_size == 0:
         raise StructuralError(name, "file is empty (no header line)")
@@ -108,7 +138,12 @@ def scan_text(path: Path) -> pl.LazyFrame:
     cols = lf.collect_schema().names()
     if cols and cols[0].startswith("\ufeff"):
         lf = lf.rename({cols[0]: cols[0].lstrip("\ufeff")})
-    return lf.with_row_index(ROW, offset=1)
+    lf = lf.with_row_index(ROW, offset=1)
+    if field_counts:
+        short = check_field_counts(source, delimiter, len(cols), name).short_rows
+        flag = pl.col(ROW).is_in(pl.Series(short, dtype=pl.UInt32).implode()) if short.size else pl.lit(False)
+        lf = lf.with_columns(flag.alias(SHORT_ROW))
+    return lf
 
 
 def _fsync_dir(folder: Path) -> None:

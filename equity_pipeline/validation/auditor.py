@@ -33,12 +33,18 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from equity_pipeline import __version__
 from equity_pipeline.io import write_text_atomic
 from equity_pipeline.suites import TABLES, Suite, load_suite
-from equity_pipeline.validation.ingest import DUPLICATE_ROW
+from equity_pipeline.validation.ingest import DUPLICATE_ROW, WRONG_FIELD_COUNT
 
 REPORT_JSON = "validation_report.json"
 INDEX_HTML = "index.html"
 TEMPLATE_NAME = "auditor.html.j2"
 DUPLICATE_ROW_WHY = "Exact copy of an earlier row; the first copy is validated, later copies are quarantined."
+#: reasons the reader gives, not a suite expectation
+READER_RULES_WHY = {
+    DUPLICATE_ROW: DUPLICATE_ROW_WHY,
+    WRONG_FIELD_COUNT: "The CSV row has fewer fields than the header line (e.g. a file cut short), so its values "
+                       "cannot be placed in their columns.",
+}
 
 PHI_POLICY = (
     "This view holds counts only: no member identifier, name, date, code or any other value from the "
@@ -215,14 +221,13 @@ def _table_entry(table: str, table_result: dict[str, Any] | None, gx_run: Any) -
     gx_list = gx_run.get("expectations") if isinstance(gx_run, dict) else gx_run
     gx_list = gx_list if isinstance(gx_list, list) else None
     read, used, quarantined = _count(tr.get("read")), _count(tr.get("used")), _count(tr.get("quarantined"))
-    known_rules = set(_rule_owners(suite)) | {DUPLICATE_ROW}
+    known_rules = set(_rule_owners(suite)) | set(READER_RULES_WHY)
     reasons = {}
     for rule, n in sorted((tr.get("rule_counts") or {}).items()):
         if rule in known_rules and _count(n) is not None:
             reasons[rule] = _count(n)
-    why = {r: next(e["meta"].get("why", "") for e in suite.expectations if e.get("meta", {}).get("rule") == r) for r in reasons if r != DUPLICATE_ROW}
-    if DUPLICATE_ROW in reasons:
-        why[DUPLICATE_ROW] = DUPLICATE_ROW_WHY
+    why = {r: READER_RULES_WHY.get(r) or next(e["meta"].get("why", "") for e in suite.expectations if e.get("meta", {}).get("rule") == r)
+           for r in reasons}
     polars_on_gx_rows = gx_run.get("polars_unexpected") if isinstance(gx_run, dict) else None
     expectations = _expectation_rows(suite, table_result, gx_list, polars_on_gx_rows)
     gx_meta = None

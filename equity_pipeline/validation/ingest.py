@@ -3,7 +3,9 @@
 Every input row ends in exactly one of two files under ``restricted/``:
 ``tables/<table>.parquet`` (typed, used downstream) or ``quarantine/<table>.parquet`` (as read,
 normalised, with the failing rule ids in ``quarantine_reasons``). Counts reconcile exactly:
-``read == used + quarantined``.
+``read == used + quarantined``. A CSV row with fewer fields than the header is quarantined as
+``wrong_field_count`` (found by a streaming count of fields, :mod:`equity_pipeline.csv_fields`; a row
+with more fields, or a quote never closed, is a structural error naming the row).
 
 Memory is bounded by streaming (docs/performance.md). Only two facts need the whole table before
 rows can be judged, and both are collected first as narrow columns:
@@ -27,7 +29,7 @@ from typing import Any
 import polars as pl
 
 from equity_pipeline.errors import StructuralError
-from equity_pipeline.io import ROW, find_input, scan_text, sha256_file, sink_parquet_atomic, write_parquet_atomic
+from equity_pipeline.io import ROW, SHORT_ROW, find_input, scan_text, sha256_file, sink_parquet_atomic, write_parquet_atomic
 from equity_pipeline.suites import Suite, load_suite
 from equity_pipeline.validation.derived import add_derived, known_member_ids
 from equity_pipeline.validation.normalize import normalize
@@ -35,6 +37,8 @@ from equity_pipeline.validation.rules import date_formats, failure_expr, rule_id
 
 REASONS = "quarantine_reasons"
 DUPLICATE_ROW = "duplicate_row"
+#: a CSV row with fewer fields than the header (its values cannot be placed in their columns)
+WRONG_FIELD_COUNT = "wrong_field_count"
 #: tables a run cannot do without
 REQUIRED_TABLES = ("members", "enrollment", "medical_claims")
 #: key-column duplicate candidates above this share of the rows are narrowed by a hash of every column
@@ -44,7 +48,7 @@ EXACT_ROWS = 1_000_000
 _HASH_SEED = 20260
 #: zstd level of the used and quarantined tables: level 1 writes a fifth faster than the default for 6% more bytes
 WRITE_ZSTD_LEVEL = 1
-_DUP, _BAD, _DATE = "__duplicate_copy", "__quarantined", "__date__"
+_DUP, _BAD, _DATE, _SHORT = "__duplicate_copy", "__quarantined", "__date__", "__short_row"
 
 POLARS_TYPES = {"string": pl.String, "date": pl.Date, "integer": pl.Int64, "decimal": pl.Float64, "boolean": pl.Boolean}
 
@@ -91,7 +95,8 @@ def empty_typed(suite: Suite) -> pl.DataFrame:
 
 def check_structure(lf: pl.LazyFrame, suite: Suite, file: str) -> tuple[pl.LazyFrame, list[str], list[str]]:
     """Block on missing required columns; add absent optional ones as null; report extras (names only)."""
-    names = [n for n in lf.collect_schema().names() if n != ROW]
+    all_names = lf.collect_schema().names()
+    names = [n for n in all_names if n not in (ROW, SHORT_ROW)]
     lowered = {n.strip().lower(): n for n in names}
     renames = {lowered[c.name]: c.name for c in suite.columns if c.name not in names and c.name in lowered}
     if renames:
@@ -103,7 +108,7 @@ def check_structure(lf: pl.LazyFrame, suite: Suite, file: str) -> tuple[pl.LazyF
     missing_optional = [c.name for c in suite.columns if c.name not in names]
     extras = sorted(n for n in names if n not in suite.column_names)
     lf = lf.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in missing_optional])
-    return lf.select(ROW, *suite.column_names), extras, missing_optional
+    return lf.select(ROW, *suite.column_names, *([SHORT_ROW] if SHORT_ROW in all_names else [])), extras, missing_optional
 
 
 def ingest_table(
@@ -126,7 +131,7 @@ def ingest_table(
         write_parquet_atomic(pl.DataFrame(schema={ROW: pl.UInt32, **{c: pl.String for c in suite.column_names}, REASONS: pl.String}), quarantine_path)
         return TableResult(table, None, None, suite.version, 0, 0, 0)
 
-    raw = scan_text(path)
+    raw = scan_text(path, field_counts=True)
     lf, extras, missing_optional = check_structure(raw, suite, path.name)
     try:
         read, used, rule_counts, expectation_counts = _validate_and_write(
@@ -195,6 +200,7 @@ def _validate_and_write(
 ) -> tuple[int, int, dict[str, int], dict[str, int]]:
     """The streaming pass; returns (rows read, rows used, rows per rule id, rows per expectation)."""
     cols = list(suite.column_names)
+    short = pl.col(SHORT_ROW) if SHORT_ROW in lf.collect_schema().names() else pl.lit(False)
     copies = duplicate_copies(lf, suite)
     known = known_member_ids(known_members) if known_members is not None else None
     checked = add_derived(normalize(lf, suite), table, known_members=known)
@@ -219,19 +225,20 @@ def _validate_and_write(
              & (~is_copy if r.type == "expect_column_values_to_be_unique" else pl.lit(True))).alias(fail_names[r.index]) for r in rules
         )
         .with_columns(
-            pl.col(ROW).is_in(copies.implode()).alias(_DUP),
+            pl.col(ROW).is_in(copies.implode()).alias(_DUP), short.alias(_SHORT),
             *(pl.any_horizontal(by_id[rid]).alias(flag_names[rid]) for rid in ids),
         )
-        .with_columns(pl.any_horizontal(_DUP, *flag_names.values()).alias(_BAD))
+        .with_columns(pl.any_horizontal(_SHORT, _DUP, *flag_names.values()).alias(_BAD))
     )
     used = typed(checked.filter(~pl.col(_BAD)), suite)
     reasons = pl.concat_str(
-        [pl.when(pl.col(_DUP)).then(pl.lit(DUPLICATE_ROW))] + [pl.when(pl.col(flag_names[rid])).then(pl.lit(rid)) for rid in ids],
+        [pl.when(pl.col(_SHORT)).then(pl.lit(WRONG_FIELD_COUNT)), pl.when(pl.col(_DUP)).then(pl.lit(DUPLICATE_ROW))] + [pl.when(pl.col(flag_names[rid])).then(pl.lit(rid)) for rid in ids],
         separator=";", ignore_nulls=True,
     )
     quarantined = checked.filter(pl.col(_BAD)).select(ROW, *cols, reasons.alias(REASONS))
     counts = checked.select(
         pl.len().alias("__read"), (~pl.col(_BAD)).sum().alias("__used"), pl.col(_DUP).sum().alias(DUPLICATE_ROW),
+        pl.col(_SHORT).sum().alias(WRONG_FIELD_COUNT),
         *(pl.col(flag_names[rid]).sum().alias(rid) for rid in ids),
         *(pl.col(name).sum() for name in fail_names.values()),
     )

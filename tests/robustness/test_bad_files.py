@@ -6,12 +6,17 @@ written for the table) or in rows used / quarantined with exact reconciliation (
 """
 from __future__ import annotations
 
+import csv
+import gzip
+import io
+
 import polars as pl
 import pytest
 
 from equity_pipeline.errors import StructuralError
 from equity_pipeline.io import ROW
 from equity_pipeline.suites import TABLES, load_suite
+from equity_pipeline.validation.auditor import build_report
 from equity_pipeline.validation.ingest import REQUIRED_TABLES, ingest_table
 from tests.robustness.corpus import (
     LATIN1_TEXT, PARAMETERS, TEXT_COLUMN, VALID, csv_bytes, ingest, ingest_bytes, known_members, row, structural_error,
@@ -68,18 +73,62 @@ def test_last_line_cut_inside_a_value_is_quarantined(tmp_path, table, final_newl
     assert out.reasons(3), "the cut row must be quarantined"
 
 
+def _drop_last_fields(line: str, n: int) -> str:
+    return ",".join(line.split(",")[:-n])
+
+
 @tables
-@pytest.mark.xfail(strict=True, reason="BUG: short rows are filled with empty fields and used")
-def test_row_with_fewer_fields_than_the_header_is_not_used(tmp_path, table):
-    """A row with fewer fields than the header (a file cut at a field boundary, or rows split with
-    another delimiter) is read by polars with the missing fields empty, and used when no rule catches
-    an empty field. Expected: quarantined (e.g. a 'wrong_field_count' rule) or a structural error."""
+@pytest.mark.parametrize("where", ["last line", "middle row"])
+def test_row_with_fewer_fields_than_the_header_is_quarantined(tmp_path, table, where):
+    """A row with fewer fields than the header (a file cut at a field boundary, a row split by a line
+    break in an unquoted value) cannot be placed in its columns: it is quarantined as
+    wrong_field_count, even when the lost field is optional and every rule would pass on the rest."""
     cols = list(VALID[table])
-    lines = csv_bytes(_two_rows(table) + [row(table, 3)], cols).decode().splitlines()
     assert not load_suite(table).columns[-1].required
-    lines[-1] = ",".join(lines[-1].split(",")[:-1])  # the last (optional) field and its comma lost
+    lines = csv_bytes(_two_rows(table) + [row(table, 3)], cols).decode().splitlines()
+    short = 3 if where == "last line" else 2
+    lines[short] = _drop_last_fields(lines[short], 1)  # data row `short`: the last (optional) field and its comma lost
     out = ingest_bytes(tmp_path, table, ("\n".join(lines) + "\n").encode())
-    assert out.used_row(3) is None
+    assert out.result.read == 3 and out.used_row(short) is None
+    assert out.reasons(short) == ["wrong_field_count"], "no other rule fails on the short row"
+    assert out.result.rule_counts == {"wrong_field_count": 1}
+    assert all(out.used_row(r) for r in (1, 2, 3) if r != short)
+    # the auditor view counts and explains it like any rule
+    (entry,) = build_report({table: out.result.to_dict()}, None)["tables"]
+    assert entry["quarantine_reasons"] == {"wrong_field_count": 1} and "fewer fields" in entry["quarantine_reasons_why"]["wrong_field_count"]
+
+
+@tables
+def test_row_with_an_empty_last_value_is_used(tmp_path, table):
+    """The same row with its last field present but empty (the comma kept) is a complete row."""
+    cols = list(VALID[table])
+    out = ingest_bytes(tmp_path, table, csv_bytes(_two_rows(table) + [row(table, 3, **{cols[-1]: ""})], cols))
+    assert out.result.used == 3 and out.used_row(3)[cols[-1]] is None
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_short_rows_among_quoted_line_breaks_and_delimiters(tmp_path, newline):
+    """Delimiters, quotes and line breaks inside quotes are part of a value: only the really short rows
+    (data rows 2 and 6: one and two fields lost; row 4: a blank line) are quarantined, and rows keep
+    their numbers."""
+    cols = list(VALID["members"])
+    values = [list(row("members", n, first_name=f"Ann,{newline}Marie" if n % 2 else 'O"Neil, Jr.',
+                       last_name=f"Ln {n}").values()) for n in range(1, 7)]
+    values[1], values[4] = values[1][:-1], values[4][:-2]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator=newline)
+    writer.writerow(cols)
+    for i, v in enumerate(values):
+        if i == 3:
+            buf.write(newline)  # a blank line is a row with one empty field
+        writer.writerow(v)
+    out = ingest_bytes(tmp_path, "members", buf.getvalue().encode())
+    assert out.result.read == 7
+    assert [r for r in range(1, 8) if out.used_row(r) is None] == [2, 4, 6]
+    assert out.reasons(2) == out.reasons(6) == ["wrong_field_count"]
+    assert "wrong_field_count" in out.reasons(4) and "missing_member_id" in out.reasons(4)
+    assert out.used_row(1)["first_name"] == f"Ann,{newline}Marie" and out.used_row(5)["first_name"] == 'O"Neil, Jr.'
+    assert [out.used_row(r)["last_name"] for r in (1, 3, 5, 7)] == ["Ln 1", "Ln 3", "Ln 4", "Ln 6"]
 
 
 @tables
@@ -90,13 +139,25 @@ def test_row_with_more_fields_than_the_header_is_a_structural_error(tmp_path, ta
     assert "more fields than the header" in str(exc)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the 'more fields than the header' error does not name the row "
-                   "(polars does not report it); expected '..., row 3: ...'")
-def test_row_with_more_fields_names_the_row(tmp_path):
+def test_row_with_more_fields_names_the_row_and_the_counts(tmp_path):
     cols = list(VALID["members"])
-    data = csv_bytes([row("members", 1), row("members", 2)], cols) + (",".join(VALID["members"].values()) + ",x\n").encode()
+    quoted = row("members", 2, first_name="Ann,\nMarie")  # a quoted line break: data row 2 is lines 3-4
+    data = csv_bytes([row("members", 1), quoted], cols) + (",".join(VALID["members"].values()) + ",x\n").encode()
     exc = structural_error(tmp_path, "members", data)
-    assert exc.row == 3
+    assert exc.row == 3 and str(exc).startswith("members.csv, row 3: ")
+    assert f"({len(cols) + 1} fields, the header has {len(cols)}; line 5 of the file)" in str(exc)
+
+
+def test_long_row_after_many_blocks_is_named(tmp_path, monkeypatch):
+    """The row is found across the blocks the file is read in (a small block size forces many)."""
+    from equity_pipeline import csv_fields
+
+    monkeypatch.setattr(csv_fields, "BLOCK", 64)
+    cols = list(VALID["members"])
+    rows = [row("members", n, first_name="A\nB" if n % 3 == 0 else "C") for n in range(1, 41)]
+    data = csv_bytes(rows, cols) + (",".join(VALID["members"].values()) + ",x,y\n").encode()
+    exc = structural_error(tmp_path, "members", data)
+    assert exc.row == 41 and f"({len(cols) + 2} fields, the header has {len(cols)}; line {1 + 40 + 13 + 1} of the file)" in str(exc)
 
 
 @tables
@@ -105,7 +166,20 @@ def test_unclosed_quote_is_a_structural_error_without_values(tmp_path, table):
     bad = dict(row(table, 2))
     data = csv_bytes([row(table, 1)], cols) + (",".join(f'"{v}' if i == 1 else v for i, v in enumerate(bad.values())) + "\n").encode()
     data += b"Quinzella,Vantongeren,1957-03-19\n"
-    structural_error(tmp_path, table, data)  # checks that no PHI value is quoted
+    exc = structural_error(tmp_path, table, data)  # checks that no PHI value is quoted
+    assert exc.row == 2 and "line 3 of the file" in str(exc) and "never closed" in str(exc)
+
+
+def test_stray_quote_closed_rows_later_is_a_structural_error(tmp_path):
+    """A quote inside an unquoted value, closed by a later stray quote, would swallow the rows in
+    between into one value: the file is rejected (never read as a silently shorter table)."""
+    cols = list(VALID["members"])
+    rows = [row("members", n) for n in range(1, 6)]
+    lines = csv_bytes(rows, cols).decode().splitlines()
+    lines[2] = lines[2].replace("Quinzella", 'Quin"zella')
+    lines[4] = lines[4].replace("Vantongeren", 'Vanton"geren')
+    exc = structural_error(tmp_path, "members", ("\n".join(lines) + "\n").encode())
+    assert "cannot be parsed as a members table" in str(exc)
 
 
 @tables
@@ -131,18 +205,14 @@ def test_unsupported_delimiter_is_a_structural_error_naming_the_columns(tmp_path
     assert first_required in (exc.column or "") and "required column missing" in str(exc)
 
 
-_SHORT_ROW_BUG = ("BUG (short rows, see test_row_with_fewer_fields_than_the_header_is_not_used): providers has no row "
-                  "rule on an empty id_type, so the one-field row is used")
-
-
-@pytest.mark.parametrize("table", [pytest.param(t, marks=pytest.mark.xfail(strict=True, reason=_SHORT_ROW_BUG))
-                                   if t == "providers" else t for t in TABLES])
+@tables
 def test_rows_with_another_delimiter_than_the_header_are_not_used(tmp_path, table):
     """Header with commas, rows with tabs: each row is one field, so nothing can be used."""
     cols = list(VALID[table])
     data = (",".join(cols) + "\n").encode() + b"".join(("\t".join(r.values()) + "\n").encode() for r in _two_rows(table))
     out = ingest_bytes(tmp_path, table, data)
     assert out.result.used == 0 and out.result.quarantined == 2
+    assert out.result.rule_counts["wrong_field_count"] == 2
 
 
 @tables
@@ -167,6 +237,30 @@ def test_utf8_bom_and_crlf(tmp_path, table, newline, bom):
     # every value (first column after the BOM, last column before the CR) as in a plain LF file
     reference = ingest_bytes(tmp_path / "ref", table, csv_bytes(rows))
     assert out.used.to_dicts() == reference.used.to_dicts()
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])
+def test_gzip_csv_is_read_like_the_plain_file(tmp_path, encoding):
+    """``<table>.csv.gz`` (a documented input form): decompressed, transcoded when Latin-1, then read
+    and checked exactly like the plain file (a short row is quarantined there too)."""
+    col = TEXT_COLUMN["members"]
+    data = csv_bytes([row("members", 1, **{col: LATIN1_TEXT}), row("members", 2), row("members", 3)], encoding=encoding)
+    lines = data.split(b"\n")
+    lines[2] = b",".join(lines[2].split(b",")[:-1])  # data row 2 loses its last field
+    data = b"\n".join(lines)
+    out = ingest_bytes(tmp_path, "members", gzip.compress(data), suffix=".csv.gz")
+    reference = ingest_bytes(tmp_path / "ref", "members", data)
+    assert out.result.file == "members.csv.gz" and out.result.read == 3
+    assert out.used.to_dicts() == reference.used.to_dicts() and out.used_row(1)[col] == LATIN1_TEXT
+    assert out.reasons(2) == ["wrong_field_count"]
+
+
+@pytest.mark.parametrize("damage", ["cut short", "not gzip"])
+def test_damaged_gzip_is_a_structural_error(tmp_path, damage):
+    packed = gzip.compress(csv_bytes([row("members", n) for n in range(1, 200)]))
+    data = packed[: len(packed) // 2] if damage == "cut short" else b"\x1f\x8b" + b"garbage" * 20
+    exc = structural_error(tmp_path, "members", data, suffix=".csv.gz")
+    assert "not a readable gzip file" in str(exc)
 
 
 # --- columns: extra, missing, order, case ---------------------------------------------------------

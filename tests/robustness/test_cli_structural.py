@@ -5,6 +5,7 @@ Two whole-pipeline runs only (each costs seconds of Dagster start-up); every oth
 tested on the ingest of one table in test_bad_files.py, which the CLI reports the same way."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -73,13 +74,36 @@ def test_missing_required_column(tmp_path, capfd, monkeypatch):
 
 
 def test_malformed_optional_table_with_member_data(tmp_path, capfd, monkeypatch):
-    """An unclosed quote in front of member data: the message names the file, quotes nothing."""
+    """An unclosed quote in front of member data: the message names the file and the row, quotes nothing."""
     inp = _input(tmp_path / "in")
     (inp / "providers.csv").write_text('provider_id,id_type,name\n1234567893,npi,"Quinzella Vantongeren\n'
                                        "1957-03-19,MBR-QX-0001,CLM-QX-000001\n", encoding="utf-8")
     code, message, out = _run(tmp_path, capfd, monkeypatch, inp)
-    assert code == 2 and message.startswith("providers.csv: ")
+    assert code == 2 and message.startswith("providers.csv, row 1: ") and "never closed" in message, message
     assert _published(out) == []
+
+
+def test_full_disk_during_the_run(tmp_path, capfd, monkeypatch):
+    """The disk fills while the first table is written: one clear error line, exit 2, and an output of
+    an earlier run is left as it was (no half-written file, no temp file)."""
+    import errno
+
+    from equity_pipeline.validation import ingest
+
+    inp = _input(tmp_path / "in")
+    earlier = tmp_path / "out" / "public" / "rates.csv"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("earlier run\n")
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ingest, "sink_parquet_atomic", disk_full)
+    code, message, out = _run(tmp_path, capfd, monkeypatch, inp)
+    assert code == 2 and message.startswith(f"cannot write outputs in {out} (No space left on device)"), message
+    assert earlier.read_text() == "earlier run\n"
+    assert not [p for p in out.rglob("*.tmp")]
+    assert json.loads((out / ".run.lock").read_text())["state"] == "failed"
 
 
 @pytest.mark.parametrize("config, words", [

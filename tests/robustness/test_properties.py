@@ -3,6 +3,8 @@ tests/test_suppression.py: readers, code normalisers, suppression over several s
 units, and combinability of stratified counts."""
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 from pathlib import Path
 
@@ -10,7 +12,8 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from equity_pipeline.io import ROW, scan_text, write_csv_atomic, write_parquet_atomic
+from equity_pipeline.csv_fields import count_fields, count_fields_by_lines
+from equity_pipeline.io import ROW, SHORT_ROW, scan_text, write_csv_atomic, write_parquet_atomic
 from equity_pipeline.standards.geography import state_postal_by_fips, valid_county_fips
 from equity_pipeline.standards.language import language_strata
 from equity_pipeline.standards.race_ethnicity import (
@@ -58,8 +61,9 @@ def test_any_csv_we_write_reads_back_as_the_same_text(tmp_path_factory, table):
     returns exactly the text written (empty and missing both mean empty)."""
     path = _fresh(tmp_path_factory) / "t.csv"
     write_csv_atomic(pl.DataFrame(table, schema={c: pl.String for c in table}), path)
-    back = scan_text(path).collect()
+    back = scan_text(path, field_counts=True).collect()
     assert back[ROW].to_list() == list(range(1, len(next(iter(table.values()))) + 1))
+    assert not back[SHORT_ROW].any(), "a well-formed row was counted short"
     for col, values in table.items():
         assert _empty_is_null(back[col].to_list()) == _empty_is_null(values), col
 
@@ -77,8 +81,9 @@ def test_csv_from_other_writers_reads_back(tmp_path_factory, table, delimiter, n
     path = _fresh(tmp_path_factory) / "t.csv"
     rows = [dict(zip(table, r)) for r in zip(*table.values())]
     path.write_bytes(csv_bytes(rows, list(table), delimiter=delimiter, newline=newline, bom=bom))
-    back = scan_text(path).collect()
-    assert [c for c in back.columns if c != ROW] == list(table)
+    back = scan_text(path, field_counts=True).collect()
+    assert [c for c in back.columns if c not in (ROW, SHORT_ROW)] == list(table)
+    assert not back[SHORT_ROW].any(), "a well-formed row was counted short"
     for col, values in table.items():
         assert _empty_is_null(back[col].to_list()) == _empty_is_null(values), col
 
@@ -94,8 +99,67 @@ def test_latin1_csv_reads_back(tmp_path_factory, values, crlf):
     rows = [{"a": v, "b": "é"} for v in values]
     path = _fresh(tmp_path_factory) / "t.csv"
     path.write_bytes(csv_bytes(rows, ["a", "b"], encoding="latin-1", newline="\r\n" if crlf else "\n"))
-    back = scan_text(path).collect()
+    back = scan_text(path, field_counts=True).collect()
+    assert not back[SHORT_ROW].any()
     assert _empty_is_null(back["a"].to_list()) == _empty_is_null(values)
+
+
+@PROPS
+@given(records=st.lists(st.lists(st.one_of(no_cr_text, st.sampled_from(['"', '""', ",", "\n", ";", '"a,"'])), max_size=5),
+                        min_size=1, max_size=12),
+       ncols=st.integers(2, 4), delimiter=st.sampled_from([",", ";", "\t"]), newline=st.sampled_from(["\n", "\r\n"]),
+       final_newline=st.booleans(), block=st.sampled_from([1, 2, 3, 7, 64, None]))
+def test_field_counts_agree_with_a_csv_parser(tmp_path_factory, records, ncols, delimiter, newline, final_newline, block):
+    """Ragged records (quotes, delimiters and line breaks in values, blank lines, CRLF, a last line
+    with or without a line break), read in blocks of any size: the counted short rows are exactly the
+    records Python's csv module reads with fewer fields than the header; the first longer one is
+    reported with its row, field count and first line; and polars reads one row per record."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=delimiter, lineterminator=newline)
+    header = [f"c{i}" for i in range(ncols)]
+    writer.writerow(header)
+    for rec in records:
+        if rec:
+            writer.writerow(rec)
+        else:
+            buf.write(newline)  # a blank line
+    text = buf.getvalue()
+    if not final_newline and records[-1]:  # (a blank last line without its line break is no line)
+        text = text[: -len(newline)]
+    path = _fresh(tmp_path_factory) / "t.csv"
+    path.write_bytes(text.encode())
+    # the reference: Python's csv module, record by record, with the physical line each starts on
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    parsed, starts, line = [], [], 1
+    for rec in reader:
+        starts.append(line)
+        parsed.append(max(len(rec), 1))  # csv reads a blank line as [], polars as one empty field
+        line = reader.line_num + 1
+    assert parsed[0] == ncols and len(parsed) == len(records) + 1
+    long_rows = [i for i in range(1, len(parsed)) if parsed[i] > ncols]
+    if long_rows:
+        i = long_rows[0]
+        expected_long, expected_short = (i, parsed[i], starts[i]), [j for j in range(1, i) if parsed[j] < ncols]
+    else:
+        expected_long, expected_short = None, [j for j in range(1, len(parsed)) if parsed[j] < ncols]
+        # polars splits the file into the same records (one row each)
+        assert scan_text(path).select(pl.len()).collect().item() == len(records)
+    for counts in (count_fields(path, delimiter, ncols, block=block), count_fields_by_lines(path, delimiter, ncols)):
+        assert counts.long_row == expected_long
+        assert counts.short_rows.tolist() == expected_short and counts.unclosed_quote is None
+
+
+@PROPS
+@given(lines=st.lists(st.text(st.sampled_from('ab,"\r'), max_size=8), min_size=1, max_size=10),
+       final_newline=st.booleans(), block=st.sampled_from([1, 3, 64]))
+def test_field_count_implementations_agree_on_garbage(tmp_path_factory, lines, final_newline, block):
+    """Stray and unbalanced quotes, CRs, ragged lines: the two implementations find the same short
+    rows, long row and unclosed quote (whatever polars then makes of the file)."""
+    path = _fresh(tmp_path_factory) / "t.csv"
+    path.write_bytes(("a,b,c\n" + "\n".join(lines) + ("\n" if final_newline else "")).encode())
+    by_bytes, by_lines = count_fields(path, ",", 3, block=block), count_fields_by_lines(path, ",", 3)
+    assert by_bytes.short_rows.tolist() == by_lines.short_rows.tolist()
+    assert (by_bytes.long_row, by_bytes.unclosed_quote) == (by_lines.long_row, by_lines.unclosed_quote)
 
 
 @PROPS
