@@ -14,7 +14,9 @@ Bulk Data ``.ndjson``), ``cms-rif`` (CMS CCW RIF extracts: pipe-delimited benefi
 files), ``desynpuf`` (CMS DE-SynPUF 2008-2010 CSV files), ``ahc-hrsn`` (AHC HRSN screening flat files
 in New York's SHIN-NY ``SDOH_PtInfo`` / ``SDOH_ScreeningProf`` / ``SDOH_ScreeningObs`` layout), ``tuva``
 (Tuva Project input-layer tables). ``common.read_table`` reads a source file for any reader (CSV or
-Parquet, delimiter and encoding sniffed or declared, all values text). Mapping tables:
+Parquet, delimiter and encoding sniffed or declared, all values text); ``common.iter_table`` reads
+the same way in bounded batches, and the big claim files (cms-rif, desynpuf, Tuva medical_claim)
+are mapped batch by batch into a ``common.SpilledTable`` that the writer streams. Mapping tables:
 ``sources/data/*.csv``; documented in docs/sources.md.
 """
 from __future__ import annotations
@@ -72,9 +74,12 @@ def convert(source: str, input_dir: Path, out_root: Path) -> dict[str, Any]:
         import importlib
 
         reader = importlib.import_module(f"equity_pipeline.sources.{READERS[source]}")
-        tables = reader.convert(input_dir, recon)
-        # a reader may name its own writer (common.write_canonical_contract keeps every contract column)
-        getattr(reader, "write_tables", write_canonical)(tables, canonical_input_dir(out_root), recon)
+        try:
+            tables = reader.convert(input_dir, recon)
+            # a reader may name its own writer (common.write_canonical_contract keeps every contract column)
+            getattr(reader, "write_tables", write_canonical)(tables, canonical_input_dir(out_root), recon)
+        finally:
+            recon.discard_spills()  # batches a reader spilled to temporary Parquet parts (common.SpilledTable)
     result = recon.to_dict()
     write_text_atomic(json.dumps(result, indent=2, sort_keys=True) + "\n", reconciliation_path(out_root))
     return result

@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 import polars as pl
 
-from equity_pipeline.sources.common import REASON, SOURCE_ROW, Reconciliation, money, read_table
+from equity_pipeline.sources.common import REASON, SOURCE_ROW, Reconciliation, iter_table, money, read_table
 from equity_pipeline.standards.geography import ssa_county_to_fips
 from equity_pipeline.validation.derived import npi_check_digit_ok
 
@@ -119,6 +120,20 @@ def read_files(paths: list[Path], recon: Reconciliation, required: tuple[str, ..
         return pl.DataFrame()
     out = pl.concat(frames, how="diagonal")
     return out.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias(SEQ))
+
+
+def iter_files(paths: list[Path], recon: Reconciliation, required: tuple[str, ...], *, listed: bool = False) -> Iterator[pl.DataFrame]:
+    """:func:`read_files` in bounded batches (``common.iter_table``): each batch has ``_file`` and
+    ``_seq`` running on over the batches and files, so the batches put together equal
+    ``read_files(paths, ...)``, except that a column one file lacks is absent from that file's
+    batches (instead of null). ``listed``: the files are already in the inputs (a second pass)."""
+    seq = 0
+    for path in paths:
+        if not listed:
+            recon.add_input(path)
+        for frame in iter_table(path, required=required):
+            yield frame.with_columns(pl.lit(path.name).alias(FILE), (pl.int_range(pl.len(), dtype=pl.Int64) + seq).alias(SEQ))
+            seq += frame.height
 
 
 def record_by_file(recon: Reconciliation, frame: pl.DataFrame, files: list[str]) -> pl.DataFrame:
@@ -226,15 +241,22 @@ def member_notes(recon: Reconciliation, frame: pl.DataFrame) -> None:
 # ---------------------------------------------------------------------------------------------
 # claims
 # ---------------------------------------------------------------------------------------------
-def icd_columns(frame: pl.DataFrame, pairs: list[tuple[str, str | None]], service_date: pl.Expr, *, kind: str) -> list[pl.Expr]:
-    """ICD codes of a claim line in canonical columns.
+def icd_lists(frame: pl.DataFrame, pairs: list[tuple[str, str | None]], service_date: pl.Expr, *, kind: str,
+              positional: bool = False) -> pl.DataFrame:
+    """``frame`` with the ICD codes of each line sorted by system, as two helper list columns that
+    :func:`icd_columns` turns into the canonical columns (two steps: the lists are built once per
+    row, not once per output column).
 
     ``pairs``: (code column, version column) in claim order; version column ``None`` means "by
-    date" (ICD-9 through September 2015), ``ICD9`` (the string "9") means every code is ICD-9.
-    ``kind``: ``diagnosis`` or ``procedure``. Returns ``<kind>_code_1..n`` (ICD-10, dots removed,
-    no repeats), ``<kind>_codes_overflow`` (ICD-10 codes beyond n, '|'-joined),
-    ``icd9_<kind>_codes`` (ICD-9 codes, '|'-joined) and helpers ``_n_icd9_<kind>``."""
-    n = N_DIAGNOSES if kind == "diagnosis" else N_PROCEDURES
+    date" (ICD-9 through September 2015), ``ICD9`` (the string "9") means every code is ICD-9; a
+    version column whose value is neither 9 nor 0 also means by date. ``kind``: ``diagnosis`` or
+    ``procedure``. Codes: dots and blanks removed, upper case.
+
+    ``positional`` (a source whose code columns are already numbered, like Tuva's
+    ``diagnosis_code_1..25``): the ICD-10 code of source slot i stays in ``<kind>_code_i`` (an empty or
+    ICD-9 slot leaves it empty, nothing moves up into the principal position); slots beyond n go to
+    the overflow column. Otherwise ICD-10 codes are listed in claim order, each once. ICD-9 codes
+    are carried and flagged the same way either way."""
     by_date = pl.when(service_date < ICD10_START).then(pl.lit(ICD9)).otherwise(pl.lit(ICD10))
     tens, nines = [], []
     for code_col, version_col in pairs:
@@ -252,14 +274,27 @@ def icd_columns(frame: pl.DataFrame, pairs: list[tuple[str, str | None]], servic
     if not tens:
         ten = pl.lit([], dtype=pl.List(pl.String))
         nine = ten
+    elif positional:
+        ten = pl.concat_list(tens)
+        nine = pl.concat_list(nines).list.drop_nulls().list.unique(maintain_order=True)
     else:
         ten = pl.concat_list(tens).list.drop_nulls().list.unique(maintain_order=True)
         nine = pl.concat_list(nines).list.drop_nulls().list.unique(maintain_order=True)
+    return frame.with_columns(ten.alias(f"_icd10_{kind}"), nine.alias(f"_icd9_{kind}"))
+
+
+def icd_columns(kind: str) -> list[pl.Expr]:
+    """The canonical ICD columns of a line from the lists :func:`icd_lists` added: ``<kind>_code_1..n``
+    (ICD-10), ``<kind>_codes_overflow`` (ICD-10 codes beyond n, '|'-joined), ``icd9_<kind>_codes``
+    (ICD-9 codes, '|'-joined) and, for diagnoses, ``diagnosis_code_system``."""
+    n = N_DIAGNOSES if kind == "diagnosis" else N_PROCEDURES
+    ten, nine = pl.col(f"_icd10_{kind}"), pl.col(f"_icd9_{kind}")
     out = [ten.list.get(i, null_on_oob=True).alias(f"{kind}_code_{i + 1}") for i in range(n)]
-    out.append(pl.when(ten.list.len() > n).then(ten.list.slice(n).list.join("|")).alias(f"{kind}_codes_overflow"))
+    beyond = ten.list.slice(n).list.drop_nulls()
+    out.append(pl.when(beyond.list.len() > 0).then(beyond.list.join("|")).alias(f"{kind}_codes_overflow"))
     out.append(pl.when(nine.list.len() > 0).then(nine.list.join("|")).alias(f"icd9_{kind}_codes"))
     if kind == "diagnosis":
-        has10, has9 = ten.list.len() > 0, nine.list.len() > 0
+        has10, has9 = ten.list.drop_nulls().list.len() > 0, nine.list.len() > 0
         out.append(pl.when(has10 & has9).then(pl.lit("ICD-10-CM|ICD-9-CM")).when(has10).then(pl.lit("ICD-10-CM"))
                    .when(has9).then(pl.lit("ICD-9-CM")).alias("diagnosis_code_system"))
     return out

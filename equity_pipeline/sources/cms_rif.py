@@ -10,6 +10,11 @@ row prefixed by ``DML_IND``:
   ``snf``, ``hha``, ``hospice`` (one row per revenue-center line, ``CLM_LINE_NUM``);
 * ``pde`` (Part D events).
 
+The claim files are read in bounded batches in two passes (``common.iter_table``): the narrow key
+columns of every row first (DML versions, claim ids in several files, first lines), then the lines,
+mapped batch by batch and spilled to temporary Parquet parts (``common.SpilledTable``), so a claim file
+of any size is never held whole. Beneficiary and PDE files are read whole.
+
 Every row of every file read is mapped or quarantined with a reason (per-file reconciliation);
 files of other names are listed under the warning ``files_not_read``. The rules, in short (code
 tables in ``sources/data/cms_*.csv``, details in docs/sources.md):
@@ -58,6 +63,8 @@ from equity_pipeline.sources.cms_common import (
     county_columns,
     files_matching,
     icd_columns,
+    icd_lists,
+    iter_files,
     lookup,
     member_notes,
     note_by_file,
@@ -69,7 +76,7 @@ from equity_pipeline.sources.cms_common import (
     valid_npi,
     zfill_digits,
 )
-from equity_pipeline.sources.common import Reconciliation, strip_name_digits
+from equity_pipeline.sources.common import Reconciliation, SpilledTable, strip_name_digits
 from equity_pipeline.sources.common import write_canonical_contract as write_tables  # noqa: F401 - used by sources.convert
 
 SOURCE = "cms-rif"
@@ -221,13 +228,27 @@ def _dx_pairs(frame: pl.DataFrame) -> list[tuple[str, str]]:
     return [p for p in pairs if p[0] in frame.columns]
 
 
-def _claim_lines(kind: str, frame: pl.DataFrame, collide: set[str], recon: Reconciliation, files: list[str]) -> pl.DataFrame:
+def _claim_keys(kind: str, paths: list[Path], recon: Reconciliation) -> pl.DataFrame:
+    """Pass 1 over a kind's claim files, batch by batch: only the columns whose meaning depends on
+    other rows (claim id, line number, ``DML_IND``, claim type, final action), one narrow row per
+    source row in load order (``_seq``)."""
     line_col = "LINE_NUM" if kind in PROFESSIONAL else "CLM_LINE_NUM"
-    frame = frame.with_columns(col(frame, line_col).str.strip_chars().alias("_line"))
-    frame = frame.with_columns(*_fate(frame, ["CLM_ID", "_line"]))
+    parts = [
+        batch.select(SEQ, FILE, "CLM_ID", col(batch, line_col).str.strip_chars().alias("_line"),
+                     *[col(batch, c).alias(c) for c in ("DML_IND", "NCH_CLM_TYPE_CD", "FINAL_ACTION")])
+        for batch in iter_files(paths, recon, ("CLM_ID", "BENE_ID"))
+    ]
+    return pl.concat(parts, how="vertical")
+
+
+def _decide(keys: pl.DataFrame, collide: set[str]) -> pl.DataFrame:
+    """Per source row (``_seq``) of one kind: DML fate, claim type, status, quarantine reason and
+    whether it is the claim's first line (institutional payment) -- the cross-row rules, decided on
+    the narrow key rows of every file of the kind before any line is mapped."""
+    frame = keys.with_columns(*_fate(keys, ["CLM_ID", "_line"]))
     types = claim_types(SOURCE)
-    type_code = col(frame, "NCH_CLM_TYPE_CD").str.strip_chars()
-    status = lookup(col(frame, "FINAL_ACTION").str.strip_chars().str.to_uppercase().fill_null("F"), codes("final_action"))
+    type_code = pl.col("NCH_CLM_TYPE_CD").str.strip_chars()
+    status = lookup(pl.col("FINAL_ACTION").str.strip_chars().str.to_uppercase().fill_null("F"), codes("final_action"))
     frame = frame.with_columns(
         lookup(type_code, {k: v["claim_type"] for k, v in types.items()}).alias("claim_type"),
         lookup(type_code, {k: v["stay"] for k, v in types.items()}).alias("_stay"),
@@ -240,16 +261,26 @@ def _claim_lines(kind: str, frame: pl.DataFrame, collide: set[str], recon: Recon
             pl.when(pl.col("claim_status").is_null()).then(pl.lit("unmapped_final_action")),
         ).alias(REASON)
     )
+    # first line of a claim among its mapped final lines (the institutional claim payment goes there)
+    line_no = pl.col("_line").cast(pl.Int64, strict=False)
+    final = (pl.col(REASON).is_null() & (pl.col("_fate") == "final"))
+    first = pl.when(final).then(line_no == line_no.filter(final).min().over("CLM_ID"))
+    return frame.select(SEQ, "_line", "_fate", "claim_type", "_stay", "claim_status", REASON, first.alias("_first_line"))
+
+
+def _claim_lines(kind: str, frame: pl.DataFrame, recon: Reconciliation, files: list[str]) -> pl.DataFrame:
+    """One batch of a kind's claim rows, with their :func:`_decide` columns -> canonical lines (row-local)."""
     mapped = record_by_file(recon, frame, files)
     _fate_notes(recon, mapped)
     f = mapped.filter(pl.col("_fate") == "final")
     note_by_file(recon, f, "not_final_action_as_void", pl.col("claim_status") == "void")
     thru = cms_date(col(f, "CLM_THRU_DT"))
+    f = icd_lists(f, _dx_pairs(f), thru, kind="diagnosis")
+    f = icd_lists(f, [(f"ICD_PRCDR_CD{i}", f"ICD_PRCDR_VRSN_CD{i}") for i in range(1, 26)], thru, kind="procedure")
     common = [
         FILE, pl.col("CLM_ID").alias("claim_id"), pl.col("_line").alias("claim_line"), pl.lit("1").alias("claim_version"),
         "claim_status", pl.col("BENE_ID").alias("member_id"), pl.lit("medicare").alias("payer"), "claim_type",
-        *icd_columns(f, _dx_pairs(f), thru, kind="diagnosis"),
-        *icd_columns(f, [(f"ICD_PRCDR_CD{i}", f"ICD_PRCDR_VRSN_CD{i}") for i in range(1, 26)], thru, kind="procedure"),
+        *icd_columns("diagnosis"), *icd_columns("procedure"),
         col(f, "HCPCS_CD").alias("hcpcs_code"), col(f, "HCPCS_1ST_MDFR_CD").alias("hcpcs_modifier"),
     ]
     if kind in PROFESSIONAL:
@@ -267,8 +298,7 @@ def _claim_lines(kind: str, frame: pl.DataFrame, collide: set[str], recon: Recon
         stay = pl.col("_stay") == "yes"
         parts = [col(f, c).str.strip_chars() for c in ("CLM_FAC_TYPE_CD", "CLM_SRVC_CLSFCTN_TYPE_CD", "CLM_FREQ_CD")]
         one_char = pl.all_horizontal([p.str.len_chars() == 1 for p in parts])
-        line_no = pl.col("_line").cast(pl.Int64, strict=False)
-        first_line = line_no == line_no.min().over("CLM_ID")
+        first_line = pl.col("_first_line")
         lines = f.select(
             *common,
             cms_date(col(f, "CLM_FROM_DT")).alias("claim_from_date"),
@@ -337,15 +367,26 @@ def convert(input_dir: Path, recon: Reconciliation) -> dict[str, pl.DataFrame]:
 
     members, enrollment = _beneficiaries(annual, recon)
     _history(history, recon)
-    frames = {kind: read_files(paths, recon, ("CLM_ID", "BENE_ID")) for kind, paths in claim_paths.items() if paths and kind != "pde"}
-    ids = [f.select("CLM_ID").unique().with_columns(pl.lit(k).alias("kind")) for k, f in frames.items()]
+    # claim files in two streamed passes (never held whole): the narrow key columns of every row
+    # first (DML versions, claim ids in several files, first lines), then the lines mapped batch by batch
+    keys = {kind: _claim_keys(kind, paths, recon) for kind, paths in claim_paths.items() if paths and kind != "pde"}
+    ids = [k.select("CLM_ID").unique().with_columns(pl.lit(kind).alias("kind")) for kind, k in keys.items()]
     collide: set[str] = set()
     if ids:
         per_id = pl.concat(ids).group_by("CLM_ID").agg(pl.col("kind").n_unique().alias("n"))
         collide = set(per_id.filter(pl.col("n") > 1)["CLM_ID"].to_list())
-    lines = [_claim_lines(kind, f, collide, recon, [p.name for p in claim_paths[kind]]) for kind, f in frames.items()]
-    claims = pl.concat(lines, how="diagonal") if lines else pl.DataFrame()
-    if claims.height and claim_notes(recon, claims):
+    claims: pl.DataFrame | SpilledTable = pl.DataFrame()
+    icd9 = False
+    if keys:
+        claims = recon.spill()
+        for kind in list(keys):
+            decided, files = _decide(keys.pop(kind), collide), [p.name for p in claim_paths[kind]]
+            for batch in iter_files(claim_paths[kind], recon, ("CLM_ID", "BENE_ID"), listed=True):
+                batch = batch.join(decided, on=SEQ, how="left", maintain_order="left")
+                lines = _claim_lines(kind, batch, recon, files)
+                icd9 = claim_notes(recon, lines) or icd9
+                claims.append(lines)
+    if icd9:
         recon.warn("icd9_codes", ICD9_WARNING)
     tables = {"members": members, "enrollment": enrollment, "medical_claims": claims}
     if claim_paths["pde"]:

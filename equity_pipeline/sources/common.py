@@ -10,14 +10,17 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from equity_pipeline.errors import StructuralError
 from equity_pipeline.io import ensure_restricted_dir, sha256_file, write_parquet_atomic
 
 REASON = "_reason"  # per-row quarantine reason while mapping (null = mapped)
@@ -52,6 +55,18 @@ class Reconciliation:
     warnings: dict[str, str] = field(default_factory=dict)
     tables: dict[str, int] = field(default_factory=dict)
     quarantine_rows: dict[str, pl.DataFrame] = field(default_factory=dict)
+    spills: list[Any] = field(default_factory=list, repr=False)
+
+    def spill(self, finish: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None) -> SpilledTable:
+        """A new :class:`SpilledTable`, removed by :meth:`discard_spills` whatever happens."""
+        table = SpilledTable(finish)
+        self.spills.append(table)
+        return table
+
+    def discard_spills(self) -> None:
+        for table in self.spills:
+            table.discard()
+        self.spills.clear()
 
     def counts(self, key: str) -> SourceCounts:
         return self.files.setdefault(key, SourceCounts())
@@ -362,27 +377,39 @@ CANONICAL_COLUMNS: dict[str, list[str]] = {
 }
 
 
-def conform(table: str, frame: pl.DataFrame) -> pl.DataFrame:
+def conform(table: str, frame: pl.DataFrame, *, keep_extra: bool = False) -> pl.DataFrame:
     """The canonical columns of ``table`` in order, as text (missing ones null).
 
     :data:`CANONICAL_COLUMNS` lists the columns always written; any other column of the table's
     contract (expectations/<table>.json) that the reader produced is kept too (a claims source such
     as Tuva has revenue codes, HCPCS, twelve diagnoses, ...). Tables without an entry in
-    :data:`CANONICAL_COLUMNS` (``pharmacy_claims``, ``providers``) are written with every contract column."""
+    :data:`CANONICAL_COLUMNS` (``pharmacy_claims``, ``providers``) are written with every contract column.
+    ``keep_extra``: the frame's non-contract columns not starting with ``_`` follow (carried, e.g.
+    ICD-9 codes; the canonical reader lists and ignores them, as for :func:`conform_contract`)."""
     from equity_pipeline.suites import load_suite
 
     contract = list(load_suite(table).column_names)
     base = CANONICAL_COLUMNS.get(table, contract)
-    cols = base + [c for c in contract if c not in base and c in frame.columns]
-    if frame.width == 0:
+    have = _names(frame)
+    cols = base + [c for c in contract if c not in base and c in have]
+    if keep_extra:
+        cols += [c for c in have if c not in cols and c not in contract and not c.startswith("_")]
+    if not have:
         return pl.DataFrame(schema={c: pl.String for c in cols})
     return frame.select([
-        (pl.col(c).cast(pl.String) if c in frame.columns else pl.lit(None, dtype=pl.String)).alias(c) for c in cols
+        (pl.col(c).cast(pl.String) if c in have else pl.lit(None, dtype=pl.String)).alias(c) for c in cols
     ])
 
 
-def write_canonical(tables: dict[str, pl.DataFrame], out_dir: Path, recon: Reconciliation) -> None:
-    """Write the canonical tables as Parquet (owner-only folder), replacing any earlier conversion."""
+def _names(frame: pl.DataFrame | pl.LazyFrame) -> list[str]:
+    return frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
+
+
+def write_canonical(tables: dict[str, pl.DataFrame], out_dir: Path, recon: Reconciliation, *,
+                    keep_extra: tuple[str, ...] = ()) -> None:
+    """Write the canonical tables as Parquet (owner-only folder), replacing any earlier conversion.
+    A table may be a :class:`SpilledTable` (streamed). Tables in ``keep_extra`` keep their extra
+    columns (:func:`conform` ``keep_extra``)."""
     ensure_restricted_dir(out_dir.parent)
     ensure_restricted_dir(out_dir)
     for old in out_dir.glob("*.parquet"):
@@ -392,9 +419,7 @@ def write_canonical(tables: dict[str, pl.DataFrame], out_dir: Path, recon: Recon
         for old in qdir.glob("*.parquet"):
             old.unlink()
     for table, frame in tables.items():
-        conformed = conform(table, frame)
-        write_parquet_atomic(conformed, out_dir / f"{table}.parquet")
-        recon.tables[table] = conformed.height
+        _write_table(partial(conform, keep_extra=table in keep_extra), table, frame, out_dir, recon)
     for key, rows in recon.quarantine_rows.items():
         ensure_restricted_dir(qdir)
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", key)
@@ -414,11 +439,12 @@ def conform_contract(table: str, frame: pl.DataFrame) -> pl.DataFrame:
     those as extra columns and ignores them: a reader keeps there what the contract cannot hold
     (e.g. ICD-9 codes) so that it is carried, not dropped."""
     cols = contract_columns(table)
-    extra = [c for c in frame.columns if c not in cols and not c.startswith("_")]
-    if frame.width == 0:
+    have = _names(frame)
+    extra = [c for c in have if c not in cols and not c.startswith("_")]
+    if not have:
         return pl.DataFrame(schema={c: pl.String for c in cols})
     return frame.select([
-        (pl.col(c).cast(pl.String) if c in frame.columns else pl.lit(None, dtype=pl.String)).alias(c) for c in cols
+        (pl.col(c).cast(pl.String) if c in have else pl.lit(None, dtype=pl.String)).alias(c) for c in cols
     ] + [pl.col(c).cast(pl.String) for c in extra])
 
 
@@ -429,9 +455,22 @@ def write_canonical_contract(tables: dict[str, pl.DataFrame], out_dir: Path, rec
     ``write_tables = write_canonical_contract`` (see ``sources.convert``)."""
     write_canonical({}, out_dir, recon)  # clears an earlier conversion, writes the quarantine rows
     for table, frame in tables.items():
-        conformed = conform_contract(table, frame)
-        write_parquet_atomic(conformed, out_dir / f"{table}.parquet")
-        recon.tables[table] = conformed.height
+        _write_table(conform_contract, table, frame, out_dir, recon)
+
+
+def _write_table(conformer, table: str, frame: pl.DataFrame | SpilledTable, out_dir: Path, recon: Reconciliation) -> None:
+    """Conform one table and write it atomically; a :class:`SpilledTable` is streamed from its parts
+    (never whole in memory) and its parts are removed once written."""
+    if isinstance(frame, SpilledTable):
+        try:
+            write_parquet_atomic(conformer(table, frame.lazy()), out_dir / f"{table}.parquet")
+            recon.tables[table] = frame.height
+        finally:
+            frame.discard()
+        return
+    conformed = conformer(table, frame)
+    write_parquet_atomic(conformed, out_dir / f"{table}.parquet")
+    recon.tables[table] = conformed.height
 
 
 # ---------------------------------------------------------------------------------------------
@@ -516,60 +555,118 @@ def read_table(path: Path, *, delimiter: str | None = None, encoding: str | None
       optional columns are added as nulls;
     * ``_source_row``: the 1-based data-row number, for quarantine records (never a value).
 
-    ``label`` names the file in errors instead of its name (when the name itself may carry PHI)."""
-    import os
-    import tempfile
-
-    from equity_pipeline.errors import StructuralError
-
+    ``label`` names the file in errors instead of its name (when the name itself may carry PHI).
+    :func:`iter_table` reads the same way in bounded batches (for files too big to hold whole)."""
     path = Path(path)
-    name = label or path.name
-    if not path.is_file():
-        raise StructuralError(name, "file not found")
-    if path.stat().st_size == 0:
-        raise StructuralError(name, "file is empty (no header line)")
+    name = _check_file(path, label)
     if path.name.lower().endswith(".parquet"):
         from equity_pipeline.io import ROW as IO_ROW
         from equity_pipeline.io import scan_text
 
         frame = scan_text(path).collect().rename({IO_ROW: SOURCE_ROW})
     else:
-        gz = path.name.lower().endswith(".gz")
-        enc = (encoding or detect_encoding(path)).lower().replace("_", "-")
-        utf8 = enc in ("utf-8", "utf8", "utf-8-sig")
-        tmp: str | None = None
-        try:
-            source = path
-            if not utf8:
-                fd, tmp = tempfile.mkstemp(prefix=".source.", suffix=".utf8.csv")  # mode 0600
-                import gzip
-
-                opener = gzip.open if gz else open
-                with opener(path, "rt", encoding=enc, newline="") as src, os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
-                    while block := src.read(1 << 20):
-                        dst.write(block)
-                source, gz = Path(tmp), False
-            if delimiter is None:
-                if gz:
-                    import gzip
-
-                    with gzip.open(source, "rt", encoding="utf-8-sig", newline="") as fh:
-                        header = fh.readline()
-                else:
-                    with source.open("r", encoding="utf-8-sig", newline="") as fh:
-                        header = fh.readline()
-                if not header.strip():
-                    raise StructuralError(name, "file has no header line")
-                delimiter = sniff_delimiter(header)
+        with _text_source(path, name, encoding=encoding, delimiter=delimiter, plain=False) as (source, sep):
             try:
-                frame = pl.read_csv(source, separator=delimiter, infer_schema=False, has_header=True,
+                frame = pl.read_csv(source, separator=sep, infer_schema=False, has_header=True,
                                     quote_char='"', truncate_ragged_lines=False)
             except pl.exceptions.PolarsError as exc:
                 raise StructuralError(name, f"not a readable delimited text file ({type(exc).__name__})") from None
-        finally:
-            if tmp is not None and os.path.exists(tmp):
-                os.unlink(tmp)
         frame = frame.with_row_index(SOURCE_ROW, offset=1).with_columns(pl.col(SOURCE_ROW).cast(pl.Int64))
+    return _finish(frame, name, required, optional)
+
+
+#: rows per batch of :func:`iter_table` (a batch of a wide claim file, all text, is some 100 MB)
+BATCH_ROWS = 200_000
+
+
+def iter_table(path: Path, *, batch_rows: int | None = None, delimiter: str | None = None, encoding: str | None = None,
+               required: tuple[str, ...] = (), optional: tuple[str, ...] = (), label: str | None = None) -> Iterator[pl.DataFrame]:
+    """:func:`read_table` in batches of at most ``batch_rows`` rows (default :data:`BATCH_ROWS`), for
+    files too big to hold in memory: every batch is read, trimmed, renamed and checked exactly as
+    :func:`read_table` reads the whole file, and ``_source_row`` runs on across batches, so the
+    batches put together equal ``read_table(path)``. At least one batch is yielded (an empty one for
+    a header-only file), so a missing required column is reported for every file.
+
+    CSV is read with polars' streaming CSV scan; a Latin-1 (or declared non-UTF-8) or gzipped file
+    is first transcoded block by block to an owner-only plain UTF-8 temporary file, removed when the
+    iteration ends. Parquet is read slice by slice."""
+    path = Path(path)
+    name = _check_file(path, label)
+    size = batch_rows or BATCH_ROWS
+    if path.name.lower().endswith(".parquet"):
+        from equity_pipeline.io import ROW as IO_ROW
+        from equity_pipeline.io import scan_text
+
+        lf = scan_text(path).rename({IO_ROW: SOURCE_ROW})
+        total = lf.select(pl.len()).collect().item()
+        for offset in range(0, max(total, 1), size):
+            yield _finish(lf.slice(offset, size).collect(), name, required, optional)
+        return
+    with _text_source(path, name, encoding=encoding, delimiter=delimiter, plain=True) as (source, sep):
+        lf = pl.scan_csv(source, separator=sep, infer_schema=False, has_header=True, quote_char='"',
+                         truncate_ragged_lines=False, empty_string_is_null=False)
+        next_row = 1
+        try:
+            for batch in lf.collect_batches(chunk_size=size):
+                if batch.height == 0:
+                    continue
+                batch = batch.with_row_index(SOURCE_ROW, offset=next_row).with_columns(pl.col(SOURCE_ROW).cast(pl.Int64))
+                next_row += batch.height
+                yield _finish(batch, name, required, optional)
+            if next_row == 1:  # header only: one empty batch with the file's columns
+                empty = pl.DataFrame(schema={c: pl.String for c in lf.collect_schema().names()})
+                yield _finish(empty.with_row_index(SOURCE_ROW, offset=1).with_columns(pl.col(SOURCE_ROW).cast(pl.Int64)),
+                              name, required, optional)
+        except pl.exceptions.PolarsError as exc:
+            raise StructuralError(name, f"not a readable delimited text file ({type(exc).__name__})") from None
+
+
+def _check_file(path: Path, label: str | None) -> str:
+    name = label or path.name
+    if not path.is_file():
+        raise StructuralError(name, "file not found")
+    if path.stat().st_size == 0:
+        raise StructuralError(name, "file is empty (no header line)")
+    return name
+
+
+@contextmanager
+def _text_source(path: Path, name: str, *, encoding: str | None, delimiter: str | None, plain: bool) -> Iterator[tuple[Path, str]]:
+    """(file polars can read as UTF-8, delimiter). A non-UTF-8 file (and with ``plain`` a gzipped
+    one: polars' scan reads plain files only) is transcoded to an owner-only temporary file,
+    block by block, removed on exit."""
+    import gzip
+    import os
+    import tempfile
+
+    gz = path.name.lower().endswith(".gz")
+    enc = (encoding or detect_encoding(path)).lower().replace("_", "-")
+    utf8 = enc in ("utf-8", "utf8", "utf-8-sig")
+    tmp: str | None = None
+    try:
+        source = path
+        if not utf8 or (plain and gz):
+            fd, tmp = tempfile.mkstemp(prefix=".source.", suffix=".utf8.csv")  # mode 0600
+            opener = gzip.open if gz else open
+            with opener(path, "rt", encoding=enc, newline="") as src, os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
+                while block := src.read(1 << 20):
+                    dst.write(block)
+            source, gz = Path(tmp), False
+        if delimiter is None:
+            opener = gzip.open if gz else open
+            with opener(source, "rt", encoding="utf-8-sig", newline="") as fh:
+                header = fh.readline()
+            if not header.strip():
+                raise StructuralError(name, "file has no header line")
+            delimiter = sniff_delimiter(header)
+        yield source, delimiter
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _finish(frame: pl.DataFrame, name: str, required: tuple[str, ...], optional: tuple[str, ...]) -> pl.DataFrame:
+    """Names trimmed (BOM removed) and matched, required checked, values trimmed, empty -> null."""
     renames = {c: c.lstrip("\ufeff").strip() for c in frame.columns if c != SOURCE_ROW}
     frame = frame.rename({k: v for k, v in renames.items() if k != v})
     # match expected names case-insensitively when the exact name is absent and the match is unique
@@ -593,3 +690,50 @@ def read_table(path: Path, *, delimiter: str | None = None, encoding: str | None
     if absent:
         frame = frame.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in absent])
     return frame.select(SOURCE_ROW, *[c for c in frame.columns if c != SOURCE_ROW])
+
+
+# ---------------------------------------------------------------------------------------------
+# mapped rows too many to hold: written batch by batch, streamed to the canonical table
+# ---------------------------------------------------------------------------------------------
+class SpilledTable:
+    """A canonical table a reader maps batch by batch: each mapped batch is appended as a Parquet
+    part in an owner-only temporary folder, and the writer (:func:`write_canonical`,
+    :func:`write_canonical_contract`) streams the parts into the canonical Parquet file, then
+    removes them. A reader returns it in place of a DataFrame. ``finish`` (optional) is a lazy
+    step over all parts before writing (e.g. numbering lines within a claim across batches).
+
+    Created through :meth:`Reconciliation.spill` so that :func:`sources.convert` removes the parts
+    even when the conversion fails."""
+
+    def __init__(self, finish: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None) -> None:
+        import tempfile
+
+        self.folder = Path(tempfile.mkdtemp(prefix=".spill."))  # mode 0700
+        self.parts: list[Path] = []
+        self.height = 0
+        self.finish = finish
+
+    def append(self, frame: pl.DataFrame) -> None:
+        if frame.height == 0 and self.parts:
+            return
+        # a column null in one batch is typed Null there: store text (the canonical tables are text)
+        frame = frame.with_columns([pl.col(c).cast(pl.String) for c, t in frame.schema.items() if t == pl.Null])
+        part = self.folder / f"part-{len(self.parts):06d}.parquet"
+        frame.write_parquet(part)
+        self.parts.append(part)
+        self.height += frame.height
+
+    def lazy(self) -> pl.LazyFrame:
+        if not self.parts:
+            return pl.LazyFrame()
+        lf = pl.concat([pl.scan_parquet(p) for p in self.parts], how="diagonal_relaxed")
+        return self.finish(lf) if self.finish else lf
+
+    def collect(self) -> pl.DataFrame:
+        return self.lazy().collect()
+
+    def discard(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.parts = []

@@ -22,7 +22,9 @@ with a reason; other CSV files are listed under the warning ``files_not_read``.
   per HCPCS code (at least one), the claim payment on the first line; inpatient claims are bill type
   111 with admission and discharge dates and DRG. All diagnosis and procedure codes are ICD-9:
   carried in ``icd9_diagnosis_codes`` / ``icd9_procedure_codes`` (never in the ICD-10 columns),
-  flagged by ``diagnosis_code_system`` = ICD-9-CM, counted per file and warned about.
+  flagged by ``diagnosis_code_system`` = ICD-9-CM, counted per file and warned about. The claim
+  files are read and mapped in bounded batches (``common.iter_table``, ``common.SpilledTable``);
+  lines are numbered within a claim in one lazy pass over the mapped output at the end.
 * pharmacy_claims: PDE -> fills (NDC, days supply, quantity); paid = total cost - patient pay when
   not negative.
 """
@@ -51,6 +53,8 @@ from equity_pipeline.sources.cms_common import (
     county_columns,
     files_matching,
     icd_columns,
+    icd_lists,
+    iter_files,
     lookup,
     member_notes,
     note_by_file,
@@ -60,10 +64,11 @@ from equity_pipeline.sources.cms_common import (
     record_by_file,
     spans,
 )
-from equity_pipeline.sources.common import Reconciliation
+from equity_pipeline.sources.common import Reconciliation, SpilledTable
 from equity_pipeline.sources.common import write_canonical_contract as write_tables  # noqa: F401 - used by sources.convert
 
 SOURCE = "desynpuf"
+KIND = "_kind"  # file kind order (carrier, inpatient, outpatient) of a spilled claim line
 PATTERNS = {
     "beneficiary": r"beneficiary_summary",
     "carrier": r"carrier_claims",
@@ -163,21 +168,43 @@ def _nonzero(expr: pl.Expr) -> pl.Expr:
     return expr.cast(pl.Float64, strict=False).fill_null(0) != 0
 
 
-def _claims(kind: str, paths: list[Path], recon: Reconciliation) -> pl.DataFrame:
-    frame = read_files(paths, recon, ("DESYNPUF_ID", "CLM_ID"))
+def _number_lines(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """``claim_line`` 1..n within each claim (the segments of a claim in order, then source row and
+    line slot), claims in id order within each file kind; run over all batches at once."""
+    return lf.sort(KIND, "claim_id", "_segment", SEQ, "_slot").with_columns(
+        (pl.int_range(pl.len()).over(KIND, "claim_id") + 1).cast(pl.String).alias("claim_line"))
+
+
+def _claims(kinds: list[tuple[str, list[Path]]], recon: Reconciliation) -> tuple[SpilledTable, bool]:
+    """Claim files of every kind, read and mapped batch by batch (a file is never held whole; the
+    mapping is row-local), spilled; lines numbered in one pass at the end (:func:`_number_lines`).
+    Returns the claims and whether ICD-9 codes were seen."""
+    out, icd9 = recon.spill(_number_lines), False
+    for order, (kind, paths) in enumerate(kinds):
+        for batch in iter_files(paths, recon, ("DESYNPUF_ID", "CLM_ID")):
+            lines = _claim_batch(kind, batch, recon, [p.name for p in paths])
+            icd9 = claim_notes(recon, lines) or icd9
+            out.append(lines.with_columns(pl.lit(order).alias(KIND)))
+    return out, icd9
+
+
+def _claim_batch(kind: str, frame: pl.DataFrame, recon: Reconciliation, files: list[str]) -> pl.DataFrame:
     frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(REASON))
-    f = record_by_file(recon, frame, [p.name for p in paths])
+    f = record_by_file(recon, frame, files)
     kind_row = claim_types(SOURCE)[kind]
     thru = cms_date(col(f, "CLM_THRU_DT"))
     dx = [(f"ICD9_DGNS_CD_{i}", ICD9) for i in range(1, 11)] + [("ADMTNG_ICD9_DGNS_CD", ICD9)]
+    f = icd_lists(f, [(f"ICD9_PRCDR_CD_{i}", ICD9) for i in range(1, 7)], thru, kind="procedure")
+    if kind != "carrier":
+        f = icd_lists(f, dx, thru, kind="diagnosis")
     header = f.select(
         FILE, SEQ, pl.col("CLM_ID").alias("claim_id"), pl.col("DESYNPUF_ID").alias("member_id"),
         col(f, "SEGMENT").cast(pl.Int64, strict=False).fill_null(1).alias("_segment"),
         pl.lit("1").alias("claim_version"), pl.lit("paid").alias("claim_status"), pl.lit("medicare").alias("payer"),
         pl.lit(kind_row["claim_type"]).alias("claim_type"),
         cms_date(col(f, "CLM_FROM_DT")).alias("claim_from_date"), thru.alias("claim_thru_date"),
-        *icd_columns(f, [(f"ICD9_PRCDR_CD_{i}", ICD9) for i in range(1, 7)], thru, kind="procedure"),
-        *([] if kind == "carrier" else [c for c in icd_columns(f, dx, thru, kind="diagnosis")]),
+        *icd_columns("procedure"),
+        *([] if kind == "carrier" else icd_columns("diagnosis")),
     )
     if kind == "carrier":
         slots = {"hcpcs_code": "HCPCS_CD_{n}", "_line_dx": "LINE_ICD9_DGNS_CD_{n}", "paid_amount": "LINE_NCH_PMT_AMT_{n}",
@@ -186,8 +213,8 @@ def _claims(kind: str, paths: list[Path], recon: Reconciliation) -> pl.DataFrame
                    | _nonzero(pl.col("paid_amount")) | _nonzero(pl.col("allowed_amount")))
         lines = _expand(f, CARRIER_LINES, slots, present).join(f.select(SEQ, *[c for c in f.columns if c.startswith("ICD9_DGNS_CD_")]), on=SEQ)
         claim_dx = [(f"ICD9_DGNS_CD_{i}", ICD9) for i in range(1, 9)] + [("_line_dx", ICD9)]
-        lines = lines.with_columns(
-            *icd_columns(lines, claim_dx, pl.lit(None, dtype=pl.String), kind="diagnosis"),
+        lines = icd_lists(lines, claim_dx, pl.lit(None, dtype=pl.String), kind="diagnosis").with_columns(
+            *icd_columns("diagnosis"),
             *npi_columns(pl.col("_npi")),
             amount(pl.col("paid_amount")).alias("paid_amount"), amount(pl.col("allowed_amount")).alias("allowed_amount"),
         ).select(SEQ, "_slot", "hcpcs_code", "paid_amount", "allowed_amount", "billing_npi", "_npi_dropped",
@@ -207,8 +234,6 @@ def _claims(kind: str, paths: list[Path], recon: Reconciliation) -> pl.DataFrame
         )
         out = header.join(lines, on=SEQ).join(extra, on=SEQ).with_columns(
             pl.when(pl.col("_slot") == pl.col("_slot").min().over(SEQ)).then(pl.col("_claim_paid")).alias("paid_amount"))
-    out = out.sort("claim_id", "_segment", SEQ, "_slot").with_columns(
-        (pl.int_range(pl.len()).over("claim_id") + 1).cast(pl.String).alias("claim_line"))
     return out
 
 
@@ -244,9 +269,9 @@ def convert(input_dir: Path, recon: Reconciliation) -> dict[str, pl.DataFrame]:
     if other:
         recon.warn("files_not_read", "not DE-SynPUF beneficiary, claim or PDE files, not read: " + ", ".join(other))
     members, enrollment = _beneficiaries(paths["beneficiary"], recon)
-    lines = [_claims(kind, paths[kind], recon) for kind in ("carrier", "inpatient", "outpatient") if paths[kind]]
-    claims = pl.concat(lines, how="diagonal") if lines else pl.DataFrame()
-    if claims.height and claim_notes(recon, claims):
+    kinds = [(kind, paths[kind]) for kind in ("carrier", "inpatient", "outpatient") if paths[kind]]
+    claims, icd9 = _claims(kinds, recon) if kinds else (pl.DataFrame(), False)
+    if icd9:
         recon.warn("icd9_codes", ICD9_WARNING)
     tables = {"members": members, "enrollment": enrollment, "medical_claims": claims}
     if paths["pde"]:

@@ -9,7 +9,11 @@ docs/sources.md prints it. Rules in short:
 * eligibility -> enrollment (one span per row; ``payer_type`` -> payer, ``dual_status_code`` -> dual
   status through the CMS dual status codes) and members (one per ``person_id``; race and ethnicity
   words through the same term table as Synthea; county = the ZIP's primary county);
-* medical_claim -> medical_claims line for line (ICD-9 lines quarantined);
+* medical_claim -> medical_claims line for line, read and mapped in batches (``common.iter_table``,
+  ``common.SpilledTable``: a claim file of any size is never held whole); ICD-9 codes (type
+  ``icd-9-cm`` / ``icd-9-pcs``) are carried in ``icd9_diagnosis_codes`` / ``icd9_procedure_codes``
+  and flagged (``diagnosis_code_system``, notes ``icd9_*_lines``, warning ``icd9_codes``), the rule
+  of the CMS readers (``cms_common.icd_lists`` / ``icd_columns``), never put in the ICD-10 columns nor dropped;
 * pharmacy_claim -> pharmacy_claims (``claim_id:line``: the canonical table is one row per fill);
 * lab_result -> clinical_observations (LOINC, numeric results);
 * observation -> through the Synthea observation mapping: numeric LOINC results to
@@ -27,6 +31,7 @@ from pathlib import Path
 import polars as pl
 
 from equity_pipeline.errors import StructuralError
+from equity_pipeline.sources.cms_common import FILE, ICD9, ICD9_WARNING, ICD10, claim_notes, icd_columns, icd_lists
 from equity_pipeline.sources.common import (
     REASON,
     SOURCE_ROW,
@@ -40,11 +45,15 @@ from equity_pipeline.sources.common import (
     normalise_text,
     normalise_zip,
     prapare_items,
+    iter_table,
     race_ethnicity_codes,
     read_table,
+    write_canonical,
 )
 
 TABLES = ("eligibility", "medical_claim", "pharmacy_claim", "lab_result", "observation")
+STREAMED = ("medical_claim",)  # read and mapped batch by batch (common.iter_table)
+N_TUVA_CODES = 25  # diagnosis_code_1..25, procedure_code_1..25 in Tuva's medical_claim
 SEX = {"male": "M", "female": "F", "unknown": "U"}
 UNKNOWN_WORDS = {"unknown", "asked but unknown", "not reported", "unk"}
 
@@ -165,16 +174,23 @@ def _apply(frame: pl.DataFrame, tuva_table: str, canonical_table: str, payer_of:
     return frame.select(SOURCE_ROW, *[_expr(frame, r, payer_of) for r in rows], *([pl.col(REASON)] if REASON in frame.columns else []))
 
 
-def _read(input_dir: Path, table: str, recon: Reconciliation) -> tuple[pl.DataFrame | None, str]:
+def _find(input_dir: Path, table: str, recon: Reconciliation) -> tuple[Path | None, str]:
     files = find_source_files(input_dir, table) + find_source_files(input_dir, f"{table}_seed")
     if len(files) > 1:
         raise StructuralError(files[0].name, f"Tuva table {table} is given twice ({', '.join(p.name for p in files)}); keep one")
     if not files:
         recon.warn(f"{table}_absent", f"no Tuva {table} table in the input folder")
         return None, table
-    path = files[0]
-    recon.add_input(path)
-    return read_table(path, optional=source_columns(table)), path.name
+    recon.add_input(files[0])
+    return files[0], files[0].name
+
+
+def _read(input_dir: Path, table: str, recon: Reconciliation) -> tuple[pl.DataFrame | Path | None, str]:
+    """The table read whole; for ``medical_claim`` (the big one) its path, read in batches later."""
+    path, key = _find(input_dir, table, recon)
+    if path is None or table in STREAMED:
+        return path, key
+    return read_table(path, optional=source_columns(table)), key
 
 
 def _eligibility(elig: pl.DataFrame, key: str, recon: Reconciliation) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -220,19 +236,43 @@ def _eligibility(elig: pl.DataFrame, key: str, recon: Reconciliation) -> tuple[p
     return member_rows, mapped.select(enroll_cols)
 
 
-def _medical(claims: pl.DataFrame, key: str, payer_of: dict[str, str], recon: Reconciliation) -> pl.DataFrame:
+def _version(type_col: pl.Expr) -> pl.Expr:
+    """CMS version code from Tuva's code type: icd-9-* -> 9, icd-10-* -> 0 (Tuva's seed labels ICD-10-CM
+    diagnoses icd-10-pcs on some lines: still ICD-10); empty or other -> null, i.e. by service date
+    (ICD-9 before 2015-10-01), as ``cms_common.icd_lists`` decides for CMS codes without a version."""
+    t = type_col.str.to_lowercase().str.strip_chars()
+    return pl.when(t.str.starts_with("icd-9")).then(pl.lit(ICD9)).when(t.str.starts_with("icd-10")).then(pl.lit(ICD10))
+
+
+def _medical(claims: pl.DataFrame, key: str, payer_of: dict[str, str], recon: Reconciliation) -> tuple[pl.DataFrame, bool]:
+    """One batch of medical_claim rows -> (mapped canonical lines, ICD-9 codes seen). Row-local: the
+    batches mapped one by one give the lines of the whole file mapped at once."""
     lines = _apply(claims, "medical_claim", "medical_claims", payer_of)
-    dx_type = _first(claims, ["diagnosis_code_type"]).str.to_lowercase()
-    px_type = _first(claims, ["procedure_code_type"]).str.to_lowercase()
-    # a select keeps the row order: the reasons line up with the lines
-    lines = lines.with_columns(claims.select(
-        pl.when(dx_type.str.starts_with("icd-9") | px_type.str.starts_with("icd-9")).then(pl.lit("icd9_not_in_contract")).alias(REASON)
-    ).to_series())
+    # diagnoses and procedures by the rule of the CMS readers: ICD-10 codes in diagnosis_code_1..12 /
+    # procedure_code_1..6 in Tuva's own slots (dots removed; slots beyond in *_codes_overflow), ICD-9
+    # codes carried in icd9_diagnosis_codes / icd9_procedure_codes and flagged in diagnosis_code_system
+    versions = claims.with_columns(_version(_first(claims, ["diagnosis_code_type"])).alias("_dx_version"),
+                                   _version(_first(claims, ["procedure_code_type"])).alias("_px_version"))
+    end = date_part(_first(claims, ["claim_end_date", "claim_start_date"]))
+    dx = [(f"diagnosis_code_{i}", "_dx_version") for i in range(1, N_TUVA_CODES + 1)]
+    px = [(f"procedure_code_{i}", "_px_version") for i in range(1, N_TUVA_CODES + 1)]
+    versions = icd_lists(versions, dx, end, kind="diagnosis", positional=True)
+    codes = icd_lists(versions, px, end, kind="procedure", positional=True).select(*icd_columns("diagnosis"), *icd_columns("procedure"))
+    # a select keeps the row order: the code columns line up with the lines
+    lines = lines.drop([c for c in codes.columns if c in lines.columns]).hstack(codes).with_columns(pl.lit(None, dtype=pl.String).alias(REASON))
     drg_type = _first(claims, ["drg_code_type"]).str.to_lowercase()
     if "drg_code" in claims.columns:
         other_drg = claims.filter(pl.col("drg_code").is_not_null() & drg_type.is_not_null() & (drg_type != "ms-drg"))
         recon.note(key, "drg_not_ms_drg_left_empty", other_drg.height)
-    return recon.record_frame(key, lines, row_col=SOURCE_ROW).drop(SOURCE_ROW)
+    mapped = recon.record_frame(key, lines, row_col=SOURCE_ROW).drop(SOURCE_ROW)
+    icd9 = claim_notes(recon, mapped.with_columns(pl.lit(key).alias(FILE)))
+    return mapped, icd9
+
+
+def write_tables(tables: dict[str, pl.DataFrame], out_dir: Path, recon: Reconciliation) -> None:
+    """``common.write_canonical``, keeping medical_claims' extra columns (ICD-9 codes, overflow codes,
+    ``diagnosis_code_system``) as the CMS readers keep them."""
+    write_canonical(tables, out_dir, recon, keep_extra=("medical_claims",))
 
 
 def _labs(labs: pl.DataFrame, key: str, recon: Reconciliation) -> pl.DataFrame:
@@ -296,8 +336,18 @@ def convert(input_dir: Path, recon: Reconciliation) -> dict[str, pl.DataFrame]:
                 payer_of[normalise_text(name)] = hit[0]
     members, enrollment = _eligibility(elig, elig_key, recon)
     tables: dict[str, pl.DataFrame] = {"enrollment": enrollment}
-    med, med_key = raw["medical_claim"]
-    tables["medical_claims"] = _medical(med, med_key, payer_of, recon) if med is not None else pl.DataFrame()
+    med_path, med_key = raw["medical_claim"]
+    if med_path is None:
+        tables["medical_claims"] = pl.DataFrame()
+    else:
+        spilled, icd9 = recon.spill(), False
+        for batch in iter_table(med_path, optional=source_columns("medical_claim")):
+            lines, seen = _medical(batch, med_key, payer_of, recon)
+            spilled.append(lines)
+            icd9 = icd9 or seen
+        tables["medical_claims"] = spilled
+        if icd9:
+            recon.warn("icd9_codes", ICD9_WARNING)
     rx, rx_key = raw["pharmacy_claim"]
     if rx is not None:
         tables["pharmacy_claims"] = recon.record_frame(rx_key, _apply(rx, "pharmacy_claim", "pharmacy_claims", payer_of).with_columns(

@@ -135,3 +135,44 @@ def hand_count(folder: Path, year: int) -> dict[str, dict[str, object]]:
         "BCS": {"denominator": len(bcs_den), "numerator": len(bcs_num), "den_ids": bcs_den, "num_ids": bcs_num},
         "COL": {"denominator": len(col_den), "numerator": len(col_num), "den_ids": col_den, "num_ids": col_num},
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# SDOH_SCREEN and CDF denominators: an outpatient visit written with Synthea's SNOMED encounter codes
+# ---------------------------------------------------------------------------------------------
+# The encounter types Synthea writes (encounters.csv CODE) that are office / preventive visits,
+# listed here from docs/sources.md ("Synthea encounter codes in the visit value sets"), not read
+# from the value-set files: 185349003 check-up and 439740005 post-operative follow-up (VSAC Office
+# Visit), 86013001 periodic reevaluation of a healthy individual (VSAC Annual Wellness Visit),
+# 162673000 general examination (adult wellness) and 410620009 well child visit (child wellness),
+# 185347001 / 185345009 encounter for problem / symptom, 185389009 / 390906007 follow-up.
+OUTPATIENT_VISIT = {"185349003", "439740005", "86013001", "162673000", "410620009",
+                    "185347001", "185345009", "185389009", "390906007"}
+
+
+def visit_denominators(folder: Path, year: int) -> dict[str, set[str]]:
+    """Denominator member-id sets of SDOH_SCREEN and CDF (12-17, 18+) for measurement year ``year``,
+    and the members who would be in them but died by Dec 31 (``<measure> deceased``).
+
+    SDOH_SCREEN: 18 or older on Dec 31 of Y, alive on Dec 31 of Y, at least one encounter in Y with
+    a code in :data:`OUTPATIENT_VISIT` (no enrollment requirement). CDF: 12 or older on Jan 1 of Y
+    (rows 12-17 and 18+ by that age), alive on Dec 31 of Y, an outpatient visit in Y; its
+    depression/bipolar exclusion is an ICD-10-CM value set, which Synthea's SNOMED conditions
+    cannot meet, so it removes no one here."""
+    begin, end = date(year, 1, 1), date(year, 12, 31)
+    enc = _csv(folder, "encounters")
+    visited = {pid for pid, code, start in enc.select("PATIENT", "CODE", "START").iter_rows()
+               if code in OUTPATIENT_VISIT and begin <= _day(start) <= end}
+    sdoh, cdf_teen, cdf_adult, sdoh_dead, cdf_dead = set(), set(), set(), set(), set()
+    for pid, born, died in _csv(folder, "patients").select("Id", "BIRTHDATE", "DEATHDATE").iter_rows():
+        born, died = _day(born), _day(died)
+        if pid not in visited:
+            continue
+        dead = died is not None and died <= end
+        age_begin = _age(born, begin)
+        if _age(born, end) >= 18:
+            (sdoh_dead if dead else sdoh).add(pid)
+        if age_begin >= 12:
+            (cdf_dead if dead else cdf_teen if age_begin <= 17 else cdf_adult).add(pid)
+    return {"SDOH_SCREEN": sdoh, "CDF 12-17": cdf_teen, "CDF 18+": cdf_adult,
+            "SDOH_SCREEN deceased": sdoh_dead, "CDF deceased": cdf_dead}

@@ -15,7 +15,7 @@ import pytest
 from equity_pipeline.sources import canonical_input_dir, convert
 from equity_pipeline.standards.race_ethnicity import race_ethnicity_stratum
 from tests.sources.conftest import FHIR_SUBSET, SETS, need
-from tests.sources.hand_count import hand_count
+from tests.sources.hand_count import OUTPATIENT_VISIT, hand_count, visit_denominators
 
 MEASUREMENT_YEAR = {"ca59": 2021, "ma27": 2023, "ma107": 2022, "ma555": 2025}
 RUN_DATE = "2026-11-22"
@@ -171,6 +171,33 @@ def test_ma107_bcs_and_col_match_a_hand_count(runs_root):
     procs = pl.read_csv(folder / "procedures.csv", infer_schema=False).filter(pl.col("CODE") == "71651007")
     assert events.filter(pl.col("value_set") == "mammography").select("member_id", "event_date").unique().height == procs.select(
         "PATIENT", pl.col("START").str.slice(0, 10)).unique().height == 30
+
+
+@pytest.mark.slow
+def test_ma107_visit_denominators_match_a_hand_count(runs_root):
+    """Issue 8: Synthea writes encounters with SNOMED codes only, so SDOH_SCREEN and CDF need the
+    SNOMED office/wellness visit codes in ``outpatient_encounter`` (docs/sources.md).
+
+    Hand count from ma107's encounters.csv and patients.csv (``hand_count.visit_denominators``,
+    measurement year 2022): SDOH_SCREEN 65 members (18+ on Dec 31, alive, an office or wellness
+    visit in 2022; one more such member died in 2022), CDF 11 aged 12-17 and 60 aged 18+ on Jan 1.
+    With the CPT-only value set all three were empty."""
+    from equity_pipeline.measures.spec import value_set
+
+    snomed = {code for system, code, _ in value_set("outpatient_encounter") if system == "SNOMEDCT"}
+    assert OUTPATIENT_VISIT <= snomed  # the hand count's code list is the documented one
+    folder = need(SETS["ma107"])
+    out = run_set("ma107", runs_root)
+    hand = visit_denominators(folder, 2022)
+    assert {k: len(v) for k, v in hand.items()} == {"SDOH_SCREEN": 65, "CDF 12-17": 11, "CDF 18+": 60,
+                                                   "SDOH_SCREEN deceased": 1, "CDF deceased": 1}
+    for measure, rows in (("SDOH_SCREEN", {"all": "SDOH_SCREEN"}), ("CDF", {"12-17": "CDF 12-17", "18+": "CDF 18+"})):
+        results = pl.read_parquet(out / "restricted" / "measures" / f"{measure}.parquet").filter(pl.col("in_denominator"))
+        for sub, key in rows.items():
+            assert set(results.filter(pl.col("submeasure") == sub)["member_id"]) == hand[key], (measure, sub)
+        counts = json.loads((out / "counts" / f"{measure}.json").read_text())
+        assert counts["denominator"] == sum(len(hand[k]) for k in rows.values()), measure
+        assert counts["excluded"] == {"deceased": len(hand[f"{measure} deceased"])}, measure
 
 
 @pytest.mark.slow
