@@ -25,6 +25,7 @@ becomes ``ASKU`` (declined); the other data-absent reasons keep the question wit
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,11 +36,13 @@ from equity_pipeline.sources.common import (
     REASON,
     SOURCE_ROW,
     Reconciliation,
+    SpilledTable,
     _data_rows,
     county_fips_from_name,
     county_from_zip,
     date_part,
     find_source_files,
+    iter_table,
     language_tag,
     normalise_zip,
     read_table,
@@ -66,6 +69,8 @@ OPTIONAL = {
                     "SCREENING_START_DATETIME", "FACILITY_ID"),
     QE_ADMIN: (),
 }
+#: rows per batch of the screening observation files (None: ``common.BATCH_ROWS``); tests set it small
+BATCH_ROWS: int | None = None
 SEX = {"male": "M", "female": "F", "other": "X", "unknown": "U", "m": "M", "f": "F", "u": "U"}
 NEED = {"pos": True, "yes": True, "neg": False, "no": False, "null": None, "na": None}
 
@@ -97,6 +102,22 @@ def _read_kind(input_dir: Path, kind: str, recon: Reconciliation) -> pl.DataFram
         f = read_table(path, required=REQUIRED[kind], optional=OPTIONAL[kind])
         frames.append(f.select(SOURCE_ROW, *[pl.col(c) for c in (*REQUIRED[kind], *OPTIONAL[kind])]).with_columns(_file=pl.lit(path.name)))
     return pl.concat(frames, how="vertical")
+
+
+def _iter_kind(input_dir: Path, kind: str, recon: Reconciliation) -> Iterator[pl.DataFrame] | None:
+    """:func:`_read_kind` in batches of at most :data:`BATCH_ROWS` rows (file by file), or None when
+    there is no file of ``kind``; each batch as :func:`_read_kind` gives its rows."""
+    files = find_source_files(input_dir, kind, prefix=True)
+    if not files:
+        return None
+    for path in files:
+        recon.add_input(path)
+
+    def batches() -> Iterator[pl.DataFrame]:
+        for path in files:
+            for f in iter_table(path, batch_rows=BATCH_ROWS, required=REQUIRED[kind], optional=OPTIONAL[kind]):
+                yield f.select(SOURCE_ROW, *[pl.col(c) for c in (*REQUIRED[kind], *OPTIONAL[kind])]).with_columns(_file=pl.lit(path.name))
+    return batches()
 
 
 def _record(recon: Reconciliation, frame: pl.DataFrame) -> pl.DataFrame:
@@ -259,10 +280,20 @@ def _answers(obs: pl.DataFrame) -> pl.DataFrame:
                                      "_need_check": pl.String, "_n_answers": pl.Int64}, orient="row")
 
 
-def _screenings(obs: pl.DataFrame | None, profiles: pl.DataFrame, link: pl.DataFrame, quarantined_mr: set[str],
-                quarantined_prof: set[str], recon: Reconciliation) -> pl.DataFrame:
-    if obs is None:
+def _screenings(batches: Iterator[pl.DataFrame] | None, profiles: pl.DataFrame, link: pl.DataFrame, quarantined_mr: set[str],
+                quarantined_prof: set[str], recon: Reconciliation) -> pl.DataFrame | SpilledTable:
+    """The screening observation files mapped batch by batch (patients and screening profiles, one
+    row per person or screening, are held whole), spilled to temporary Parquet parts."""
+    if batches is None:
         return pl.DataFrame()
+    out = recon.spill()
+    for obs in batches:
+        out.append(_screening_batch(obs, profiles, link, quarantined_mr, quarantined_prof, recon))
+    return out
+
+
+def _screening_batch(obs: pl.DataFrame, profiles: pl.DataFrame, link: pl.DataFrame, quarantined_mr: set[str],
+                     quarantined_prof: set[str], recon: Reconciliation) -> pl.DataFrame:
     answers = _answers(obs)
     # one answer row per code (multi-select answers split); reconciliation counts source rows
     per_row = answers.group_by(SOURCE_ROW, "_file", maintain_order=True).agg(
@@ -301,13 +332,14 @@ def _screenings(obs: pl.DataFrame | None, profiles: pl.DataFrame, link: pl.DataF
     )
 
 
-def convert(input_dir: Path, recon: Reconciliation) -> dict[str, pl.DataFrame]:
-    """Read a folder of NY HRSN flat files and return canonical members and sdoh_screenings."""
+def convert(input_dir: Path, recon: Reconciliation) -> dict[str, pl.DataFrame | SpilledTable]:
+    """Read a folder of NY HRSN flat files and return canonical members and sdoh_screenings (the
+    screening observation files read and mapped in batches, :data:`BATCH_ROWS`)."""
     pt = _read_kind(input_dir, PT_INFO, recon)
     if pt is None:
         raise StructuralError(f"{PT_INFO}_*.csv", "an AHC HRSN flat-file batch needs the patient info file; none found in the input folder")
     prof = _read_kind(input_dir, SCREENING_PROF, recon)
-    obs = _read_kind(input_dir, SCREENING_OBS, recon)
+    obs = _iter_kind(input_dir, SCREENING_OBS, recon)
     admin = _read_kind(input_dir, QE_ADMIN, recon)
     if prof is None:
         recon.warn("screening_profile_absent",

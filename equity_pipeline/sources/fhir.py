@@ -20,19 +20,25 @@ type (for Bulk Data, one type is one file), and each input file is listed with i
   blood pressure) and sdoh_screenings (PRAPARE / AHC HRSN items, standalone or as panel components).
 
 Dates are the date as written in the resource (its local calendar date, no time-zone shift).
+
+Bulk Data files are read in batches of :data:`BATCH_LINES` lines; every resource is spooled by type to
+a temporary file and each type mapped in batches (see :func:`convert`). A bundle is one JSON document
+and is parsed whole, one file at a time.
 """
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import polars as pl
 
 from equity_pipeline.sources.common import (
     Reconciliation,
+    SpilledTable,
     county_fips_from_name,
     county_from_zip,
     encounter_classes,
@@ -62,6 +68,9 @@ LANGUAGE_ITEM = "54899-0"
 DECLINE_ANSWER = "LA30122-8"
 GENDER = {"male": "M", "female": "F", "other": "X", "unknown": "U"}
 MAPPED_TYPES = {"Patient", "Coverage", "Encounter", "Procedure", "Condition", "Observation", "Claim", "ExplanationOfBenefit", "Immunization"}
+#: lines (resources) per batch: a Bulk Data .ndjson file is read, and every resource type mapped, in
+#: batches of at most this many resources; tests set it small
+BATCH_LINES = 10_000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,16 +88,19 @@ def _resources(input_dir: Path, recon: Reconciliation) -> Iterator[tuple[str, in
         n = 0
         if path.suffix == ".ndjson":
             with path.open(encoding="utf-8-sig") as fh:
-                for i, line in enumerate(fh, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        res = json.loads(line)
-                    except json.JSONDecodeError:
-                        recon.record("unparseable", "invalid_json_line")
-                        continue
-                    n += 1
-                    yield path.name, i, res
+                i = 0
+                for batch in _batches(fh):
+                    for line in batch:
+                        i += 1
+                        if not line.strip():
+                            continue
+                        try:
+                            res = json.loads(line)
+                        except json.JSONDecodeError:
+                            recon.record("unparseable", "invalid_json_line")
+                            continue
+                        n += 1
+                        yield path.name, i, res
         else:
             try:
                 doc = json.loads(path.read_text(encoding="utf-8-sig"))
@@ -110,6 +122,63 @@ def _resources(input_dir: Path, recon: Reconciliation) -> Iterator[tuple[str, in
             else:
                 recon.record("unparseable", "not_a_fhir_resource")
         recon.add_input(path, label=label, resources=n)
+
+
+def _batches(lines: Iterable[str]) -> Iterator[list[str]]:
+    """Lines in batches of at most :data:`BATCH_LINES` (a Bulk Data file holds one resource a line)."""
+    it = iter(lines)
+    while batch := list(islice(it, BATCH_LINES)):
+        yield batch
+
+
+class _Spool:
+    """The resources read, by type, in reading order, in owner-only temporary NDJSON files (one line
+    per resource: file name, position, resource), so that each type is mapped in batches of
+    :data:`BATCH_LINES` after the types it depends on (claims after encounters, ...) without holding
+    every resource in memory. Removed by :meth:`discard`."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.folder = Path(tempfile.mkdtemp(prefix=".fhir."))  # mode 0700
+        self.paths: dict[str, Path] = {}
+        self.counts: dict[str, int] = {}
+        self._open: dict[str, IO[str]] = {}
+
+    def add(self, fname: str, pos: int, res: dict[str, Any]) -> None:
+        rtype = str(res.get("resourceType"))
+        fh = self._open.get(rtype)
+        if fh is None:
+            self.paths[rtype] = self.folder / f"type-{len(self.paths):04d}.ndjson"
+            fh = self._open[rtype] = self.paths[rtype].open("w", encoding="utf-8")
+            self.counts[rtype] = 0
+        fh.write(json.dumps([fname, pos, res], ensure_ascii=False) + "\n")
+        self.counts[rtype] += 1
+
+    def close(self) -> None:
+        for fh in self._open.values():
+            fh.close()
+        self._open.clear()
+
+    def types(self) -> list[str]:
+        return list(self.paths)
+
+    def batches(self, rtype: str) -> Iterator[list[tuple[str, int, dict[str, Any]]]]:
+        if rtype not in self.paths:
+            return
+        with self.paths[rtype].open(encoding="utf-8") as fh:
+            for batch in _batches(fh):
+                yield [tuple(json.loads(line)) for line in batch]
+
+    def items(self, rtype: str) -> Iterator[tuple[str, int, dict[str, Any]]]:
+        for batch in self.batches(rtype):
+            yield from batch
+
+    def discard(self) -> None:
+        import shutil
+
+        self.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,10 +386,31 @@ def _keep_latest(answers: dict[str, tuple[str, str | None]], member: str, when: 
 
 
 # ---------------------------------------------------------------------------------------------
-def convert(input_dir: Path, recon: Reconciliation) -> dict[str, pl.DataFrame]:
-    by_type: dict[str, list[tuple[str, int, dict[str, Any]]]] = defaultdict(list)
-    for fname, pos, res in _resources(input_dir, recon):
-        by_type[str(res.get("resourceType"))].append((fname, pos, res))
+def convert(input_dir: Path, recon: Reconciliation) -> dict[str, pl.DataFrame | SpilledTable]:
+    """Read a folder of FHIR bundles / Bulk Data files and return the canonical tables.
+
+    The resources are first spooled by type (:class:`_Spool`), then each type is mapped in batches
+    of :data:`BATCH_LINES`; claim lines, clinical observations and screenings are spilled batch by
+    batch (``common.SpilledTable``) and streamed into the canonical files. Held in memory: one
+    member row per Patient, the enrollment spans, and one small record per encounter and claim
+    (claim headers, payer, payment), which later types look up."""
+    spool = _Spool()
+    try:
+        for fname, pos, res in _resources(input_dir, recon):
+            spool.add(fname, pos, res)
+        spool.close()
+        return _convert(spool, recon)
+    finally:
+        spool.discard()
+
+
+def _flush(rows: list[dict[str, Any]], spill: SpilledTable) -> None:
+    if rows:
+        spill.append(pl.DataFrame(rows, infer_schema_length=None))
+        rows.clear()
+
+
+def _convert(spool: _Spool, recon: Reconciliation) -> dict[str, pl.DataFrame | SpilledTable]:
     quarantine: dict[str, list[tuple[str, int, str]]] = defaultdict(list)
 
     def count(rtype: str, fname: str, pos: int, reason: str | None) -> None:
@@ -328,14 +418,14 @@ def convert(input_dir: Path, recon: Reconciliation) -> dict[str, pl.DataFrame]:
         if reason:
             quarantine[rtype].append((fname, pos, reason))
 
-    for rtype, items in by_type.items():
+    for rtype in spool.types():
         if rtype not in MAPPED_TYPES:
-            for fname, pos, _ in items:
+            for fname, pos, _ in spool.items(rtype):
                 count(rtype, fname, pos, "resource_type_not_mapped")
 
     # Patient -> members
     members, seen = [], set()
-    for fname, pos, res in by_type.get("Patient", []):
+    for fname, pos, res in spool.items("Patient"):
         row, reason = map_patient(res)
         if row and row["member_id"] in seen:
             reason, row = "duplicate_patient_resource", None
@@ -348,7 +438,7 @@ def convert(input_dir: Path, recon: Reconciliation) -> dict[str, pl.DataFrame]:
     classes, fhir_classes = encounter_classes(), fhir_encounter_classes()
     encounters: dict[str, dict[str, Any]] = {}
     bad_encounters: set[str] = set()
-    for fname, pos, res in by_type.get("Encounter", []):
+    for fname, pos, res in spool.items("Encounter"):
         eid, member = res.get("id"), ref_id(res.get("subject"))
         cls_code = (res.get("class") or {}).get("code")
         cls = fhir_classes.get(cls_code) if cls_code else None
@@ -374,7 +464,7 @@ def convert(input_dir: Path, recon: Reconciliation) -> dict[str, pl.DataFrame]:
 
     # Claim -> claim type and payer of its encounter
     claim_encounter: dict[str, str] = {}
-    for fname, pos, res in by_type.get("Claim", []):
+    for fname, pos, res in spool.items("Claim"):
         ctype = code_in(res.get("type"), "http://terminology.hl7.org/CodeSystem/claim-type")
         enc_ids = [ref_id(r) for item in res.get("item") or [] for r in item.get("encounter") or []]
         enc_ids = [e for e in enc_ids if e]
@@ -405,8 +495,8 @@ def convert(input_dir: Path, recon: Reconciliation) -> dict[str, pl.DataFrame]:
 
     # ExplanationOfBenefit -> payment; payer spans when there is no Coverage
     eob_spans: list[dict[str, Any]] = []
-    coverages = by_type.get("Coverage", [])
-    for fname, pos, res in by_type.get("ExplanationOfBenefit", []):
+    coverages = spool.counts.get("Coverage", 0)
+    for fname, pos, res in spool.items("ExplanationOfBenefit"):
         claim_id = ref_id(res.get("claim"))
         reason = None if claim_id in claim_encounter else "claim_not_mapped"
         count("ExplanationOfBenefit", fname, pos, reason)
@@ -430,7 +520,7 @@ def convert(input_dir: Path, recon: Reconciliation) -> dict[str, pl.DataFrame]:
 
     # Coverage -> enrollment
     enrollment: list[dict[str, Any]] = []
-    for fname, pos, res in coverages:
+    for fname, pos, res in spool.items("Coverage"):
         spans, reason = map_coverage(res)
         count("Coverage", fname, pos, reason)
         enrollment.extend(spans)
@@ -440,108 +530,123 @@ def convert(input_dir: Path, recon: Reconciliation) -> dict[str, pl.DataFrame]:
                    f"({len(enrollment)} spans); this approximates coverage, it is not an eligibility file")
 
     # claim lines: encounter line, then procedures and conditions of the encounter
+    # (spilled in batches; numbered within a claim in one lazy pass when written, see _claim_lines)
+    headers = pl.DataFrame(
+        [{"claim_id": k, "encounter_class": v["encounter_class"], "payer": v["payer"], "hdr_type": v["claim_type"]} for k, v in encounters.items()],
+        schema={"claim_id": pl.String, "encounter_class": pl.String, "payer": pl.String, "hdr_type": pl.String},
+    )
+    claim_lines = recon.spill(lambda lf: _claim_lines(lf, headers))
     lines: list[dict[str, Any]] = []
     for eid, enc in encounters.items():
         lines.append({"claim_id": eid, "_kind": 0, "member_id": enc["member_id"], "claim_from_date": enc["start"],
                       "claim_thru_date": enc["end"], "snomed_code": enc["snomed"], "paid_amount": enc["paid"]})
+        if len(lines) >= BATCH_LINES:
+            _flush(lines, claim_lines)
+    _flush(lines, claim_lines)
     for rtype, kind in (("Procedure", 1), ("Condition", 2)):
-        for fname, pos, res in by_type.get(rtype, []):
-            member = ref_id(res.get("subject"))
-            eid = ref_id(res.get("encounter"))
-            code = code_in(res.get("code"), SNOMED)
-            icd = code_in(res.get("code"), ICD10CM)
-            if rtype == "Procedure":
-                when = date_of(res.get("performedDateTime")) or date_of((res.get("performedPeriod") or {}).get("start"))
-            else:
-                when = date_of(res.get("onsetDateTime")) or date_of(res.get("recordedDate"))
-            reason = None
-            if not member:
-                reason = "missing_subject"
-            elif eid and eid in bad_encounters:
-                reason = "encounter_quarantined"
-            elif not code and not icd:
-                reason = "code_system_not_snomed"
-            elif not when:
-                reason = "missing_date"
-            if rtype == "Procedure" and not reason and res.get("status") in ("not-done", "entered-in-error"):
-                reason = f"status_{res['status'].replace('-', '_')}"
-            count(rtype, fname, pos, reason)
-            if reason:
-                continue
-            if eid not in encounters:
-                recon.note(rtype, "no_encounter_own_claim")
-            lines.append({"claim_id": eid if eid in encounters else (eid or "fhir-" + short_id(member, when, code or icd)), "_kind": kind,
-                          "member_id": member, "claim_from_date": when, "claim_thru_date": when, "snomed_code": code,
-                          "diagnosis_code_1": icd.replace(".", "") if icd and not code else None})
-    for fname, pos, _ in by_type.get("Immunization", []):
+        for batch in spool.batches(rtype):
+            for fname, pos, res in batch:
+                member = ref_id(res.get("subject"))
+                eid = ref_id(res.get("encounter"))
+                code = code_in(res.get("code"), SNOMED)
+                icd = code_in(res.get("code"), ICD10CM)
+                if rtype == "Procedure":
+                    when = date_of(res.get("performedDateTime")) or date_of((res.get("performedPeriod") or {}).get("start"))
+                else:
+                    when = date_of(res.get("onsetDateTime")) or date_of(res.get("recordedDate"))
+                reason = None
+                if not member:
+                    reason = "missing_subject"
+                elif eid and eid in bad_encounters:
+                    reason = "encounter_quarantined"
+                elif not code and not icd:
+                    reason = "code_system_not_snomed"
+                elif not when:
+                    reason = "missing_date"
+                if rtype == "Procedure" and not reason and res.get("status") in ("not-done", "entered-in-error"):
+                    reason = f"status_{res['status'].replace('-', '_')}"
+                count(rtype, fname, pos, reason)
+                if reason:
+                    continue
+                if eid not in encounters:
+                    recon.note(rtype, "no_encounter_own_claim")
+                lines.append({"claim_id": eid if eid in encounters else (eid or "fhir-" + short_id(member, when, code or icd)), "_kind": kind,
+                              "member_id": member, "claim_from_date": when, "claim_thru_date": when, "snomed_code": code,
+                              "diagnosis_code_1": icd.replace(".", "") if icd and not code else None})
+            _flush(lines, claim_lines)
+    for fname, pos, _ in spool.items("Immunization"):
         count("Immunization", fname, pos, "cvx_not_in_contract")
 
     # Observation -> clinical_observations, sdoh_screenings, language fallback
     clinical, screenings = [], []
+    clinical_spill, screening_spill = recon.spill(), recon.spill()
     lang_answers: dict[str, tuple[str, str | None]] = {}
     roles = prapare_items()
-    for fname, pos, res in by_type.get("Observation", []):
-        member = ref_id(res.get("subject"))
-        when = date_of(res.get("effectiveDateTime")) or date_of((res.get("effectivePeriod") or {}).get("start")) or date_of(res.get("issued"))
-        code = code_in(res.get("code"), LOINC)
-        eid = ref_id(res.get("encounter"))
-        if not member or not when or not code:
-            count("Observation", fname, pos, "missing_subject" if not member else ("missing_date" if not when else "not_loinc"))
-            continue
-        setting = None
-        if eid in encounters:
-            setting = (classes.get(encounters[eid]["encounter_class"]) or {}).get("setting")
-        panel_instrument = "prapare" if code == PRAPARE_PANEL else ("ahc_hrsn" if code in AHC_PANELS else None)
-        produced, reason = 0, None
-        if panel_instrument:
-            sid = short_id(member, eid or when, panel_instrument)
-            for comp in res.get("component") or []:
-                q = code_in(comp.get("code"), LOINC)
-                if not q:
-                    continue
-                if q == LANGUAGE_ITEM:
-                    _keep_latest(lang_answers, member, when, _language_from_answer(comp))
+    for batch in spool.batches("Observation"):
+        for fname, pos, res in batch:
+            member = ref_id(res.get("subject"))
+            when = date_of(res.get("effectiveDateTime")) or date_of((res.get("effectivePeriod") or {}).get("start")) or date_of(res.get("issued"))
+            code = code_in(res.get("code"), LOINC)
+            eid = ref_id(res.get("encounter"))
+            if not member or not when or not code:
+                count("Observation", fname, pos, "missing_subject" if not member else ("missing_date" if not when else "not_loinc"))
+                continue
+            setting = None
+            if eid in encounters:
+                setting = (classes.get(encounters[eid]["encounter_class"]) or {}).get("setting")
+            panel_instrument = "prapare" if code == PRAPARE_PANEL else ("ahc_hrsn" if code in AHC_PANELS else None)
+            produced, reason = 0, None
+            if panel_instrument:
+                sid = short_id(member, eid or when, panel_instrument)
+                for comp in res.get("component") or []:
+                    q = code_in(comp.get("code"), LOINC)
+                    if not q:
+                        continue
+                    if q == LANGUAGE_ITEM:
+                        _keep_latest(lang_answers, member, when, _language_from_answer(comp))
+                        produced += 1
+                        continue
+                    if roles.get(q) in ("demographic", "address"):
+                        recon.note("Observation", f"component_not_carried_{roles[q]}")
+                        continue
+                    a_code, a_value, a_reason = _answer(comp, panel_instrument, q)
+                    if a_reason:
+                        recon.note("Observation", f"component_{a_reason}")
+                        continue
+                    screenings.append({"member_id": member, "screening_id": sid, "screening_date": when, "instrument": panel_instrument,
+                                       "question_code": q, "answer_code": a_code, "answer_value": a_value, "setting": setting})
                     produced += 1
-                    continue
-                if roles.get(q) in ("demographic", "address"):
-                    recon.note("Observation", f"component_not_carried_{roles[q]}")
-                    continue
-                a_code, a_value, a_reason = _answer(comp, panel_instrument, q)
-                if a_reason:
-                    recon.note("Observation", f"component_{a_reason}")
-                    continue
-                screenings.append({"member_id": member, "screening_id": sid, "screening_date": when, "instrument": panel_instrument,
-                                   "question_code": q, "answer_code": a_code, "answer_value": a_value, "setting": setting})
-                produced += 1
-            reason = None if produced else "no_component_mapped"
-        elif code == LANGUAGE_ITEM:
-            _keep_latest(lang_answers, member, when, _language_from_answer(res))
-        elif (inst := instrument_for(code, answer_code=code_in(res.get("valueCodeableConcept"), LOINC),
-                                     answer_text=(res.get("valueCodeableConcept") or {}).get("text"))):
-            a_code, a_value, reason = _answer(res, inst, code)
-            if not reason:
-                screenings.append({"member_id": member, "screening_id": short_id(member, eid or when, inst), "screening_date": when,
-                                   "instrument": inst, "question_code": code, "answer_code": a_code, "answer_value": a_value, "setting": setting})
-        elif roles.get(code) in ("demographic", "address"):
-            reason = "demographic_item_patient_is_source" if roles[code] == "demographic" else "address_not_carried"
-        elif isinstance(res.get("valueQuantity"), dict) and res["valueQuantity"].get("value") is not None:
-            vq = res["valueQuantity"]
-            clinical.append({"member_id": member, "observation_date": when, "loinc_code": code, "value_numeric": str(vq["value"]),
-                             "unit": vq.get("code") or vq.get("unit"), "source_system": "ehr"})
-        elif res.get("component"):
-            for comp in res["component"]:
-                q = code_in(comp.get("code"), LOINC)
-                vq = comp.get("valueQuantity")
-                if q and isinstance(vq, dict) and vq.get("value") is not None:
-                    clinical.append({"member_id": member, "observation_date": when, "loinc_code": q, "value_numeric": str(vq["value"]),
-                                     "unit": vq.get("code") or vq.get("unit"), "source_system": "ehr"})
-                    produced += 1
-            reason = None if produced else "no_quantity_component"
-        elif "valueCodeableConcept" in res or "valueString" in res:
-            reason = "coded_or_text_result_not_in_contract"
-        else:
-            reason = "no_value"
-        count("Observation", fname, pos, reason)
+                reason = None if produced else "no_component_mapped"
+            elif code == LANGUAGE_ITEM:
+                _keep_latest(lang_answers, member, when, _language_from_answer(res))
+            elif (inst := instrument_for(code, answer_code=code_in(res.get("valueCodeableConcept"), LOINC),
+                                         answer_text=(res.get("valueCodeableConcept") or {}).get("text"))):
+                a_code, a_value, reason = _answer(res, inst, code)
+                if not reason:
+                    screenings.append({"member_id": member, "screening_id": short_id(member, eid or when, inst), "screening_date": when,
+                                       "instrument": inst, "question_code": code, "answer_code": a_code, "answer_value": a_value, "setting": setting})
+            elif roles.get(code) in ("demographic", "address"):
+                reason = "demographic_item_patient_is_source" if roles[code] == "demographic" else "address_not_carried"
+            elif isinstance(res.get("valueQuantity"), dict) and res["valueQuantity"].get("value") is not None:
+                vq = res["valueQuantity"]
+                clinical.append({"member_id": member, "observation_date": when, "loinc_code": code, "value_numeric": str(vq["value"]),
+                                 "unit": vq.get("code") or vq.get("unit"), "source_system": "ehr"})
+            elif res.get("component"):
+                for comp in res["component"]:
+                    q = code_in(comp.get("code"), LOINC)
+                    vq = comp.get("valueQuantity")
+                    if q and isinstance(vq, dict) and vq.get("value") is not None:
+                        clinical.append({"member_id": member, "observation_date": when, "loinc_code": q, "value_numeric": str(vq["value"]),
+                                         "unit": vq.get("code") or vq.get("unit"), "source_system": "ehr"})
+                        produced += 1
+                reason = None if produced else "no_quantity_component"
+            elif "valueCodeableConcept" in res or "valueString" in res:
+                reason = "coded_or_text_result_not_in_contract"
+            else:
+                reason = "no_value"
+            count("Observation", fname, pos, reason)
+        _flush(clinical, clinical_spill)
+        _flush(screenings, screening_spill)
 
     # language: Patient.communication first; the PRAPARE answer when there is none
     for m in members:
@@ -554,38 +659,38 @@ def convert(input_dir: Path, recon: Reconciliation) -> dict[str, pl.DataFrame]:
     for rtype, rows in quarantine.items():
         recon.quarantine_rows[rtype] = pl.DataFrame(rows, schema={"file": pl.String, "position": pl.Int64, "reason": pl.String}, orient="row")
 
-    claim_frame = pl.DataFrame(lines, infer_schema_length=None) if lines else pl.DataFrame()
-    if claim_frame.height:
-        headers = pl.DataFrame(
-            [{"claim_id": k, "encounter_class": v["encounter_class"], "payer": v["payer"], "hdr_type": v["claim_type"]} for k, v in encounters.items()],
-            schema={"claim_id": pl.String, "encounter_class": pl.String, "payer": pl.String, "hdr_type": pl.String},
-        )
-        lookup = lambda field: pl.col("encounter_class").replace_strict({k: v[field] for k, v in classes.items()}, default=None, return_dtype=pl.String)  # noqa: E731
-        if "diagnosis_code_1" not in claim_frame.columns:
-            claim_frame = claim_frame.with_columns(diagnosis_code_1=pl.lit(None, dtype=pl.String))
-        inpatient = pl.col("encounter_class") == "inpatient"
-        claim_frame = (
-            claim_frame.join(headers, on="claim_id", how="left")
-            .sort("claim_id", "_kind", "claim_from_date", "snomed_code", nulls_last=True)
-            .with_columns(
-                claim_line=(pl.int_range(pl.len()).over("claim_id") + 1).cast(pl.String),
-                claim_version=pl.lit("1"),
-                claim_status=pl.lit("paid"),
-                claim_type=pl.coalesce(pl.col("hdr_type"), lookup("claim_type"), pl.lit("professional")),
-                place_of_service=lookup("place_of_service"),
-                bill_type=lookup("bill_type"),
-                admit_date=pl.when(inpatient & (pl.col("_kind") == 0)).then(pl.col("claim_from_date")),
-                discharge_date=pl.when(inpatient & (pl.col("_kind") == 0)).then(pl.col("claim_thru_date")),
-                paid_amount=pl.col("paid_amount").cast(pl.String) if "paid_amount" in claim_frame.columns else pl.lit(None, dtype=pl.String),
-            )
-        )
-    tables: dict[str, pl.DataFrame] = {
+    tables: dict[str, pl.DataFrame | SpilledTable] = {
         "members": pl.DataFrame(members, infer_schema_length=None) if members else pl.DataFrame(),
         "enrollment": pl.DataFrame(enrollment, infer_schema_length=None) if enrollment else pl.DataFrame(),
-        "medical_claims": claim_frame,
+        "medical_claims": claim_lines if claim_lines.height else pl.DataFrame(),
     }
-    if clinical:
-        tables["clinical_observations"] = pl.DataFrame(clinical, infer_schema_length=None)
-    if screenings:
-        tables["sdoh_screenings"] = pl.DataFrame(screenings, infer_schema_length=None)
+    if clinical_spill.height:
+        tables["clinical_observations"] = clinical_spill
+    if screening_spill.height:
+        tables["sdoh_screenings"] = screening_spill
     return tables
+
+
+def _claim_lines(lines: pl.LazyFrame, headers: pl.DataFrame) -> pl.LazyFrame:
+    """All spilled claim lines with their encounter's header, numbered within each claim."""
+    classes = encounter_classes()
+    names = lines.collect_schema().names()
+    lookup = lambda field: pl.col("encounter_class").replace_strict({k: v[field] for k, v in classes.items()}, default=None, return_dtype=pl.String)  # noqa: E731
+    if "diagnosis_code_1" not in names:
+        lines = lines.with_columns(diagnosis_code_1=pl.lit(None, dtype=pl.String))
+    inpatient = pl.col("encounter_class") == "inpatient"
+    return (
+        lines.join(headers.lazy(), on="claim_id", how="left")
+        .sort("claim_id", "_kind", "claim_from_date", "snomed_code", nulls_last=True, maintain_order=True)
+        .with_columns(
+            claim_line=(pl.int_range(pl.len()).over("claim_id") + 1).cast(pl.String),
+            claim_version=pl.lit("1"),
+            claim_status=pl.lit("paid"),
+            claim_type=pl.coalesce(pl.col("hdr_type"), lookup("claim_type"), pl.lit("professional")),
+            place_of_service=lookup("place_of_service"),
+            bill_type=lookup("bill_type"),
+            admit_date=pl.when(inpatient & (pl.col("_kind") == 0)).then(pl.col("claim_from_date")),
+            discharge_date=pl.when(inpatient & (pl.col("_kind") == 0)).then(pl.col("claim_thru_date")),
+            paid_amount=pl.col("paid_amount").cast(pl.String) if "paid_amount" in names else pl.lit(None, dtype=pl.String),
+        )
+    )

@@ -19,9 +19,15 @@ The mapping tables are in ``sources/data`` and docs/sources.md; the rules in sho
   encounter (SNOMED in ``snomed_code``). claims.csv, when present, gives the claim type.
 * clinical_observations: numeric observations with a LOINC code.
 * sdoh_screenings: PRAPARE (and AHC HRSN) answers, free text -> LOINC answer codes.
+
+The big files (:data:`BIG`) are read and mapped in batches of at most :data:`BATCH_ROWS` rows; where
+two big files are joined (encounters and claims, procedures and encounters, ...) both are spilled to
+temporary Parquet parts and joined lazily (polars' streaming engine). patients, payers, organizations
+and providers are small and read whole.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -29,13 +35,16 @@ import polars as pl
 from equity_pipeline.errors import StructuralError
 from equity_pipeline.io import ROW as IO_ROW
 from equity_pipeline.io import scan_text
+from equity_pipeline.sources import common
 from equity_pipeline.sources.common import (
     REASON,
     Reconciliation,
+    SpilledTable,
     county_fips_from_name,
     date_part,
     encounter_classes,
     instrument_for,
+    iter_table,
     language_tag,
     money,
     normalise_zip,
@@ -91,7 +100,17 @@ DEGRADES = {
 }
 
 
-def _read(input_dir: Path, name: str, recon: Reconciliation) -> pl.DataFrame | None:
+
+#: rows per batch when the big files are read and mapped (None: ``common.BATCH_ROWS``); tests set it small
+BATCH_ROWS: int | None = None
+#: files read and mapped in bounded batches; the others (patients, payers, organizations, providers:
+#: one row per person or per organisation) are read whole
+BIG = ("encounters", "conditions", "observations", "procedures", "immunizations", "claims", "claims_transactions",
+       "payer_transitions")
+
+
+def _path(input_dir: Path, name: str, recon: Reconciliation) -> Path | None:
+    """The file of ``name`` (listed as an input), or None when absent or empty (a counted warning)."""
     path = input_dir / f"{name}.csv"
     if not path.is_file():
         if name == "patients":
@@ -104,12 +123,10 @@ def _read(input_dir: Path, name: str, recon: Reconciliation) -> pl.DataFrame | N
         recon.counts(f"{name}.csv")
         return None
     recon.add_input(path)
-    frame = scan_text(path).collect().rename({IO_ROW: ROW})
-    cleaned = [
-        pl.when(pl.col(c).str.strip_chars() == "").then(None).otherwise(pl.col(c).str.strip_chars()).alias(c.strip())
-        for c in frame.columns if c != ROW
-    ]
-    frame = frame.select(pl.col(ROW), *cleaned)
+    return path
+
+
+def _checked(frame: pl.DataFrame, name: str, path: Path) -> pl.DataFrame:
     missing = [c for c in REQUIRED.get(name, ()) if c not in frame.columns]
     if missing:
         raise StructuralError(path.name, f"required Synthea column {missing[0]} is missing")
@@ -117,10 +134,57 @@ def _read(input_dir: Path, name: str, recon: Reconciliation) -> pl.DataFrame | N
     return frame.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in absent]) if absent else frame
 
 
-def _col(frame: pl.DataFrame, *names: str) -> pl.Expr:
+def _read(input_dir: Path, name: str, recon: Reconciliation) -> pl.DataFrame | None:
+    """A small file read whole (values trimmed, empty -> null, ``_source_row`` numbered from 1)."""
+    path = _path(input_dir, name, recon)
+    if path is None:
+        return None
+    frame = scan_text(path).collect().rename({IO_ROW: ROW})
+    cleaned = [
+        pl.when(pl.col(c).str.strip_chars() == "").then(None).otherwise(pl.col(c).str.strip_chars()).alias(c.strip())
+        for c in frame.columns if c != ROW
+    ]
+    return _checked(frame.select(pl.col(ROW), *cleaned), name, path)
+
+
+def _batches(path: Path, name: str) -> Iterator[pl.DataFrame]:
+    """A big file in batches of at most :data:`BATCH_ROWS` rows, read as :func:`_read` reads it
+    (``common.iter_table``: same trimming, empty -> null, ``_source_row`` running on across batches)."""
+    for batch in iter_table(path, batch_rows=BATCH_ROWS):
+        yield _checked(batch, name, path)
+
+
+def _spill_raw(input_dir: Path, name: str, recon: Reconciliation) -> pl.LazyFrame | None:
+    """A big file copied batch by batch to temporary Parquet parts, as a lazy scan (for joins of two
+    big files, which polars' streaming engine runs out of core); None when absent."""
+    path = _path(input_dir, name, recon)
+    if path is None:
+        return None
+    spill = recon.spill()
+    for batch in _batches(path, name):
+        spill.append(batch)
+    return spill.lazy()
+
+
+def _stream(lf: pl.LazyFrame) -> Iterator[pl.DataFrame]:
+    """A lazy frame in batches of at most :data:`BATCH_ROWS` rows (streaming engine)."""
+    for batch in lf.collect_batches(chunk_size=BATCH_ROWS or common.BATCH_ROWS, engine="streaming"):
+        yield batch
+
+
+def _ids(spill: SpilledTable | None, column: str, flag: str) -> pl.LazyFrame:
+    """Distinct ids of a spilled table as a lazy frame (``_id``, ``flag`` = True), for a left join
+    that tells whether a row's id is among them (as ``is_in`` would, nulls never match)."""
+    if spill is None or not spill.parts:
+        return pl.LazyFrame(schema={"_id": pl.String, flag: pl.Boolean})
+    return spill.lazy().select(pl.col(column).alias("_id")).drop_nulls().unique().with_columns(pl.lit(True).alias(flag))
+
+
+def _col(frame: pl.DataFrame | pl.LazyFrame, *names: str) -> pl.Expr:
     """The first of ``names`` present in ``frame`` (Synthea renamed columns across versions)."""
+    have = frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
     for n in names:
-        if n in frame.columns:
+        if n in have:
             return pl.col(n)
     return pl.lit(None, dtype=pl.String)
 
@@ -204,9 +268,21 @@ def _members(patients: pl.DataFrame, language: pl.DataFrame, recon: Reconciliati
     return recon.record_frame(_key("patients"), members)
 
 
-def _enrollment(transitions: pl.DataFrame | None, payer_map: pl.DataFrame, have_payers: bool, recon: Reconciliation) -> pl.DataFrame:
-    if transitions is None:
+
+def _enrollment(input_dir: Path, payer_map: pl.DataFrame, have_payers: bool, recon: Reconciliation) -> pl.DataFrame | SpilledTable:
+    """payer_transitions -> enrollment spans, mapped batch by batch (payers.csv is small and held whole).
+    The spans come out as the whole file would give them: primary spans, the dual spans (medicare,
+    then medicaid), the secondary-payer spans, each in file order (sorted on ``_part``, row at the end)."""
+    path = _path(input_dir, "payer_transitions", recon)
+    if path is None:
         return pl.DataFrame()
+    out = recon.spill(lambda lf: lf.sort("_part", ROW, maintain_order=True))
+    for batch in _batches(path, "payer_transitions"):
+        out.append(_enrollment_batch(batch, payer_map, have_payers, recon))
+    return out
+
+
+def _enrollment_batch(transitions: pl.DataFrame, payer_map: pl.DataFrame, have_payers: bool, recon: Reconciliation) -> pl.DataFrame:
     start, end = _col(transitions, "START_DATE", "START_YEAR"), _col(transitions, "END_DATE", "END_YEAR")
     year_only = r"^\d{4}$"
     frame = transitions.select(
@@ -238,8 +314,8 @@ def _enrollment(transitions: pl.DataFrame | None, payer_map: pl.DataFrame, have_
         recon.note(key, "secondary_payer_span", usable.height)
         recon.note(key, "secondary_payer_not_carried", sec.height - usable.height)
         parts.append(usable.with_columns(payer=pl.col("category"), dual_status=pl.lit(None, dtype=pl.String)))
-    cols = ["member_id", "payer", "plan_id", "dual_status", "enrollment_start", "enrollment_end"]
-    return pl.concat([p.select(cols) for p in parts], how="vertical")
+    cols = ["member_id", "payer", "plan_id", "dual_status", "enrollment_start", "enrollment_end", ROW]
+    return pl.concat([p.select(cols).with_columns(pl.lit(i, dtype=pl.Int32).alias("_part")) for i, p in enumerate(parts)], how="vertical")
 
 
 def _language(observations: pl.DataFrame | None) -> pl.DataFrame:
@@ -266,10 +342,43 @@ def _language_value(value: str | None) -> str:
     return language_tag(value) or "UNK"
 
 
+
+SCREENING_COLS = ["member_id", "screening_id", "screening_date", "instrument", "question_code", "answer_code", "answer_value", "setting"]
+
+
 def _observations(observations: pl.DataFrame | None, enc_setting: pl.DataFrame, recon: Reconciliation) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(clinical_observations, sdoh_screenings); every row counted."""
+    """(clinical_observations, sdoh_screenings) of observation rows held whole; every row counted.
+    (Used by the Tuva reader for its observation table; Synthea's own file goes through
+    :func:`_observation_file`.)"""
     if observations is None:
         return pl.DataFrame(), pl.DataFrame()
+    clinical, screening = _observation_batch(observations, {}, recon)
+    screening = screening.join(enc_setting, left_on="_encounter", right_on="encounter_id", how="left", maintain_order="left")
+    return clinical, screening.select(SCREENING_COLS)
+
+
+def _observation_file(input_dir: Path, settings: pl.LazyFrame, recon: Reconciliation) -> tuple[SpilledTable | None, SpilledTable | None, pl.DataFrame]:
+    """(clinical_observations, sdoh_screenings, member language); every row counted. observations.csv
+    is mapped batch by batch; the answer of each distinct (question, answer text) is worked out once.
+    The screening's setting (from its encounter, a second big file) is joined at the end, in one lazy
+    pass over the spilled screenings, keeping their order."""
+    path = _path(input_dir, "observations", recon)
+    if path is None:
+        return None, None, _language(None)
+    clinical = recon.spill()
+    screenings = recon.spill(lambda lf: lf.join(settings, left_on="_encounter", right_on="encounter_id", how="left",
+                                                 maintain_order="left").select(SCREENING_COLS))
+    answers: dict[tuple[str | None, str | None], tuple] = {}
+    language_rows = []
+    for batch in _batches(path, "observations"):
+        language_rows.append(batch.filter(pl.col("CODE") == LANGUAGE_ITEM).select(ROW, "PATIENT", "DATE", "CODE", "VALUE"))
+        c, s = _observation_batch(batch, answers, recon)
+        clinical.append(c)
+        screenings.append(s)
+    return clinical, screenings, _language(pl.concat(language_rows))
+
+
+def _observation_batch(observations: pl.DataFrame, answers: dict, recon: Reconciliation) -> tuple[pl.DataFrame, pl.DataFrame]:
     roles = prapare_items()
     obs = observations.with_columns(
         code=pl.col("CODE"),
@@ -283,16 +392,18 @@ def _observations(observations: pl.DataFrame | None, enc_setting: pl.DataFrame, 
     scored = scored_questions("prapare") | scored_questions("ahc_hrsn")
     answer_rows = []
     for q, v in pairs.iter_rows():
-        inst = instrument_for(q, answer_text=v)
-        code = sdoh_answer_code(inst, q, v) if inst else None
-        reason = None
-        if inst is None:
-            reason = "not_a_screening_item"
-        elif code is None and q in scored and v is not None:
-            reason = "unmapped_sdoh_answer"
-        answer_rows.append((q, v, inst, code, reason))
-    answers = pl.DataFrame(answer_rows, schema={"code": pl.String, "value": pl.String, "instrument": pl.String, "answer_code": pl.String, "_ans_reason": pl.String}, orient="row")
-    obs = obs.join(answers, on=["code", "value"], how="left", nulls_equal=True)
+        if (q, v) not in answers:
+            inst = instrument_for(q, answer_text=v)
+            code = sdoh_answer_code(inst, q, v) if inst else None
+            reason = None
+            if inst is None:
+                reason = "not_a_screening_item"
+            elif code is None and q in scored and v is not None:
+                reason = "unmapped_sdoh_answer"
+            answers[(q, v)] = (q, v, inst, code, reason)
+        answer_rows.append(answers[(q, v)])
+    answer_frame = pl.DataFrame(answer_rows, schema={"code": pl.String, "value": pl.String, "instrument": pl.String, "answer_code": pl.String, "_ans_reason": pl.String}, orient="row")
+    obs = obs.join(answer_frame, on=["code", "value"], how="left", nulls_equal=True)
     is_sdoh = pl.col("instrument").is_not_null() | pl.col("_ans_reason").is_not_null()
     is_loinc = pl.col("code").str.contains(LOINC).fill_null(False)
     lang_value = pl.col("value").map_elements(_language_value, return_dtype=pl.String)
@@ -323,7 +434,7 @@ def _observations(observations: pl.DataFrame | None, enc_setting: pl.DataFrame, 
         _col(mapped, "UNITS").alias("unit"),
         pl.lit("ehr").alias("source_system"),
     )
-    sdoh = mapped.filter(pl.col("dest") == "sdoh").join(enc_setting, left_on="ENCOUNTER", right_on="encounter_id", how="left")
+    sdoh = mapped.filter(pl.col("dest") == "sdoh")
     screening = sdoh.select(
         pl.col("PATIENT").alias("member_id"),
         pl.struct("PATIENT", "ENCOUNTER", "DATE", "instrument").map_elements(
@@ -334,38 +445,55 @@ def _observations(observations: pl.DataFrame | None, enc_setting: pl.DataFrame, 
         pl.col("code").alias("question_code"),
         "answer_code",
         pl.when(pl.col("answer_code").is_null()).then(pl.col("value")).alias("answer_value"),
-        "setting",
+        pl.col("ENCOUNTER").alias("_encounter"),
     )
     return clinical, screening
 
 
-def _claims(
-    encounters: pl.DataFrame | None,
-    procedures: pl.DataFrame | None,
-    conditions: pl.DataFrame | None,
-    claims: pl.DataFrame | None,
-    transactions: pl.DataFrame | None,
-    payer_map: pl.DataFrame,
-    recon: Reconciliation,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(medical_claims lines, encounter_id -> setting)."""
+HEADER_SCHEMA = {c: pl.String for c in ("claim_id", "member_id", "payer", "claim_type", "place_of_service", "bill_type",
+                                        "hdr_from", "hdr_thru", "encounter_class")}
+
+
+def _claims(input_dir: Path, payer_map: pl.DataFrame, recon: Reconciliation) -> tuple[pl.DataFrame | SpilledTable, pl.LazyFrame]:
+    """(medical_claims lines, encounter_id -> setting as a lazy frame).
+
+    encounters, procedures, conditions, claims and claims_transactions are big: each is copied in
+    batches to temporary Parquet parts and mapped in batches of a lazy query; where one big file
+    needs another (claim type of an encounter from claims.csv, the encounter of a procedure, the
+    claim of a transaction) the two are joined lazily on the spilled parts (polars' streaming
+    engine), never through Python sets. The payer lookup (payers.csv) is small and held whole. Lines
+    are numbered within a claim in one lazy pass over all spilled lines when they are written."""
     classes = encounter_classes()
-    header_cols = ["claim_id", "member_id", "payer", "claim_type", "place_of_service", "bill_type", "hdr_from", "hdr_thru", "encounter_class"]
-    headers = pl.DataFrame(schema={c: pl.String for c in header_cols})
-    quarantined_enc: set[str] = set()
-    lines = []
+    headers = recon.spill()
+    bad_encounters = recon.spill()
+
+    def header_frame() -> pl.LazyFrame:
+        return headers.lazy() if headers.parts else pl.LazyFrame(schema=HEADER_SCHEMA)
+
+    def finish(lf: pl.LazyFrame) -> pl.LazyFrame:
+        return lf.join(header_frame(), on="claim_id", how="left").sort(
+            "claim_id", "_kind", "claim_from_date", "snomed_code", ROW, maintain_order=True
+        ).with_columns(
+            claim_line=(pl.int_range(pl.len()).over("claim_id") + 1).cast(pl.String),
+            member_id=pl.coalesce(pl.col("member_id"), pl.col("_patient")),
+            claim_type=pl.col("claim_type").fill_null("professional"),
+            claim_version=pl.lit("1"),
+            claim_status=pl.lit("paid"),
+        )
+
+    lines = recon.spill(finish)
+    encounters = _spill_raw(input_dir, "encounters", recon)
+    claims = _spill_raw(input_dir, "claims", recon)
     if encounters is not None:
-        claim_type_by_enc = None
-        if claims is not None and "APPOINTMENTID" in claims.columns:
+        cls = pl.col("ENCOUNTERCLASS").str.to_lowercase()
+        enc = encounters.with_columns(encounter_class=cls, PAYER=_col(encounters, "PAYER")).join(
+            payer_map.lazy().select(pl.col("payer_id").alias("PAYER"), pl.col("category")), on="PAYER", how="left"
+        )
+        if claims is not None:  # APPOINTMENTID is always there (an optional column)
             claim_type_by_enc = claims.group_by(pl.col("APPOINTMENTID").alias("Id")).agg(
                 claims_type=pl.when((_col(claims, "HEALTHCARECLAIMTYPEID1") == "2").any()).then(pl.lit("institutional"))
                 .when((_col(claims, "HEALTHCARECLAIMTYPEID1") == "1").any()).then(pl.lit("professional"))
             )
-        cls = pl.col("ENCOUNTERCLASS").str.to_lowercase()
-        enc = encounters.with_columns(encounter_class=cls, PAYER=_col(encounters, "PAYER")).join(
-            payer_map.select(pl.col("payer_id").alias("PAYER"), pl.col("category")), on="PAYER", how="left"
-        )
-        if claim_type_by_enc is not None:
             enc = enc.join(claim_type_by_enc, on="Id", how="left")
         else:
             enc = enc.with_columns(claims_type=pl.lit(None, dtype=pl.String))
@@ -380,32 +508,37 @@ def _claims(
             place_of_service=lookup("place_of_service"),
             bill_type=lookup("bill_type"),
         )
-        quarantined_enc = set(enc.filter(pl.col(REASON).is_not_null())["Id"].to_list())
-        enc = recon.record_frame(_key("encounters"), enc)
-        recon.note(_key("encounters"), "claim_type_from_claims_csv", enc.filter(pl.col("claims_type").is_not_null()).height)
         inpatient = pl.col("encounter_class") == "inpatient"
-        headers = enc.select(
-            pl.col("Id").alias("claim_id"), pl.col("PATIENT").alias("member_id"), "payer", "claim_type", "place_of_service", "bill_type",
-            date_part(pl.col("START")).alias("hdr_from"), date_part(_col(enc, "STOP")).alias("hdr_thru"), "encounter_class",
-        )
-        lines.append(enc.select(
-            pl.col("Id").alias("claim_id"), pl.lit(0).alias("_kind"), ROW,
-            date_part(pl.col("START")).alias("claim_from_date"),
-            pl.coalesce(date_part(_col(enc, "STOP")), date_part(pl.col("START"))).alias("claim_thru_date"),
-            pl.when(inpatient).then(date_part(pl.col("START"))).alias("admit_date"),
-            pl.when(inpatient).then(date_part(_col(enc, "STOP"))).alias("discharge_date"),
-            pl.col("CODE").alias("snomed_code"),
-            money(_col(enc, "PAYER_COVERAGE")).alias("paid_amount"),
-            pl.lit(None, dtype=pl.String).alias("allowed_amount"),
-            pl.col("PATIENT").alias("_patient"),
-        ))
-    known = set(headers["claim_id"].to_list())
-    for name, frame, kind in (("procedures", procedures, 1), ("conditions", conditions, 2)):
+        for batch in _stream(enc):
+            bad_encounters.append(batch.filter(pl.col(REASON).is_not_null()).select("Id"))
+            mapped = recon.record_frame(_key("encounters"), batch)
+            recon.note(_key("encounters"), "claim_type_from_claims_csv", mapped.filter(pl.col("claims_type").is_not_null()).height)
+            headers.append(mapped.select(
+                pl.col("Id").alias("claim_id"), pl.col("PATIENT").alias("member_id"), "payer", "claim_type", "place_of_service", "bill_type",
+                date_part(pl.col("START")).alias("hdr_from"), date_part(_col(mapped, "STOP")).alias("hdr_thru"), "encounter_class",
+            ))
+            lines.append(mapped.select(
+                pl.col("Id").alias("claim_id"), pl.lit(0).alias("_kind"), ROW,
+                date_part(pl.col("START")).alias("claim_from_date"),
+                pl.coalesce(date_part(_col(mapped, "STOP")), date_part(pl.col("START"))).alias("claim_thru_date"),
+                pl.when(inpatient).then(date_part(pl.col("START"))).alias("admit_date"),
+                pl.when(inpatient).then(date_part(_col(mapped, "STOP"))).alias("discharge_date"),
+                pl.col("CODE").alias("snomed_code"),
+                money(_col(mapped, "PAYER_COVERAGE")).alias("paid_amount"),
+                pl.lit(None, dtype=pl.String).alias("allowed_amount"),
+                pl.col("PATIENT").alias("_patient"),
+            ))
+    known = _ids(headers, "claim_id", "_known")
+    quarantined = _ids(bad_encounters, "Id", "_bad")
+    for name, kind in (("procedures", 1), ("conditions", 2)):
+        frame = _spill_raw(input_dir, name, recon)
         if frame is None:
             continue
-        f = frame.with_columns(_enc=_col(frame, "ENCOUNTER"))
+        f = (frame.with_columns(_enc=_col(frame, "ENCOUNTER"))
+             .join(quarantined, left_on="_enc", right_on="_id", how="left")
+             .join(known, left_on="_enc", right_on="_id", how="left"))
         f = f.with_columns(
-            pl.when(pl.col("_enc").is_in(list(quarantined_enc))).then(pl.lit("encounter_quarantined"))
+            pl.when(pl.col("_bad").fill_null(False)).then(pl.lit("encounter_quarantined"))
             .when(pl.col("PATIENT").is_null()).then(pl.lit("missing_patient"))
             .when(pl.col("CODE").is_null()).then(pl.lit("missing_code"))
             .alias(REASON)
@@ -414,78 +547,80 @@ def _claims(
         f = f.with_columns(
             pl.when(pl.col(REASON).is_null() & system.is_not_null() & ~system.str.contains("snomed")).then(pl.lit("code_system_not_snomed")).otherwise(pl.col(REASON)).alias(REASON)
         )
-        f = recon.record_frame(_key(name), f)
-        standalone = f.filter(~pl.col("_enc").is_in(list(known)) | pl.col("_enc").is_null())
-        recon.note(_key(name), "no_encounter_own_claim", standalone.height)
-        lines.append(f.select(
-            pl.coalesce(pl.col("_enc"), pl.struct("PATIENT", "START", "CODE").map_elements(lambda s: "syn-" + short_id(s["PATIENT"], s["START"], s["CODE"]), return_dtype=pl.String)).alias("claim_id"),
-            pl.lit(kind).alias("_kind"), ROW,
-            date_part(pl.col("START")).alias("claim_from_date"),
-            (pl.coalesce(date_part(_col(f, "STOP")), date_part(pl.col("START"))) if kind == 1 else date_part(pl.col("START"))).alias("claim_thru_date"),
-            pl.lit(None, dtype=pl.String).alias("admit_date"),
-            pl.lit(None, dtype=pl.String).alias("discharge_date"),
-            pl.col("CODE").alias("snomed_code"),
-            pl.lit(None, dtype=pl.String).alias("paid_amount"),
-            pl.lit(None, dtype=pl.String).alias("allowed_amount"),
-            pl.col("PATIENT").alias("_patient"),
-        ))
+        for batch in _stream(f):
+            m = recon.record_frame(_key(name), batch)
+            recon.note(_key(name), "no_encounter_own_claim", m.filter(~pl.col("_known").fill_null(False)).height)
+            lines.append(m.select(
+                pl.coalesce(pl.col("_enc"), pl.struct("PATIENT", "START", "CODE").map_elements(lambda s: "syn-" + short_id(s["PATIENT"], s["START"], s["CODE"]), return_dtype=pl.String)).alias("claim_id"),
+                pl.lit(kind).alias("_kind"), ROW,
+                date_part(pl.col("START")).alias("claim_from_date"),
+                (pl.coalesce(date_part(_col(m, "STOP")), date_part(pl.col("START"))) if kind == 1 else date_part(pl.col("START"))).alias("claim_thru_date"),
+                pl.lit(None, dtype=pl.String).alias("admit_date"),
+                pl.lit(None, dtype=pl.String).alias("discharge_date"),
+                pl.col("CODE").alias("snomed_code"),
+                pl.lit(None, dtype=pl.String).alias("paid_amount"),
+                pl.lit(None, dtype=pl.String).alias("allowed_amount"),
+                pl.col("PATIENT").alias("_patient"),
+            ))
     # claims.csv and claims_transactions.csv: linked to the encounter claim, or quarantined
-    mapped_claim_ids: set[str] = set()
+    mapped_claims = recon.spill()
     if claims is not None:
-        c = claims.with_columns(
-            pl.when(_col(claims, "APPOINTMENTID").is_in(list(known))).then(None)
-            .when(_col(claims, "APPOINTMENTID").is_in(list(quarantined_enc))).then(pl.lit("encounter_quarantined"))
-            .otherwise(pl.lit("encounter_not_found")).alias(REASON)
-        )
-        c = recon.record_frame(_key("claims"), c)
-        mapped_claim_ids = set(c["Id"].to_list())
+        c = (claims.with_columns(_enc=_col(claims, "APPOINTMENTID"))
+             .join(known, left_on="_enc", right_on="_id", how="left")
+             .join(quarantined, left_on="_enc", right_on="_id", how="left")
+             .with_columns(
+                 pl.when(pl.col("_known").fill_null(False)).then(None)
+                 .when(pl.col("_bad").fill_null(False)).then(pl.lit("encounter_quarantined"))
+                 .otherwise(pl.lit("encounter_not_found")).alias(REASON)))
+        for batch in _stream(c):
+            mapped_claims.append(recon.record_frame(_key("claims"), batch).select("Id"))
+    transactions = _spill_raw(input_dir, "claims_transactions", recon)
     if transactions is not None:
-        t = transactions.with_columns(
-            pl.when(_col(transactions, "CLAIMID").is_in(list(mapped_claim_ids))).then(None).otherwise(pl.lit("claim_not_mapped")).alias(REASON)
+        t = transactions.join(_ids(mapped_claims, "Id", "_mapped"), left_on="CLAIMID", right_on="_id", how="left").with_columns(
+            pl.when(pl.col("_mapped").fill_null(False)).then(None).otherwise(pl.lit("claim_not_mapped")).alias(REASON)
         )
-        t = recon.record_frame(_key("claims_transactions"), t)
-        recon.note(_key("claims_transactions"), "amounts_represented_by_encounter_totals", t.height)
+        for batch in _stream(t):
+            mapped = recon.record_frame(_key("claims_transactions"), batch)
+            recon.note(_key("claims_transactions"), "amounts_represented_by_encounter_totals", mapped.height)
 
-    if not lines:
-        return pl.DataFrame(), headers.select(pl.col("claim_id").alias("encounter_id"), pl.lit(None, dtype=pl.String).alias("setting"))
-    all_lines = pl.concat(lines, how="vertical").join(headers, on="claim_id", how="left")
-    all_lines = all_lines.sort("claim_id", "_kind", "claim_from_date", "snomed_code", ROW).with_columns(
-        claim_line=(pl.int_range(pl.len()).over("claim_id") + 1).cast(pl.String),
-        member_id=pl.coalesce(pl.col("member_id"), pl.col("_patient")),
-        claim_type=pl.col("claim_type").fill_null("professional"),
-        claim_version=pl.lit("1"),
-        claim_status=pl.lit("paid"),
-    )
-    settings = headers.select(
+    settings = header_frame().select(
         pl.col("claim_id").alias("encounter_id"),
         pl.col("encounter_class").replace_strict({k: v["setting"] for k, v in classes.items()}, default=None, return_dtype=pl.String).alias("setting"),
     )
-    return all_lines, settings
+    if not lines.parts:
+        return pl.DataFrame(), settings
+    return lines, settings
 
 
-def _not_carried(frame: pl.DataFrame | None, name: str, reason: str, recon: Reconciliation) -> None:
-    if frame is not None:
-        recon.record_frame(_key(name), frame.with_columns(pl.lit(reason).alias(REASON)))
+def _not_carried(input_dir: Path, name: str, reason: str, recon: Reconciliation) -> None:
+    path = _path(input_dir, name, recon)
+    if path is not None:
+        for batch in _batches(path, name):
+            recon.record_frame(_key(name), batch.with_columns(pl.lit(reason).alias(REASON)))
 
 
-def convert(input_dir: Path, recon: Reconciliation) -> dict[str, pl.DataFrame]:
-    """Read a Synthea CSV export folder and return the canonical tables (reconciliation in ``recon``)."""
-    raw = {name: _read(input_dir, name, recon) for name in FILES}
+def convert(input_dir: Path, recon: Reconciliation) -> dict[str, pl.DataFrame | SpilledTable]:
+    """Read a Synthea CSV export folder and return the canonical tables (reconciliation in ``recon``).
+
+    patients, payers (small) are read whole; the other files in bounded batches (:data:`BIG`,
+    :data:`BATCH_ROWS`); medical_claims, clinical_observations, sdoh_screenings and enrollment are
+    returned as spilled tables that the writer streams into the canonical files."""
+    patients = _read(input_dir, "patients", recon)
+    payers = _read(input_dir, "payers", recon)
     present_other = sorted(p.name for p in input_dir.glob("*.csv") if p.stem in NOT_READ)
     if present_other:
         recon.warn("files_not_read", "not in the canonical contract, not read: " + ", ".join(present_other))
-    payer_map = _payer_lookup(raw["payers"], recon)
-    claim_lines, settings = _claims(raw["encounters"], raw["procedures"], raw["conditions"], raw["claims"],
-                                    raw["claims_transactions"], payer_map, recon)
-    clinical, screenings = _observations(raw["observations"], settings, recon)
-    members = _members(raw["patients"], _language(raw["observations"]), recon)
-    enrollment = _enrollment(raw["payer_transitions"], payer_map, raw["payers"] is not None, recon)
-    _not_carried(raw["immunizations"], "immunizations", "cvx_not_in_contract", recon)
-    _not_carried(raw["organizations"], "organizations", "no_npi_or_ccn", recon)
-    _not_carried(raw["providers"], "providers", "no_npi_or_ccn", recon)
-    tables = {"members": members, "enrollment": enrollment, "medical_claims": claim_lines}
-    if clinical.height:
+    payer_map = _payer_lookup(payers, recon)
+    claim_lines, settings = _claims(input_dir, payer_map, recon)
+    clinical, screenings, language = _observation_file(input_dir, settings, recon)
+    members = _members(patients, language, recon)
+    enrollment = _enrollment(input_dir, payer_map, payers is not None, recon)
+    _not_carried(input_dir, "immunizations", "cvx_not_in_contract", recon)
+    _not_carried(input_dir, "organizations", "no_npi_or_ccn", recon)
+    _not_carried(input_dir, "providers", "no_npi_or_ccn", recon)
+    tables: dict[str, pl.DataFrame | SpilledTable] = {"members": members, "enrollment": enrollment, "medical_claims": claim_lines}
+    if clinical is not None and clinical.height:
         tables["clinical_observations"] = clinical
-    if screenings.height:
+    if screenings is not None and screenings.height:
         tables["sdoh_screenings"] = screenings
     return tables
