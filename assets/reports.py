@@ -49,6 +49,14 @@ def equity_workbook(context: dg.AssetExecutionContext, pipeline_config: Pipeline
     return dg.MaterializeResult(metadata=pipeline.build_workbook(pipeline_config.layout, pipeline_config.program, context.run.run_id))
 
 
+@dg.asset(group_name=REPORTS_GROUP, owners=OWNERS, kinds={"json"}, deps=[public_rates],
+          description="public/fhir/measure_reports.ndjson: the public rates as FHIR R4 MeasureReport resources (summary, "
+                      "one per measure x period x unit; populations, measure score and stratifiers with strata); "
+                      "suppressed cells carry no count or score (data-absent-reason 'masked').")
+def fhir_measure_reports(context: dg.AssetExecutionContext, pipeline_config: PipelineResource) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata=pipeline.build_fhir_measure_reports(pipeline_config.layout, pipeline_config.program, context.run.run_id))
+
+
 # string deps: assets/equity_plans.py imports the stratification assets, not this module; strings keep
 # the two modules free of each other
 @dg.asset(group_name=REPORTS_GROUP, owners=OWNERS, kinds={"html"}, deps=["state_metrics", "hospital_metrics"],
@@ -67,11 +75,12 @@ def run_manifest(context: dg.AssetExecutionContext, pipeline_config: PipelineRes
 
 
 @dg.asset(group_name=REPORTS_GROUP, owners=OWNERS, kinds={"csv", "json", "html"},
-          deps=[run_manifest, validation_report, public_rates, disparities, rel_completeness],
+          deps=[run_manifest, validation_report, public_rates, disparities, rel_completeness, "state_metrics", "hospital_metrics"],
           description="audit/: validation summary, row and member reconciliation, suppression log, manifest copy and "
-                      "lineage from every published cell to spec version, suite versions and input hashes; counts only.")
+                      "lineage from every published cell (equity-plan rows included) to spec version, suite versions "
+                      "and input hashes; counts only.")
 def audit_pack(context: dg.AssetExecutionContext, pipeline_config: PipelineResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=pipeline.build_audit_pack(pipeline_config.layout, pipeline_config.program, context.run.run_id))
 
 
-report_assets = [rel_completeness, equity_report, equity_workbook, state_plan_report, run_manifest, audit_pack]
+report_assets = [rel_completeness, equity_report, equity_workbook, state_plan_report, fhir_measure_reports, run_manifest, audit_pack]

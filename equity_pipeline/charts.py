@@ -867,3 +867,168 @@ def forest_png(chart: ForestChart) -> bytes:
     fig = plot_rate_ratios(chart)
     with matplotlib.rc_context(TEXT_RC):
         return figure_png(fig)
+
+
+# ---------------------------------------------------------------------------------------------------
+# trend lines across periods (report/index.html "Trends"; data: equity_pipeline.report.trends)
+
+#: Panels per row of a trend chart (small multiples: the overall rate, then one panel per group).
+TREND_COLUMNS = 3
+#: Height of one row of trend panels, in inches.
+TREND_PANEL_HEIGHT = 1.75
+#: A trend chart draws at most this many panels; further groups are in the table only.
+MAX_TREND_PANELS = 12
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """One period of one group: ``rate`` and CI are None when the cell is suppressed (then never drawn
+    at a value: the period gets a mark on the panel's x axis)."""
+
+    period: str
+    suppressed: bool
+    rate: float | None
+    ci_lower: float | None
+    ci_upper: float | None
+
+
+@dataclass(frozen=True)
+class TrendSeries:
+    """A group's points, one per period it has a published row for (periods without a row are gaps)."""
+
+    label: str
+    points: list[TrendPoint]
+
+
+@dataclass(frozen=True)
+class TrendChart:
+    """Small multiples over ``periods`` (in order): ``series[0]`` is drawn as the reference line in
+    every other panel when ``reference_first`` (the overall rate)."""
+
+    periods: list[str]
+    series: list[TrendSeries]
+    title: str
+    subtitle: str
+    scale: RateScale = PROPORTION
+    reference_first: bool = True
+
+
+def _runs(points: list[tuple[int, TrendPoint]]) -> list[list[tuple[int, TrendPoint]]]:
+    """Consecutive shown periods (no suppressed or missing period between them): a line or band
+    never bridges a period whose value is hidden or absent."""
+    runs: list[list[tuple[int, TrendPoint]]] = []
+    for i, p in points:
+        if p.suppressed or p.rate is None:
+            continue
+        if runs and runs[-1][-1][0] == i - 1:
+            runs[-1].append((i, p))
+        else:
+            runs.append([(i, p)])
+    return runs
+
+
+def plot_trends(chart: TrendChart) -> Figure:
+    """Rate over periods per group, one small panel each (shared y axis), with the 95% CI as a band.
+
+    Suppressed periods are marked with a grey cross on the panel's x axis line (axes coordinates,
+    never at a value) and break the line; periods a group has no row for are gaps. The first series (overall)
+    is repeated as a dashed line in the other panels. Returns a new Figure on an Agg canvas."""
+    _ensure_matplotlib()
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    series = chart.series[:MAX_TREND_PANELS]
+    n = max(len(series), 1)
+    cols = min(TREND_COLUMNS, n)
+    rows = math.ceil(n / cols)
+    top, bottom = 0.7, 0.55
+    height = top + bottom + rows * TREND_PANEL_HEIGHT
+    index = {p: i for i, p in enumerate(chart.periods)}
+    values = [v for s in series for p in s.points if not p.suppressed
+              for v in (p.rate, p.ci_lower, p.ci_upper) if v is not None and math.isfinite(v)]
+    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+    pad = (hi - lo) * 0.12 or max(abs(hi) * 0.1, 0.01)
+    lo, hi = lo - pad, hi + pad
+    if chart.scale.is_share:
+        lo, hi = max(lo, 0.0), min(hi, 1.0)
+    elif lo < 0 <= min(values, default=0.0):
+        lo = 0.0
+    step = _nice_step(hi - lo, 4)
+    ticks = [k * step for k in range(math.ceil(lo / step), math.floor(hi / step) + 1)]
+    reference = series[0] if chart.reference_first and len(series) > 1 else None
+    with matplotlib.rc_context(TEXT_RC):
+        fig = Figure(figsize=(FIG_WIDTH, height), dpi=PNG_DPI)
+        FigureCanvasAgg(fig)
+        left_margin, gap_x, gap_y = 0.75, 0.25, 0.42
+        width = (FIG_WIDTH - left_margin - 0.15 - gap_x * (cols - 1)) / cols
+        panel_h = TREND_PANEL_HEIGHT - gap_y
+        for k, s in enumerate(series):
+            r, c = divmod(k, cols)
+            x0 = left_margin + c * (width + gap_x)
+            y0 = height - top - (r + 1) * TREND_PANEL_HEIGHT + 0.08
+            ax = fig.add_axes((x0 / FIG_WIDTH, y0 / height, width / FIG_WIDTH, panel_h / height))
+            for side in ("top", "right"):
+                ax.spines[side].set_visible(False)
+            for side in ("left", "bottom"):
+                ax.spines[side].set_color("#8C8C8C")
+            ax.grid(axis="y", color=GRID_COLOUR, linewidth=0.6)
+            ax.set_axisbelow(True)
+            ax.set_xlim(-0.4, max(len(chart.periods) - 1, 0) + 0.4)
+            ax.set_ylim(lo, hi)
+            ax.set_xticks(range(len(chart.periods)))
+            ax.set_xticklabels(chart.periods if r == rows - 1 or k + cols >= n else [""] * len(chart.periods),
+                               fontsize=7.5, rotation=30 if len(chart.periods) > 4 else 0)
+            ax.set_yticks(ticks)
+            ax.set_yticklabels([chart.scale.tick(t, step) for t in ticks] if c == 0 else [""] * len(ticks), fontsize=7.5)
+            ax.tick_params(colors=TEXT_COLOUR, length=2)
+            label = s.label if len(s.label) <= 34 else s.label[:33] + "\u2026"
+            ax.set_title(label, fontsize=8.5, color=TEXT_COLOUR, loc="left", pad=3)
+            if reference is not None and s is not reference:
+                for run in _runs([(index[p.period], p) for p in reference.points if p.period in index]):
+                    ax.plot([i for i, _ in run], [p.rate for _, p in run], color=OVERALL_COLOUR, linestyle="--",
+                            linewidth=1.0, zorder=2)
+            placed = [(index[p.period], p) for p in s.points if p.period in index]
+            for run in _runs(placed):
+                xs = [i for i, _ in run]
+                if len(run) > 1 and all(p.ci_lower is not None and p.ci_upper is not None for _, p in run):
+                    ax.fill_between(xs, [p.ci_lower for _, p in run], [p.ci_upper for _, p in run],
+                                    color=POINT_COLOUR, alpha=0.18, linewidth=0, zorder=1)
+                else:
+                    for i, p in run:
+                        if p.ci_lower is not None and p.ci_upper is not None:
+                            ax.plot([i, i], [p.ci_lower, p.ci_upper], color=POINT_COLOUR, linewidth=1.2, alpha=0.6, zorder=1)
+                ax.plot(xs, [p.rate for _, p in run], color=POINT_COLOUR, linewidth=1.6, marker="o", markersize=3.5, zorder=3)
+            hidden = [i for i, p in placed if p.suppressed or p.rate is None]
+            if hidden:  # on the panel's x axis line (axes y = 0), never at a value
+                ax.scatter(hidden, [0.0] * len(hidden), transform=ax.get_xaxis_transform(), marker="x", s=26,
+                           color=SUPPRESSED_COLOUR, linewidth=1.2, zorder=4, clip_on=False)
+        fig.text(0.12 / FIG_WIDTH, 1 - 0.1 / height, chart.title, ha="left", va="top", fontsize=11, weight="bold",
+                 color=TEXT_COLOUR)
+        fig.text(0.12 / FIG_WIDTH, 1 - 0.36 / height, chart.subtitle, ha="left", va="top", fontsize=9, color=TEXT_COLOUR)
+        y = 0.2 / height
+        entries = [("line", POINT_COLOUR, "-", "Rate, band: 95% CI")]
+        if reference is not None:
+            entries.append(("line", OVERALL_COLOUR, "--", f"{reference.label} (all groups)"))
+        entries.append(("cross", SUPPRESSED_COLOUR, "", "Suppressed (cell-size policy): no value"))
+        xpos = 0.3
+        for kind, colour, style, text in entries:
+            if kind == "line":
+                fig.add_artist(Line2D([xpos / FIG_WIDTH, (xpos + 0.3) / FIG_WIDTH], [y, y], color=colour, linestyle=style,
+                                      linewidth=1.5))
+            else:
+                fig.add_artist(Line2D([(xpos + 0.15) / FIG_WIDTH], [y], marker="x", markersize=6, linestyle="none",
+                                      color=colour, markeredgewidth=1.2))
+            fig.text((xpos + 0.37) / FIG_WIDTH, y, text, ha="left", va="center", fontsize=8, color=TEXT_COLOUR)
+            xpos += 0.37 + 0.0072 * 8 * len(text) + 0.3
+    return fig
+
+
+def trend_png(chart: TrendChart) -> bytes:
+    """The trend chart as palette PNG bytes (nothing written to disk)."""
+    import matplotlib
+
+    fig = plot_trends(chart)
+    with matplotlib.rc_context(TEXT_RC):
+        return figure_png(fig)

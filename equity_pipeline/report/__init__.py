@@ -7,6 +7,10 @@
 - ``completeness``: ``public/completeness.parquet``, REL data completeness (the one step here that
   reads member-level data, the validated members table, and publishes a suppressed aggregate).
 - ``audit``: ``audit/``, validation summary, reconciliation, suppression log and lineage.
+- ``trends``: this run's public rates with earlier runs' (config ``trend.history``) for the
+  report's trend charts and the workbook's ``trends`` sheet.
+- ``fhir_measure_report``: ``public/fhir/measure_reports.ndjson``, the public rates as FHIR R4
+  ``MeasureReport`` resources.
 
 See docs/reports.md.
 """

@@ -20,8 +20,9 @@ file                           contents
                                reason (primary ``small cell (1-10)`` or ``complementary``, from the
                                restricted suppression logs where the run has them: the public tables
                                give one reason, ``cell-size policy``, for every suppressed cell)
-``lineage.csv``                one row per published cell (measure_id, submeasure, unit, stratifier,
-                               stratum[, metric]) -> its measure spec version, the input tables it was
+``lineage.csv``                one row per published cell (measure_id, submeasure, unit, payer, stratifier,
+                               stratum[, metric]; equity-plan rows: metric = metric_id, measure_id = the
+                               spec behind it) -> its measure spec version, the input tables it was
                                computed from, their suite versions and ``input_set_sha256``, the
                                SHA-256 of those tables' file hashes (see :func:`input_set_sha256`)
 ``lineage_sources.json``       per measure: spec version, input set hash and, per input table, file
@@ -53,7 +54,9 @@ import polars as pl
 from equity_pipeline.io import sha256_file
 
 #: Tables with a ``suppressed`` column that the suppression log and lineage cover, in order.
-PUBLIC_TABLES: tuple[str, ...] = ("rates", "disparities", "disparity_summary", "completeness")
+PUBLIC_TABLES: tuple[str, ...] = ("rates", "disparities", "disparity_summary", "completeness", "state_metrics", "hospital_metrics")
+#: Tables with these columns are equity-plan tables: a cell's sources are its metric's (``<plan>:<metric_id>``)
+PLAN_COLUMNS: tuple[str, ...] = ("plan", "metric_id")
 
 FILES: dict[str, str] = {
     "index.html": "This overview (offline, self-contained).",
@@ -72,7 +75,7 @@ FILES: dict[str, str] = {
 }
 
 LINEAGE_COLUMNS: tuple[str, ...] = (
-    "table", "measure_id", "submeasure", "unit_level", "unit_id", "stratifier", "stratum", "metric", "published",
+    "table", "measure_id", "submeasure", "unit_level", "unit_id", "payer", "stratifier", "stratum", "metric", "published",
     "measure_version", "spec_version", "input_tables", "suite_versions", "input_set_sha256",
 )
 
@@ -184,7 +187,14 @@ def reconciliation(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def _measure_key(frame: pl.DataFrame) -> str:
+    if set(PLAN_COLUMNS) <= set(frame.columns):
+        return "metric_id"  # plan tables: per metric (its measure_id is null for e.g. REL completeness)
     return "measure_id" if "measure_id" in frame.columns else ("attribute" if "attribute" in frame.columns else "")
+
+
+def plan_source_key(plan: str, metric_id: str) -> str:
+    """The ``lineage_sources.json`` key of an equity-plan metric: ``state:PQI90``, ``hospital:HOSP_READMISSION``."""
+    return f"{plan}:{metric_id}"
 
 
 def suppression_log(tables: dict[str, pl.DataFrame], details: dict[str, pl.DataFrame] | None = None) -> list[dict[str, Any]]:
@@ -227,22 +237,28 @@ def _col(frame: pl.DataFrame, *names: str, default: str = "") -> pl.Expr:
 def lineage(tables: dict[str, pl.DataFrame], sources: dict[str, dict[str, Any]]) -> pl.DataFrame:
     """One row per published cell (suppressed ones too, flagged ``published = false``).
 
-    ``sources`` maps a measure id (or, for completeness, the attribute) to
-    ``{"spec_version", "inputs": [{"table", "sha256", "suite_version", ...}]}``."""
+    ``sources`` maps a measure id (or, for completeness, the attribute; for an equity-plan metric
+    :func:`plan_source_key`) to ``{"spec_version", "inputs": [{"table", "sha256", "suite_version", ...}]}``.
+    Equity-plan rows (tables with ``plan`` and ``metric_id``) give the metric as ``metric``, the
+    measure spec behind it (if any) as ``measure_id``, and their ``payer``."""
     parts = []
     for name, frame in tables.items():
-        key = _measure_key(frame)
+        plan = set(PLAN_COLUMNS) <= set(frame.columns)
+        key = "measure_id" if plan else _measure_key(frame)
+        measure = _col(frame, key) if key else pl.lit("")
         cells = frame.select(
             table=pl.lit(name),
-            measure_id=_col(frame, key) if key else pl.lit(""),
+            measure_id=measure,
             submeasure=_col(frame, "submeasure", default="all"),
             unit_level=_col(frame, "unit_level", default="population"),
             unit_id=_col(frame, "unit_id", default="all"),
+            payer=_col(frame, "payer"),
             stratifier=_col(frame, "stratifier", "attribute"),
             stratum=_col(frame, "stratum", "group", "category"),
-            metric=_col(frame, "metric", "summary_measure"),
+            metric=_col(frame, "metric_id") if plan else _col(frame, "metric", "summary_measure"),
             published=~pl.col("suppressed") if "suppressed" in frame.columns else pl.lit(True),
             measure_version=_col(frame, "measure_version"),
+            _source=(pl.concat_str([_col(frame, "plan"), pl.lit(":"), _col(frame, "metric_id")]) if plan else measure),
         )
         parts.append(cells)
     if not parts:
@@ -254,11 +270,11 @@ def lineage(tables: dict[str, pl.DataFrame], sources: dict[str, dict[str, Any]])
           ";".join(f"{i['table']}={i.get('suite_version') or ''}" for i in v.get("inputs", [])),
           str(v.get("input_set_sha256") or ""))
          for k, v in sources.items()],
-        schema={"measure_id": pl.String, "spec_version": pl.String, "input_tables": pl.String,
+        schema={"_source": pl.String, "spec_version": pl.String, "input_tables": pl.String,
                 "suite_versions": pl.String, "input_set_sha256": pl.String},
         orient="row",
     )
-    return cells.join(meta, on="measure_id", how="left").with_columns(
+    return cells.join(meta, on="_source", how="left").with_columns(
         pl.col(c).fill_null("") for c in ("spec_version", "input_tables", "suite_versions", "input_set_sha256")
     ).select(LINEAGE_COLUMNS)
 
@@ -272,9 +288,13 @@ def input_set_sha256(inputs: list[dict[str, Any]]) -> str:
 
 
 def lineage_sources(manifest: dict[str, Any], measure_inputs: dict[str, list[str]],
-                    suite_hashes: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
-    """Per measure (or completeness attribute): spec version and, per input table it was computed
-    from, the file name, its SHA-256 and the suite version (and suite file hash) it was validated with."""
+                    suite_hashes: dict[str, str] | None = None, spec_of: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Per measure (or completeness attribute, or equity-plan metric): spec version and, per input
+    table it was computed from, the file name, its SHA-256 and the suite version (and suite file hash)
+    it was validated with. ``spec_of`` maps a key that is not itself a measure id (a plan metric,
+    :func:`plan_source_key`) to the measure whose spec version it carries; such entries also say
+    ``measure_id``."""
+    spec_of = spec_of or {}
     files = {i.get("table"): i for i in manifest.get("inputs") or []}
     suites = manifest.get("suites") or {}
     specs = manifest.get("measure_specs") or {}
@@ -282,7 +302,8 @@ def lineage_sources(manifest: dict[str, Any], measure_inputs: dict[str, list[str
     out = {}
     for mid, tables in measure_inputs.items():
         out[mid] = {
-            "spec_version": specs.get(mid, ""),
+            **({"measure_id": spec_of[mid]} if mid in spec_of else {}),
+            "spec_version": specs.get(spec_of.get(mid, mid), ""),
             "inputs": [{
                 "table": t,
                 "file": Path(str((files.get(t) or {}).get("file") or "")).name or None,
@@ -339,12 +360,14 @@ def _pivot(log: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
 
 def write_audit_pack(out_dir: Path, *, manifest: dict[str, Any], manifest_path: Path | None, validation_dir: Path,
                      tables: dict[str, pl.DataFrame], measure_inputs: dict[str, list[str]],
-                     input_tables: Iterable[str], suppression_details: dict[str, pl.DataFrame] | None = None) -> dict[str, Any]:
+                     input_tables: Iterable[str], suppression_details: dict[str, pl.DataFrame] | None = None,
+                     spec_of: dict[str, str] | None = None) -> dict[str, Any]:
     """Write the pack into ``out_dir`` (replaced whole: built in a temporary sibling folder, then
     swapped in). ``tables`` are the public tables present (name -> frame); ``measure_inputs`` maps
     each measure id (and completeness attribute) to the input tables it was computed from;
     ``suppression_details`` the restricted suppression logs (name -> frame, see :func:`suppression_log`)
-    that the suppression log counts primary and complementary cells from."""
+    that the suppression log counts primary and complementary cells from; ``spec_of`` maps plan-metric
+    source keys to their measure (see :func:`lineage_sources`)."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
@@ -353,7 +376,7 @@ def write_audit_pack(out_dir: Path, *, manifest: dict[str, Any], manifest_path: 
         recon = reconciliation(manifest)
         log = suppression_log(tables, suppression_details)
         suite_hashes = {t["table"]: t["suite_sha256"] for t in validation["tables"] if t.get("suite_sha256")}
-        sources = lineage_sources(manifest, measure_inputs, suite_hashes)
+        sources = lineage_sources(manifest, measure_inputs, suite_hashes, spec_of)
         cells = lineage(tables, sources)
 
         def put(name: str, text: str) -> None:

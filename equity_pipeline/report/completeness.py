@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from equity_pipeline.periods import as_period
 from equity_pipeline.standards.race_ethnicity import DECLINED, UNKNOWN
 from equity_pipeline.stats.proportions import wilson_interval
 
@@ -131,7 +132,7 @@ def member_categories(members: pl.DataFrame | pl.LazyFrame, year: int) -> pl.Dat
 
     m = members.lazy().select("race_ethnicity_codes", "race_ethnicity_source", "language", "county_fips").collect()
     # the rates' state unit: state of a county valid in the measurement year, else Unknown
-    county_ok = m["county_fips"].is_in(list(county_names(year))).fill_null(False)
+    county_ok = m["county_fips"].is_in(list(county_names(as_period(year).year))).fill_null(False)
     frame = m.select(
         race_ethnicity=race_ethnicity_stratum(pl.col("race_ethnicity_codes")),
         race_ethnicity_source="race_ethnicity_source",
@@ -271,7 +272,7 @@ def rel_completeness(members: pl.DataFrame | pl.LazyFrame, year: int, *, with_re
     """``public/completeness.parquet`` from the validated members table (see the module docstring);
     ``with_reasons``: the same table with the restricted primary/complementary reasons instead."""
     build = completeness_with_reasons if with_reasons else public_completeness
-    return build(completeness_counts(member_categories(members, year)), str(year))
+    return build(completeness_counts(member_categories(members, year)), as_period(year).label)
 
 
 def completeness_small_cells(table: pl.DataFrame) -> int:

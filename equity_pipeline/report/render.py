@@ -20,7 +20,9 @@ collapsible tables for the other stratifiers. Every chart has its table of value
 With the optional public tables: ``disparities`` adds the executive summary of the largest
 significant gaps (:func:`largest_gaps`) and, per measure, rate-ratio forest plots against the
 reference group (:func:`_forest_blocks`); ``completeness`` adds the REL data completeness panel
-(:func:`completeness_context`). See docs/reports.md.
+(:func:`completeness_context`); ``trends`` (this run's rates with earlier runs', see
+:mod:`equity_pipeline.report.trends`) a trend chart and table per measure, or a line saying there
+is one period only. See docs/reports.md.
 
 Speed: all charts are drawn on one reused :class:`~equity_pipeline.charts.ChartCanvas`; a run of
 about ten measures by six units renders in seconds.
@@ -61,6 +63,7 @@ from equity_pipeline.charts import (
 )
 from equity_pipeline.report.completeness import ATTRIBUTE_LABELS, CATEGORY_LABELS
 from equity_pipeline.report.gaps import Comparison, comparisons, unit_comparisons
+from equity_pipeline.report.trends import Trends, trend_block, trend_rates
 from equity_pipeline.suppression import PUBLIC_REASON
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
@@ -772,19 +775,22 @@ def completeness_context(table: pl.DataFrame | None) -> dict[str, Any] | None:
 def build_context(
     rates: pl.DataFrame, manifest: dict[str, Any], *, measures: dict[str, dict] | None = None,
     charts: bool = True, disparities: pl.DataFrame | None = None, completeness: pl.DataFrame | None = None,
+    trends: Trends | None = None,
 ) -> dict[str, Any]:
     """Everything the template shows, as plain strings, lists and dicts.
 
     ``charts=False`` skips drawing (the image fields are empty); the HTML render always draws.
     ``disparities`` (public/disparities.parquet) adds the executive summary of the largest
     significant gaps and rate-ratio forest plots; ``completeness`` (public/completeness.parquet) the
-    REL data completeness panel. Both are optional.
+    REL data completeness panel; ``trends`` (:func:`~equity_pipeline.report.trends.trend_rates`, this
+    run's rates with earlier runs') the per-measure trend charts and tables. All are optional.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in rates.columns]
     if missing:
         raise ValueError(f"rates table lacks columns: {', '.join(missing)}")
     measures = measures or {}
     rates = rates.select(REQUIRED_COLUMNS)  # nothing else reaches the page
+    trends = trends if trends is not None else trend_rates(rates)  # this run alone: one period
     drawer = _Charts(charts)
 
     measure_ids = sorted(rates.get_column("measure_id").unique().to_list())
@@ -905,11 +911,14 @@ def build_context(
             "source": source_label,
             "submeasures": _submeasure_block(sub_rows, title, scale, source_label),
             "forests": forests,
+            "trend": trend_block(trends, mid, title, scale, source_label, draw=charts),
             "units": unit_blocks,
         })
 
     config = manifest.get("config")
-    if not periods and isinstance(config, dict) and config.get("measurement_year") is not None:
+    if not periods and isinstance(config, dict) and isinstance(config.get("measurement_period"), dict):
+        periods = [str(config["measurement_period"].get("label"))]  # no data: the configured rolling period
+    elif not periods and isinstance(config, dict) and config.get("measurement_year") is not None:
         periods = [str(config["measurement_year"])]  # no rate to read it from (no data): the configured year
     return {
         "no_data": no_data_notice(rates, manifest),
@@ -933,6 +942,7 @@ def build_context(
         "gap_excluded": [stratifier_label(s).lower() for s in GAP_EXCLUDED_STRATIFIERS],
         "forests_drawn": forests_drawn,
         "completeness": completeness_context(completeness),
+        "trend_periods": sorted(trends.table.get_column("period").unique().to_list()),
     }
 
 
@@ -952,27 +962,28 @@ def _environment() -> Environment:
 
 
 def render_html(rates: pl.DataFrame, manifest: dict[str, Any], *, measures: dict[str, dict] | None = None,
-                disparities: pl.DataFrame | None = None, completeness: pl.DataFrame | None = None) -> str:
+                disparities: pl.DataFrame | None = None, completeness: pl.DataFrame | None = None,
+                trends: Trends | None = None) -> str:
     """The report page as an HTML string (self-contained; charts inline)."""
     context = build_context(rates, manifest, measures=measures, charts=True, disparities=disparities,
-                            completeness=completeness)
+                            completeness=completeness, trends=trends)
     return _environment().get_template(TEMPLATE_NAME).render(**context)
 
 
 def render_report(
     rates: pl.DataFrame, manifest: dict[str, Any], out_dir: Path, *, measures: dict[str, dict] | None = None,
-    disparities: pl.DataFrame | None = None, completeness: pl.DataFrame | None = None,
+    disparities: pl.DataFrame | None = None, completeness: pl.DataFrame | None = None, trends: Trends | None = None,
 ) -> Path:
     """Write ``out_dir/index.html`` (``out_dir`` is the run's ``report/`` folder) and return its path.
 
     ``rates`` is the public, already-suppressed rates table; ``manifest`` the run manifest (only its
     run metadata and row counts are shown); ``measures`` optionally maps measure_id -> spec info
     (title, description, steward ids); ``disparities`` and ``completeness`` are the optional public
-    tables of the same names (see :func:`build_context`).
+    tables of the same names, ``trends`` the trend table (see :func:`build_context`).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    html = render_html(rates, manifest, measures=measures, disparities=disparities, completeness=completeness)
+    html = render_html(rates, manifest, measures=measures, disparities=disparities, completeness=completeness, trends=trends)
     path = out_dir / "index.html"
     from equity_pipeline.io import write_text_atomic  # unique temp name, fsync, temp removed on error
 

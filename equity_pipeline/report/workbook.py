@@ -1,7 +1,8 @@
 """``report/equity_report.xlsx``: the public tables as one Excel workbook for equity officers.
 
 One sheet per public table (``rates``; ``disparities`` and ``disparity_summary`` when the run has
-them; ``completeness``; the equity-plan tables ``state_metrics`` and ``hospital_metrics`` when present) plus a ``README`` sheet (run id, measurement period, data sources, input
+them; ``completeness``; the equity-plan tables ``state_metrics`` and ``hospital_metrics`` when present;
+``trends``, this run's rates with earlier runs', when given) plus a ``README`` sheet (run id, measurement period, data sources, input
 files with SHA-256, the suppression rule, what each sheet holds). Each table sheet has exactly the
 public table's columns in its order, one row per public row, a frozen header row and an autofilter.
 
@@ -52,6 +53,9 @@ SHEET_DESCRIPTIONS: dict[str, str] = {
     "hospital_metrics": "Hospital health-equity plans: per facility (CCN), readmission and ED revisit with the "
                         "within-hospital gap, safety-net shares, SDOH rates, REL completeness "
                         "(public/equity_plan/hospital_metrics.parquet; docs/equity_plans.md).",
+    "trends": "Trend across periods, all members: the overall rate and each race and ethnicity group per period, this "
+              "run's public rates with earlier runs' (config trend.history; 'source' names the table of each period). "
+              "The same numbers as the report's trend charts (docs/reports.md).",
 }
 #: Columns holding a rate on the measure's scale (formatted like the rate).
 RATE_COLUMNS = frozenset({"rate", "ci_lower", "ci_upper", "reference_rate", "group_rate", "rate_reference", "rate_group"})
@@ -297,7 +301,8 @@ def _write_readme(book: _Book, rows: list[tuple[str, str]]) -> None:
 
 def workbook_sheets(rates: pl.DataFrame, *, disparities: pl.DataFrame | None = None,
                     disparity_summary: pl.DataFrame | None = None, completeness: pl.DataFrame | None = None,
-                    state_metrics: pl.DataFrame | None = None, hospital_metrics: pl.DataFrame | None = None) -> list[Sheet]:
+                    state_metrics: pl.DataFrame | None = None, hospital_metrics: pl.DataFrame | None = None,
+                    trends: pl.DataFrame | None = None) -> list[Sheet]:
     """The table sheets in order; absent tables are left out. The rates sheet has exactly the public
     rates columns (anything else a frame carries is dropped). A ``suppression_reason`` column says the
     one public reason on every suppressed row, whatever the frame said (``publishable_reasons``)."""
@@ -309,7 +314,7 @@ def workbook_sheets(rates: pl.DataFrame, *, disparities: pl.DataFrame | None = N
 
     sheets = [Sheet("rates", public(rates.select([c for c in REQUIRED_COLUMNS if c in rates.columns])))]
     for name, frame in (("disparities", disparities), ("disparity_summary", disparity_summary), ("completeness", completeness),
-                        ("state_metrics", state_metrics), ("hospital_metrics", hospital_metrics)):
+                        ("state_metrics", state_metrics), ("hospital_metrics", hospital_metrics), ("trends", trends)):
         if frame is not None:
             sheets.append(Sheet(name, public(frame)))
     return sheets
@@ -317,12 +322,14 @@ def workbook_sheets(rates: pl.DataFrame, *, disparities: pl.DataFrame | None = N
 
 def write_workbook(path: Path, rates: pl.DataFrame, manifest: dict[str, Any], *, disparities: pl.DataFrame | None = None,
                    disparity_summary: pl.DataFrame | None = None, completeness: pl.DataFrame | None = None,
-                   state_metrics: pl.DataFrame | None = None, hospital_metrics: pl.DataFrame | None = None) -> dict[str, Any]:
-    """Write the workbook atomically (temp file, then rename); returns counts per sheet."""
+                   state_metrics: pl.DataFrame | None = None, hospital_metrics: pl.DataFrame | None = None,
+                   trends: pl.DataFrame | None = None) -> dict[str, Any]:
+    """Write the workbook atomically (temp file, then rename); returns counts per sheet. ``trends``:
+    the trend table (``report.trends.trend_rates(...).table``), sheet ``trends``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheets = workbook_sheets(rates, disparities=disparities, disparity_summary=disparity_summary, completeness=completeness,
-                             state_metrics=state_metrics, hospital_metrics=hospital_metrics)
+                             state_metrics=state_metrics, hospital_metrics=hospital_metrics, trends=trends)
     tmp = path.with_name(f".{path.name}.tmp")
     book = _Book(tmp)
     try:

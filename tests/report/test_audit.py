@@ -192,3 +192,83 @@ def test_counts_only_and_offline_index(pack: tuple[Path, dict]) -> None:
     for tag, name, value in _parsed(html).attrs:
         assert name not in ("src", "href"), (tag, name, value)
     assert "run-audit-1" in html and "105" in html and "1,000" in html
+
+
+# ---------------------------------------------------------------------------------------------------
+# equity-plan tables in the lineage and the suppression log
+
+def _plan_rows(plan: str, cells: list[tuple]) -> pl.DataFrame:
+    """Plan rows from (metric_id, measure_id, unit_level, unit_id, payer, stratifier, stratum, suppressed)."""
+    from equity_pipeline.equity_plans.table import COLUMNS
+
+    rows = []
+    for metric, measure, level, uid, payer, strat, stratum, hidden in cells:
+        rows.append({**{c: None for c in COLUMNS}, "plan": plan, "metric_id": metric, "measure_id": measure,
+                     "submeasure": "all", "period": "2024", "unit_level": level, "unit_id": uid, "payer": payer,
+                     "stratifier": strat, "stratum": stratum, "suppressed": hidden,
+                     "suppression_reason": PUBLIC_REASON if hidden else None, "members": None if hidden else 120,
+                     "rate": None if hidden else 0.25})
+    return pl.DataFrame(rows, schema=COLUMNS)
+
+
+def test_plan_tables_in_lineage_and_suppression_log(tmp_path: Path) -> None:
+    from equity_pipeline.pipeline import TABLES, plan_metric_input_tables
+    from equity_pipeline.report.audit import plan_source_key
+
+    state = _plan_rows("state", [
+        ("PCR", "PCR", "state", "MD", "medicaid", "race_ethnicity", "White", False),
+        ("PCR", "PCR", "state", "MD", "medicare", "race_ethnicity", "White", True),   # same cell key but the payer
+        ("REL_RACE_ETHNICITY", None, "population", "all", "all", "collection_status", "declined", True),
+    ])
+    hospital = _plan_rows("hospital", [
+        ("HOSP_READMISSION", "PCR", "facility", "210009", "all", "dual_eligible", "Dual eligible", False),
+        ("DUAL_SHARE", None, "facility", "210009", "all", "dual_eligible", "Dual eligible", False),
+    ])
+    specs = {"PCR": type("Spec", (), {"kind": "readmission"})()}
+    inputs, spec_of = dict(MEASURE_INPUTS), {}
+    for frame in (state, hospital):
+        for plan, metric, measure in frame.select("plan", "metric_id", "measure_id").unique().rows():
+            inputs[plan_source_key(plan, metric)] = plan_metric_input_tables(plan, metric, measure, specs)
+            if measure:
+                spec_of[plan_source_key(plan, metric)] = measure
+    # the tables behind each plan metric (docs/equity_plans.md): state PCR = the measure's; REL = members
+    # and the member attributes; hospital: claims (facility patients) + attributes, readmission also the events
+    assert inputs["state:PCR"] == [t for t in TABLES if t in {"members", "enrollment", "medical_claims", "pharmacy_claims",
+                                                              "sdoh_screenings", "clinical_observations"}]
+    assert inputs["state:REL_RACE_ETHNICITY"] == [t for t in TABLES if t in {"members", "enrollment", "sdoh_screenings"}]
+    assert inputs["hospital:DUAL_SHARE"] == [t for t in TABLES if t in {"members", "enrollment", "medical_claims", "sdoh_screenings"}]
+    assert "clinical_observations" in inputs["hospital:HOSP_READMISSION"]
+    (tmp_path / "validation").mkdir()
+    write_audit_pack(tmp_path / "audit", manifest=MANIFEST, manifest_path=None, validation_dir=tmp_path / "validation",
+                     tables={"rates": sample_rates(), "state_metrics": state, "hospital_metrics": hospital},
+                     measure_inputs=inputs, input_tables=["members", "medical_claims"], spec_of=spec_of)
+    lineage = pl.read_csv(tmp_path / "audit" / "lineage.csv", infer_schema=False).fill_null("")
+    assert tuple(lineage.columns) == LINEAGE_COLUMNS
+    for name, frame in (("state_metrics", state), ("hospital_metrics", hospital)):
+        rows = lineage.filter(pl.col("table") == name)
+        assert rows.height == frame.height
+        key = ["metric", "unit_level", "unit_id", "payer", "stratifier", "stratum"]
+        assert rows.select(key).n_unique() == rows.height  # the payer tells the two MD rows apart
+        assert rows["metric"].to_list() == frame["metric_id"].to_list()
+        assert rows["measure_id"].to_list() == frame["measure_id"].fill_null("").to_list()
+        assert rows["published"].to_list() == [("false" if s else "true") for s in frame["suppressed"]]
+    sources = json.loads((tmp_path / "audit" / "lineage_sources.json").read_text())
+    by_metric = {(r["table"], r["metric"], r["payer"]): r for r in lineage.iter_rows(named=True) if r["table"] != "rates"}
+    readmit = by_metric[("hospital_metrics", "HOSP_READMISSION", "all")]
+    assert readmit["spec_version"] == "2024.9"  # the PCR spec's version in the manifest
+    assert readmit["input_tables"] == ";".join(inputs["hospital:HOSP_READMISSION"])
+    want = hashlib.sha256("".join(f"{t}={ {'members': SHA_MEMBERS, 'medical_claims': SHA_CLAIMS}.get(t, 'absent')}\n"
+                                  for t in inputs["hospital:HOSP_READMISSION"]).encode()).hexdigest()
+    assert readmit["input_set_sha256"] == want == sources["hospital:HOSP_READMISSION"]["input_set_sha256"]
+    assert sources["hospital:HOSP_READMISSION"]["measure_id"] == "PCR"
+    assert readmit["suite_versions"].startswith("members=2026.1;")
+    rel = by_metric[("state_metrics", "REL_RACE_ETHNICITY", "all")]
+    assert rel["spec_version"] == "" and rel["input_tables"] == "members;enrollment;sdoh_screenings"
+    assert "measure_id" not in sources["state:REL_RACE_ETHNICITY"]
+    # the suppression log counts the plan tables per metric
+    log = _csv(tmp_path / "audit" / "suppression_log.csv")
+    plan_log = {(r["table"], r["measure_id"], r["status"]): int(r["cells"]) for r in log if r["table"].endswith("_metrics")}
+    assert plan_log == {("state_metrics", "PCR", "published"): 1, ("state_metrics", "PCR", "suppressed"): 1,
+                        ("state_metrics", "REL_RACE_ETHNICITY", "suppressed"): 1,
+                        ("hospital_metrics", "HOSP_READMISSION", "published"): 1,
+                        ("hospital_metrics", "DUAL_SHARE", "published"): 1}

@@ -3,6 +3,7 @@ pack and the completeness table come out consistent with the public rates."""
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -10,7 +11,7 @@ import pytest
 
 from tests.builders import claim, member, span, write_table
 
-REPORT_ASSETS = {"rel_completeness", "equity_report", "equity_workbook", "run_manifest", "audit_pack"}
+REPORT_ASSETS = {"rel_completeness", "equity_report", "equity_workbook", "fhir_measure_reports", "run_manifest", "audit_pack"}
 
 
 def test_report_assets_in_the_graph() -> None:
@@ -29,6 +30,8 @@ def test_report_assets_in_the_graph() -> None:
     assert {"public_rates", "disparities", "rel_completeness"} <= parents("equity_workbook")
     assert {"run_manifest", "validation_report", "public_rates", "disparities", "rel_completeness"} <= parents("audit_pack")
     assert "members" in parents("rel_completeness")
+    assert "public_rates" in parents("fhir_measure_reports")
+    assert {"state_metrics", "hospital_metrics"} <= parents("audit_pack")
 
 
 def test_measure_input_tables_by_kind() -> None:
@@ -115,3 +118,76 @@ def test_run_writes_workbook_audit_pack_and_completeness(run_out: Path) -> None:
     for p in [*audit.iterdir(), run_out / "public" / "completeness.csv"]:
         text = p.read_text(encoding="utf-8", errors="replace")
         assert "M001" not in text and "S001" not in text, p
+
+
+def test_run_writes_fhir_and_plan_lineage(run_out: Path) -> None:
+    from fhir.resources.R4B.measurereport import MeasureReport
+
+    rates = pl.read_parquet(run_out / "public" / "rates.parquet")
+    lines = (run_out / "public" / "fhir" / "measure_reports.ndjson").read_text(encoding="utf-8").splitlines()
+    units = rates.select("measure_id", "period", "unit_level", "unit_id").unique()
+    assert len(lines) == units.height
+    def masked_entry(entry: dict) -> bool:  # no count, no score value, data-absent-reason 'masked'
+        score = entry["measureScore"]
+        return ("population" not in entry and "value" not in score
+                and [e["valueCode"] for e in score.get("extension", [])] == ["masked"])
+
+    strata, masked, masked_groups = 0, 0, 0
+    for line in lines:
+        resource = json.loads(line)
+        MeasureReport.model_validate(resource)
+        for g in resource["group"]:
+            masked_groups += masked_entry(g)
+            for st in g.get("stratifier", []):
+                strata += len(st["stratum"])
+                masked += sum(masked_entry(s) for s in st["stratum"])
+    assert strata == rates.filter(pl.col("stratifier") != "overall").height
+    # exactly the suppressed cells of public/rates carry no count and no score
+    assert masked == rates.filter((pl.col("stratifier") != "overall") & pl.col("suppressed")).height > 0
+    assert masked_groups == rates.filter((pl.col("stratifier") == "overall") & pl.col("suppressed")).height
+    lineage = pl.read_csv(run_out / "audit" / "lineage.csv", infer_schema=False)
+    for name in ("state_metrics", "hospital_metrics"):
+        plan = pl.read_parquet(run_out / "public" / "equity_plan" / f"{name}.parquet")
+        rows = lineage.filter(pl.col("table") == name)
+        assert rows.height == plan.height, name
+        assert rows["metric"].to_list() == plan["metric_id"].to_list()
+        from_measure = rows.filter(pl.col("measure_id").is_not_null())
+        assert (from_measure["spec_version"].is_not_null()).all()  # every measure-based metric names its spec version
+    assert lineage.filter(pl.col("table") == "state_metrics").height > 0  # AHEAD rules are in effect for 2025
+
+
+def test_report_and_workbook_trend_from_an_earlier_run(run_out: Path, tmp_path: Path) -> None:
+    """build_report / build_workbook with config trend.history: an earlier run's public rates (here
+    this run's rates relabelled 2024, with the overall BCS rate suppressed) join this run's."""
+    openpyxl = pytest.importorskip("openpyxl")
+    import shutil
+
+    from equity_pipeline.config import load_config
+    from equity_pipeline.layout import OutputLayout
+    from equity_pipeline.pipeline import build_report, build_workbook
+
+    rates = pl.read_parquet(run_out / "public" / "rates.parquet")
+    prior = rates.with_columns(period=pl.lit("2024"))
+    overall = (pl.col("stratifier") == "overall") & (pl.col("unit_id") == "all") & (pl.col("submeasure") == "all")
+    prior = prior.with_columns(suppressed=pl.col("suppressed") | overall,
+                               suppression_reason=pl.when(overall).then(pl.lit("cell-size policy")).otherwise(pl.col("suppression_reason")))
+    (tmp_path / "prior").mkdir()
+    prior.write_parquet(tmp_path / "prior" / "rates.parquet")  # numbers left in on purpose: they must not show
+    config = tmp_path / "config.yaml"
+    config.write_text("measures: [BCS]\nmeasurement_year: 2025\ntrend: {history: [prior/rates.parquet]}\n")
+    out = tmp_path / "out"
+    shutil.copytree(run_out, out, ignore=shutil.ignore_patterns(".dagster"))
+    layout = OutputLayout(out)
+    meta = build_report(layout, load_config(config, run_date=date(2026, 11, 22)), "run-trend")
+    assert meta["trend_periods"] == 2
+    html = (out / "report" / "index.html").read_text(encoding="utf-8")
+    section = html[html.index('id="bcs-trend"'):]
+    section = section[:section.index("</section>")]
+    assert "<img" in section and "2024" in section and "2025" in section
+    assert "suppressed (cell-size policy)" in section
+    build_workbook(layout, load_config(config, run_date=date(2026, 11, 22)), "run-trend")
+    ws = openpyxl.load_workbook(out / "report" / "equity_report.xlsx", read_only=True)["trends"]
+    values = list(ws.iter_rows(values_only=True))
+    cols = {c: i for i, c in enumerate(values[0])}
+    old = [v for v in values[1:] if v[cols["period"]] == "2024" and v[cols["stratifier"]] == "overall"]
+    assert len(old) == 1 and old[0][cols["rate"]] == "suppressed (cell-size policy)"

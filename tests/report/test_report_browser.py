@@ -52,9 +52,14 @@ def browser():
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import polars as pl
+
+    from equity_pipeline.report.trends import trend_rates
+
     out = tmp_path_factory.mktemp("run") / "report"
+    earlier = sample_rates().with_columns(period=pl.lit("2023"))  # an earlier run's public rates: trend charts
     return render_report(sample_rates(), MANIFEST, out, measures=MEASURES, disparities=sample_disparities(),
-                         completeness=sample_completeness())
+                         completeness=sample_completeness(), trends=trend_rates(sample_rates(), [earlier]))
 
 
 def _requested_urls(driver) -> list[str]:
@@ -70,6 +75,7 @@ def test_report_loads_offline_with_every_image(browser, page: Path) -> None:
     html = page.read_text(encoding="utf-8")
     expected_images = len(_parsed(html).imgs)
     assert expected_images >= 12  # rate charts plus forest plots
+    assert html.count('class="trend"') >= 1 and "Trend chart of" in html  # and trend charts
 
     browser.get_log("performance")  # drop anything logged before this page
     browser.get(page.as_uri())
