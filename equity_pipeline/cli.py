@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="validate, measure, stratify and report on a folder of canonical tables")
     r.add_argument("--input", required=True, help="folder with members, enrollment, medical_claims, ... (.parquet or .csv)")
     r.add_argument("--out", required=True, help="output folder")
-    r.add_argument("--config", help="program config YAML (measures, measurement_year, stratifiers)")
+    r.add_argument("--config", help="program config YAML (measures, measurement_year or measurement_period, stratifiers, ...; equity_pipeline/config.py)")
     r.add_argument("--source", choices=["canonical", "synthea", "fhir", "ahc-hrsn", "tuva", "cms-rif", "desynpuf"], default="canonical",
                    help="input format: canonical tables (default), a Synthea CSV export, FHIR R4 bundles / Bulk NDJSON, "
                         "AHC HRSN screening flat files (NY SHIN-NY layout), the Tuva Project input layer, "

@@ -3,6 +3,9 @@
 A YAML file (``--config FILE``, or the Dagster resource ``config_file``); every key is optional::
 
     measurement_year: 2025          # default: the last complete calendar year before the run date
+    # measurement_period: {end: 2025-03-31}   # instead of measurement_year: the rolling 12 months
+    #                                 #   ending on a month end (2024-04-01..2025-03-31); label of the
+    #                                 #   public tables' period column "2024-04-01/2025-03-31"
     measures: [BCS]                 # default: every packaged measure spec
     stratifiers: [race_ethnicity, language, county]   # default: stratify.DEFAULT_STRATIFIERS
     run_date: 2026-11-22            # default: today; dates after it are "future" in validation
@@ -28,6 +31,8 @@ A YAML file (``--config FILE``, or the Dagster resource ``config_file``); every 
     completeness_thresholds:        # REL completeness levels per reporting unit (docs/validation.md);
       self_reported_race_ethnicity: {warn: 0.8, fail: 0.5}   # share below warn -> WARN, below fail -> ERROR
       language: {warn: 0.9}         # metrics: report.completeness.COMPLETENESS_METRICS; default: none
+    trend:                          # trend lines in the report and workbook (docs/reports.md)
+      history: [prior/public/rates.parquet]   # earlier runs' public rates (.parquet or .csv)
 
 Every stratifier and reference policy is described in docs/stratification.md. Errors are
 :class:`ConfigError` with a message naming the setting and what is allowed.
@@ -35,18 +40,19 @@ Every stratifier and reference policy is described in docs/stratification.md. Er
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from equity_pipeline.errors import ConfigError
+from equity_pipeline.periods import MeasurementPeriod, is_month_end
 
 KNOWN_KEYS = {
-    "measurement_year", "measures", "stratifiers", "run_date", "intersections", "age_bands", "regions",
+    "measurement_year", "measurement_period", "measures", "stratifiers", "run_date", "intersections", "age_bands", "regions",
     "reference_group", "multiple_comparisons", "disparity_min_denominator", "imputed_race", "standardization",
-    "equity_plans", "completeness_thresholds",
+    "equity_plans", "completeness_thresholds", "trend",
 }
 STANDARDIZATION_KEYS = ("standard", "age_bands", "method", "stratifiers")
 REFERENCE_POLICIES = ("best", "largest", "overall")
@@ -82,6 +88,19 @@ class ProgramConfig:
     equity_plans: dict[str, Any] = field(default_factory=dict, hash=False)
     #: (metric, warn, fail) with shares 0-1 (None = level not set); see report.completeness
     completeness_thresholds: tuple[tuple[str, float | None, float | None], ...] = ()
+    #: earlier runs' public rates tables (resolved paths) for the report's trends; see report.trends
+    trend_history: tuple[str, ...] = ()
+    #: end of a rolling 12-month measurement period (``measurement_period.end``); None: the calendar
+    #: year ``measurement_year``. With it, ``measurement_year`` is the year of the period end.
+    period_end: date | None = None
+
+    @property
+    def period(self) -> MeasurementPeriod:
+        """The measurement period: the calendar year ``measurement_year``, or the rolling 12 months
+        ending ``period_end`` (``periods.MeasurementPeriod.rolling``)."""
+        if self.period_end is None:
+            return MeasurementPeriod.calendar_year(self.measurement_year)
+        return MeasurementPeriod.rolling(self.period_end)
 
     @property
     def region_map(self) -> dict[str, tuple[str, ...]]:
@@ -109,8 +128,12 @@ class ProgramConfig:
             "completeness_thresholds": {m: {k: v for k, v in (("warn", w), ("fail", f)) if v is not None}
                                         for m, w, f in self.completeness_thresholds},
             "imputed_race": self.imputed_race,
+            "trend": {"history": list(self.trend_history)},
             "standardization": {"standard": self.standard_population, "age_bands": list(self.standardization_age_bands),
                                 "method": self.standardization_method, "stratifiers": list(self.standardization_stratifiers)},
+            # only for a rolling period, so a calendar-year config's manifest is unchanged
+            **({"measurement_period": {"begin": self.period.begin.isoformat(), "end": self.period_end.isoformat(),
+                                       "label": self.period.label}} if self.period_end is not None else {}),
         }
 
 
@@ -151,9 +174,11 @@ def config_from_dict(raw: dict[str, Any], *, run_date: date | None = None, sourc
             raise ConfigError(f"run_date {rd!r} is not a YYYY-MM-DD date") from None
     if not isinstance(rd, date):  # e.g. run_date: 20261122 (a number) or a list
         raise ConfigError(f"run_date {rd!r} is not a YYYY-MM-DD date")
-    year = raw.get("measurement_year", rd.year - 1)
-    if not isinstance(year, int) or not 2000 <= year <= rd.year:
+    period_end = _period_end(raw, rd)
+    year = raw.get("measurement_year", rd.year - 1) if period_end is None else period_end.year
+    if isinstance(year, bool) or not isinstance(year, int) or not 2000 <= year <= rd.year:
         raise ConfigError(f"measurement_year {year!r} must be a year between 2000 and the run date's year")
+    period = MeasurementPeriod.calendar_year(year) if period_end is None else MeasurementPeriod.rolling(period_end)
     specs = specs if specs is not None else load_specs()
     measures = tuple(_string_list(raw.get("measures", list(specs)), "measures"))
     bad = [m for m in measures if m not in specs]
@@ -190,11 +215,87 @@ def config_from_dict(raw: dict[str, Any], *, run_date: date | None = None, sourc
     std = _standardization(raw.get("standardization", {}), stratifiers, intersections)
     from equity_pipeline.equity_plans.rules import validate_settings
 
-    plans = validate_settings(raw.get("equity_plans", {}), year, measures=measures,
+    plans = validate_settings(raw.get("equity_plans", {}), period, measures=measures,
                               base_dir=Path(source).parent if source else None)  # docs/equity_plans.md
     thresholds = _completeness_thresholds(raw.get("completeness_thresholds", {}))
+    history = _trend_history(raw.get("trend", {}), Path(source).parent if source else None)
     return ProgramConfig(year, rd, measures, stratifiers, source, intersections, age_bands, regions, reference,
-                         method, min_den, imputed, *std, equity_plans=plans, completeness_thresholds=thresholds)
+                         method, min_den, imputed, *std, equity_plans=plans, completeness_thresholds=thresholds,
+                         trend_history=history, period_end=period_end)
+
+
+def _period_end(raw: dict[str, Any], rd: date) -> date | None:
+    """The end of the ``measurement_period`` setting (a month end), or None when it is not set."""
+    if "measurement_period" not in raw:
+        return None
+    value = raw["measurement_period"]
+    if "measurement_year" in raw:
+        raise ConfigError("measurement_year and measurement_period are mutually exclusive: set one "
+                          "(a calendar year, or {end: YYYY-MM-DD} for the rolling 12 months ending on a month end)")
+    if not isinstance(value, dict) or set(value) != {"end"}:
+        raise ConfigError(f"measurement_period must be a mapping with the key end (the last day of a month), "
+                          f"e.g. {{end: 2025-03-31}} for the 12 months 2024-04-01..2025-03-31 (got {value!r})")
+    end = value["end"]
+    if isinstance(end, str):
+        try:
+            end = date.fromisoformat(end)
+        except ValueError:
+            raise ConfigError(f"measurement_period.end {end!r} is not a YYYY-MM-DD date") from None
+    if not isinstance(end, date) or isinstance(end, datetime):
+        raise ConfigError(f"measurement_period.end {end!r} is not a YYYY-MM-DD date")
+    if not is_month_end(end):
+        raise ConfigError(f"measurement_period.end {end.isoformat()} must be the last day of a month "
+                          "(rolling 12-month periods end on a month end, e.g. 2025-03-31)")
+    if not 2000 <= end.year <= rd.year:
+        raise ConfigError(f"measurement_period.end {end.isoformat()} must be in a year between 2000 and the run date's year")
+    return end
+
+
+def _trend_history(value: Any, base_dir: Path | None) -> tuple[str, ...]:
+    """The ``trend.history`` files: earlier runs' public rates (.parquet or .csv), resolved against the
+    config file's folder like ``equity_plans.baseline.path``; each must exist, hold the public rates
+    columns (report.trends.HISTORY_REQUIRED) and lie outside any ``restricted`` folder (member-level
+    tables never feed a published trend)."""
+    from equity_pipeline.report.trends import missing_history_columns
+
+    if value is None or value == {}:
+        return ()
+    if not isinstance(value, dict) or set(value) - {"history"}:
+        raise ConfigError(f"trend must be a mapping with the key history (a list of earlier public rates files), got {value!r}")
+    paths = value.get("history") or []
+    if not isinstance(paths, list):
+        raise ConfigError(f"trend.history must be a list of file paths (earlier runs' public/rates.parquet), got {paths!r}")
+    out: list[str] = []
+    for p in paths:
+        if not isinstance(p, str) or not p:
+            raise ConfigError(f"trend.history path {p!r} must be a file path")
+        path = Path(p) if Path(p).is_absolute() or base_dir is None else base_dir / p
+        if not path.is_file():
+            raise ConfigError(f"trend.history file not found: {path}")
+        if path.suffix.lower() not in (".parquet", ".csv"):
+            raise ConfigError(f"trend.history file {path.name} must be .parquet or .csv (a published rates table)")
+        if "restricted" in path.resolve().parts:
+            raise ConfigError(f"trend.history file {path.name} is in a restricted folder; use the published public/rates table")
+        try:
+            columns = _column_names(path)
+        except Exception as exc:  # unreadable or not the format its name says
+            raise ConfigError(f"trend.history file {path.name} cannot be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        missing = missing_history_columns(columns)
+        if missing:
+            raise ConfigError(f"trend.history file {path.name} is not a public rates table: missing column(s) {missing}")
+        if str(path) in out:
+            raise ConfigError(f"trend.history lists {path.name} more than once")
+        out.append(str(path))
+    return tuple(out)
+
+
+def _column_names(path: Path) -> list[str]:
+    """Column names of a parquet or CSV file (header only)."""
+    import polars as pl
+
+    if path.suffix.lower() == ".csv":
+        return pl.read_csv(path, n_rows=0).columns
+    return list(pl.read_parquet_schema(path))
 
 
 def _completeness_thresholds(value: Any) -> tuple[tuple[str, float | None, float | None], ...]:

@@ -1,7 +1,8 @@
 """Equity-plan program rules: versioned configuration with effective dates, and the run's settings.
 
 ``program_rules.yaml`` (next to this module) lists, per program, versions with ``effective_from`` /
-``effective_to`` dates; a run uses the version in effect on December 31 of its measurement year.
+``effective_to`` dates; a run uses the version in effect on December 31 of its measurement year
+(on the last day of a rolling measurement period; cohorts and the baseline year by the year of that day).
 The program config's ``equity_plans`` mapping (all keys optional)::
 
     equity_plans:
@@ -31,6 +32,7 @@ from typing import Any
 import yaml
 
 from equity_pipeline.errors import ConfigError
+from equity_pipeline.periods import MeasurementPeriod, as_period
 
 DEFAULT_PROGRAM = "AHEAD"
 SETTINGS_KEYS = {"program", "rules_file", "overrides", "baseline"}
@@ -312,7 +314,7 @@ def _baseline(value: Any, year: int, base_dir: Path | None) -> tuple[int | None,
     return b_year, tuple(paths), tuple(rows)
 
 
-def validate_settings(raw: Any, year: int, *, measures: tuple[str, ...] | None = None,
+def validate_settings(raw: Any, year: int | MeasurementPeriod, *, measures: tuple[str, ...] | None = None,
                       base_dir: Path | None = None) -> dict[str, Any]:
     """Check the config's ``equity_plans`` mapping; return it normalised (JSON-safe) for the manifest.
 
@@ -336,9 +338,10 @@ def validate_settings(raw: Any, year: int, *, measures: tuple[str, ...] | None =
     return out
 
 
-def resolve_rules(settings: dict[str, Any] | None, year: int, *, measures: tuple[str, ...] | None = None,
+def resolve_rules(settings: dict[str, Any] | None, year: int | MeasurementPeriod, *, measures: tuple[str, ...] | None = None,
                   base_dir: Path | None = None) -> PlanRules:
-    """The :class:`PlanRules` in effect for ``year`` from the rules file and the config's overrides."""
+    """The :class:`PlanRules` in effect for ``year`` (a measurement year or period: on its last day)
+    from the rules file and the config's overrides."""
     from equity_pipeline.attributes import DUAL, PAYERS, SVI_QUINTILES
     from equity_pipeline.measures.spec import load_specs
     from equity_pipeline.stratify import STRATIFIERS
@@ -353,7 +356,9 @@ def resolve_rules(settings: dict[str, Any] | None, year: int, *, measures: tuple
     if program not in programs:
         raise ConfigError(f"equity_plans.program {program!r} not in the rules file; programs: {', '.join(sorted(programs))}")
     entry = _mapping(programs[program], f"equity_plans: program {program!r}", {"versions"})
-    version = version_in_effect(program, entry.get("versions"), date(year, 12, 31))
+    period = as_period(year)
+    year = period.year  # cohorts and baseline by the year of the period end
+    version = version_in_effect(program, entry.get("versions"), period.end)
     overrides = _mapping(settings.get("overrides"), "equity_plans.overrides", VERSION_KEYS - {"version", "effective_from", "effective_to"})
     v = _mapping(_merge(version, overrides), f"equity_plans: {program} {version.get('version')}", VERSION_KEYS)
     where = f"equity_plans: {program} {v.get('version')}"
