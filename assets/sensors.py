@@ -14,7 +14,9 @@ server process). The cursor is JSON ``{file name: sha256}`` of the files last se
   leave the cursor alone: the file may still be being copied (the generator and most copy tools
   write in place). Drop files in atomically (copy to a hidden name, then rename) to avoid the wait.
 
-Tags and logs carry counts and hashes only, never file contents. The sensor is off by default:
+A run request also registers the state keys of the new members file as ``state`` dynamic partitions
+(``assets/partitions.py``; keys are added, never removed). Tags and logs carry counts and hashes
+only, never file contents. The sensor is off by default:
 turn it on in the UI (Automation) or with ``dagster sensor start new_input_files``.
 """
 
@@ -28,6 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 
 from assets.resources import PipelineResource
 from equity_pipeline.io import SUFFIXES, sha256_file
@@ -110,6 +113,21 @@ def decide(previous: dict[str, str], current: dict[str, str]) -> tuple[str | Non
     return run_key, f"{changed} new or changed input file(s)"
 
 
+def _state_partition_requests(context: dg.SensorEvaluationContext, input_dir: Path) -> list[dg.AddDynamicPartitionsRequest]:
+    """Register the new input's state keys as ``state`` partitions (assets/partitions.py); a members
+    file that cannot be read adds none here (the run's validation reports it)."""
+    from assets.partitions import STATE_DIMENSION
+    from equity_pipeline.errors import PipelineError
+    from equity_pipeline.partitioning import state_keys
+
+    try:
+        keys = state_keys(input_dir)
+    except (PipelineError, OSError, pl.exceptions.PolarsError):
+        context.log.info("new_input_files: state partition keys not read from the members file")
+        return []
+    return [dg.AddDynamicPartitionsRequest(partitions_def_name=STATE_DIMENSION, partition_keys=keys)]
+
+
 @dg.sensor(
     name="new_input_files",
     job_name=JOB_NAME,
@@ -136,6 +154,7 @@ def new_input_files(context: dg.SensorEvaluationContext, pipeline_config: Pipeli
         return dg.SensorResult(skip_reason=reason, cursor=cursor)
     context.log.info(f"new_input_files: {reason}; run_key {run_key}")
     return dg.SensorResult(
+        dynamic_partitions_requests=_state_partition_requests(context, input_dir),
         run_requests=[dg.RunRequest(
             run_key=run_key,
             tags={"equity_pipeline/trigger": "new_input_files", "equity_pipeline/inputs_sha256": content_digest(current)},

@@ -6,6 +6,9 @@
     report/       index.html for people, equity_report.xlsx (workbook of the public tables)
     audit/        the auditor's pack: validation summary, reconciliation, suppression log, lineage
     manifest.json run id, inputs with hashes, config, versions, reconciled counts
+
+Partitioned runs (``equity_pipeline/partitioning.py``) add ``partitions/period=<p>/state=<s>/`` and
+``periods/<p>/``, each an OutputLayout of its own with the same paths inside.
 """
 from __future__ import annotations
 

@@ -125,14 +125,17 @@ def identity_margins(cells: pl.DataFrame, labels: pl.DataFrame, key: list[str],
     names = list(columns)
     if len(names) < 2 or labels.height == 0:
         return []
+    # ``labels`` may also be label cells: one row per label combination with its member count ``n``
+    # (:func:`label_cells`); only counts and distinct labels are read, so both give the same margins
+    weight = pl.col("n").sum() if "n" in labels.columns else pl.len()
     rows = cells.with_row_index("_i").select("_i", *COORDS)
     out: list[Margin] = []
     for inner in names:
         others = [c for c in names if c != inner]
         per_s = labels.group_by(*key, inner).agg(
-            n=pl.len(), *[pl.col(o).n_unique().alias(f"_u_{o}") for o in others], *[pl.col(o).first().alias(f"_f_{o}") for o in others])
+            n=weight, *[pl.col(o).n_unique().alias(f"_u_{o}") for o in others], *[pl.col(o).first().alias(f"_f_{o}") for o in others])
         for outer in others:
-            totals = labels.group_by(*key, outer).agg(total=pl.len())
+            totals = labels.group_by(*key, outer).agg(total=weight)
             exact = (per_s.filter(pl.col(f"_u_{outer}") == 1)
                      .group_by(*key, pl.col(f"_f_{outer}").alias(outer)).agg(covered=pl.col("n").sum(), strata=pl.col(inner).sort())
                      .join(totals, on=[*key, outer]).filter(pl.col("covered") == pl.col("total")))
@@ -149,6 +152,28 @@ def identity_margins(cells: pl.DataFrame, labels: pl.DataFrame, key: list[str],
             out += [(c, t) for c, t, n, k in zip(joined["cells"].to_list(), joined["_total"].to_list(),
                                                   joined["n"].to_list(), joined["k"].to_list()) if n == k]
     return sorted(out, key=lambda m: (m[0], m[1]))
+
+
+def label_cells(labels: pl.DataFrame) -> pl.DataFrame:
+    """Member-level labels -> members counted per label combination (column ``n``, no ids): what
+    :func:`identity_margins` reads, and additive over disjoint sets of members."""
+    keys = [c for c in labels.columns if c != "member_id"]
+    return labels.group_by(keys).agg(n=pl.len()).sort(keys, nulls_last=True)
+
+
+def sum_label_cells(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """:func:`label_cells` of disjoint sets of members added up per label combination."""
+    stacked = pl.concat(frames, how="diagonal_relaxed")
+    keys = [c for c in stacked.columns if c != "n"]
+    return stacked.group_by(keys).agg(pl.col("n").sum()).sort(keys, nulls_last=True)
+
+
+def sum_counts(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """Cell counts (``members``, ``numerator``, ``denominator``) of disjoint sets of members added up
+    per every other column (coordinates and cell attributes)."""
+    stacked = pl.concat(frames, how="diagonal_relaxed")
+    keys = [c for c in stacked.columns if c not in COUNT_COLUMNS]
+    return stacked.group_by(keys, maintain_order=True).agg(pl.col(c).sum() for c in COUNT_COLUMNS).select(stacked.columns)
 
 
 # ------------------------------------------------------------------------------------------ suppression

@@ -45,7 +45,7 @@ from equity_pipeline.equity_plans import cells as C
 from equity_pipeline.equity_plans.rules import DUAL_ELIGIBLE, NOT_DUAL_ELIGIBLE, PlanRules
 from equity_pipeline.equity_plans.state import COLLECTION, COMPUTED, REL_LANGUAGE, REL_RACE
 from equity_pipeline.equity_plans.table import finish, published, with_rates
-from equity_pipeline.periods import MeasurementPeriod, age_at
+from equity_pipeline.periods import MeasurementPeriod, age_at, as_period
 from equity_pipeline.standards.race_ethnicity import UNKNOWN
 from equity_pipeline.standards.sdoh import CORE_DOMAINS
 from equity_pipeline.suppression import publishable_reasons
@@ -150,19 +150,25 @@ def _meta(cells: pl.DataFrame, metric_id: str, title: str, measure_id: str | Non
         derived_from=pl.lit(COMPUTED)))
 
 
-def _shares(patients: pl.DataFrame, column: str, family: str, shown: tuple[str, ...]) -> pl.DataFrame:
-    """A partition of each facility's patients as shares of its patients. Only the ``shown`` strata
-    are published, each for every facility (0 when nobody is in it); the others are margins."""
+def _share_counts(patients: pl.DataFrame, column: str, family: str, shown: tuple[str, ...]) -> pl.DataFrame:
+    """A partition of each facility's patients: patients per stratum (shares of the facility's patients
+    are taken by :func:`as_shares`). Only the ``shown`` strata are published, each for every facility
+    (0 when nobody is in it); the others are margins."""
     values = patients.select("member_id", "facility", pl.col(column).alias(family), numerator_value=pl.lit(1.0), denominator_value=pl.lit(1.0))
     counted = _counts(values, family=family, submeasure="all", stratifiers=[family])
     grid = (counted.select("family", "submeasure", "unit_level", "unit_id", "payer").unique()
             .join(pl.DataFrame({"stratifier": family, "stratum": list(shown)}), how="cross"))
     counted = pl.concat([counted, grid.join(counted, on=list(grid.columns), how="anti").with_columns(
         members=pl.lit(0.0), numerator=pl.lit(0.0), denominator=pl.lit(0.0))], how="diagonal")
+    return counted.with_columns(publish=(pl.col("stratifier") != "overall") & pl.col("stratum").is_in(list(shown)))
+
+
+def as_shares(counted: pl.DataFrame) -> pl.DataFrame:
+    """:func:`_share_counts` of one family -> shares: numerator = patients in the stratum, denominator
+    and ``members`` = the facility's patients (its ``overall`` row)."""
     totals = counted.filter(pl.col("stratifier") == "overall").select("unit_id", _t="members")
-    out = counted.join(totals, on="unit_id").with_columns(numerator=pl.col("members"), denominator=pl.col("_t"),
-                                                          members=pl.col("_t")).drop("_t")
-    return out.with_columns(publish=(pl.col("stratifier") != "overall") & pl.col("stratum").is_in(list(shown)))
+    return counted.join(totals, on="unit_id").with_columns(numerator=pl.col("members"), denominator=pl.col("_t"),
+                                                           members=pl.col("_t")).drop("_t")
 
 
 TITLES = {
@@ -175,15 +181,33 @@ TITLES = {
 }
 
 
+SHARE_FAMILIES = (REL_RACE, REL_LANGUAGE, DUAL_SHARE, HIGH_SVI_SHARE)
+PATIENTS = "patients"
+
+
 def hospital_metrics(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes: pl.DataFrame, screenings: pl.LazyFrame,
                      events: pl.LazyFrame, specs: dict, rules: PlanRules, year: int,
                      with_reasons: bool = False) -> tuple[pl.DataFrame, dict[str, Any]]:
     """The hospital plan table and counts for metadata (no values). Every suppressed row says
     ``suppression.PUBLIC_REASON``; ``with_reasons``: the same table with the restricted reasons
-    instead (small cell, complementary), for the restricted suppression log."""
+    instead (small cell, complementary), for the restricted suppression log. :func:`hospital_counts`,
+    then :func:`hospital_metrics_from_counts`."""
+    counts, labels = hospital_counts(claims=claims, members=members, attributes=attributes, screenings=screenings, events=events,
+                                     specs=specs, rules=rules, year=year)
+    return hospital_metrics_from_counts(counts, labels, rules=rules, year=year, with_reasons=with_reasons)
+
+
+def hospital_counts(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes: pl.DataFrame, screenings: pl.LazyFrame,
+                    events: pl.LazyFrame, specs: dict, rules: PlanRules, year: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Step (a) of the hospital plan: (cell counts, label cells), before shares, rates and suppression.
+    Counts per family x facility x stratifier x stratum with the cell attributes; ``members`` counts
+    distinct patients, stays or visits of the facility, so counts of disjoint sets of members add up
+    (``cells.sum_counts``): a member's stays, visits and screenings are all theirs, wherever the
+    facility is. Label cells: patients per facility x label combination (``label_set`` ``patients``)
+    and per facility x stratum combination of each encounter family (no ids)."""
     from equity_pipeline.report.completeness import CATEGORIES, member_categories
 
-    period = MeasurementPeriod.calendar_year(year)
+    period = as_period(year)  # a measurement year or a (rolling) MeasurementPeriod
     stays = inpatient_stays(claims).collect()
     every_ed = ed_visits(claims, stays.lazy().head(0)).collect()
     patients = facility_patients(stays, every_ed, period)
@@ -202,7 +226,7 @@ def hospital_metrics(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes:
         *[pl.col(c).fill_null(UNKNOWN) for c in ("dual_eligible", SVI_GROUP, *strat)],
         *[pl.col(c).fill_null("unknown") for c in ("_race", "_lang")])
     h_strat = list(rules.hospital_stratifiers)
-    parts, links = [], []
+    parts = []
 
     # patient mix: REL completeness, dual and high-SVI shares (one population per facility)
     for family, column, shown, source, direction in (
@@ -210,7 +234,7 @@ def hospital_metrics(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes:
             (REL_LANGUAGE, "_lang", CATEGORIES["language"], "members", "higher_is_better"),
             (DUAL_SHARE, "dual_eligible", (DUAL_ELIGIBLE,), "enrollment", "higher_is_better"),
             (HIGH_SVI_SHARE, SVI_GROUP, (HIGH_SVI,), "members", "higher_is_better")):
-        cells = _shares(pt, column, family, shown)
+        cells = _share_counts(pt, column, family, shown)
         cells = cells.with_columns(stratifier=pl.when(pl.col("stratifier") == family).then(
             pl.lit(COLLECTION if family in (REL_RACE, REL_LANGUAGE) else column)).otherwise(pl.col("stratifier")))
         parts.append(_meta(cells, family, TITLES[family], None, "proportion", direction, source))
@@ -225,7 +249,7 @@ def hospital_metrics(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes:
             (ED_REVISIT, revisit, f"{rules.ed_revisit_days}-day return to any ED after an ED visit at the facility", None)):
         v = values.join(labels.select("member_id", "dual_eligible", *strat), on="member_id", how="left").with_columns(
             pl.col(c).fill_null(UNKNOWN) for c in h_strat)
-        encounter_labels[family] = v.select("member_id", unit_id="facility", *h_strat).unique()
+        encounter_labels[family] = C.label_cells(v.select("member_id", unit_id="facility", *h_strat).unique())
         parts.append(_meta(_counts(v, family=family, submeasure="all", stratifiers=h_strat), family, title, source_measure,
                            "readmission", "lower_is_better", "claims"))
 
@@ -252,20 +276,37 @@ def hospital_metrics(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes:
             parts.append(_meta(_counts(v, family=SDOH_POSITIVE, submeasure=sub, stratifiers=[]), SDOH_POSITIVE, TITLES[SDOH_POSITIVE],
                                "SDOH_POSITIVE", "proportion", "lower_is_better", "clinical"))
 
-    cells = pl.concat(parts, how="diagonal_relaxed").sort(C.COORDS)
+    patient_labels = C.label_cells(pt.select("member_id", unit_id="facility", _race="_race", _lang="_lang", dual_eligible="dual_eligible",
+                                             **{SVI_GROUP: SVI_GROUP}))
+    labels = pl.concat([patient_labels.with_columns(label_set=pl.lit(PATIENTS)),
+                        *[lab.with_columns(label_set=pl.lit(family)) for family, lab in encounter_labels.items()]], how="diagonal_relaxed")
+    return pl.concat(parts, how="diagonal_relaxed"), labels
+
+
+def hospital_metrics_from_counts(counts: pl.DataFrame, labels: pl.DataFrame, *, rules: PlanRules, year: int,
+                                 with_reasons: bool = False) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Step (b) of the hospital plan, from :func:`hospital_counts` (one run's, or several disjoint runs'
+    added up): shares of patients, margins (strata, identities from the label cells), links, suppression,
+    rates and CIs, comparisons, baseline and targets."""
+    period = as_period(year)
+    h_strat = list(rules.hospital_stratifiers)
+    share = pl.col("family").is_in(list(SHARE_FAMILIES))
+    cells = pl.concat([*[as_shares(counts.filter(pl.col("family") == f)) for f in SHARE_FAMILIES], counts.filter(~share)],
+                      how="diagonal_relaxed").sort(C.COORDS)
     margins = C.partition_margins(cells)
-    patient_labels = pt.select("member_id", unit_id="facility", _race="_race", _lang="_lang", dual_eligible="dual_eligible",
-                               **{SVI_GROUP: SVI_GROUP}).with_columns(submeasure=pl.lit("all"), unit_level=pl.lit(FACILITY), payer=pl.lit("all"))
     key = ["submeasure", "unit_level", "unit_id", "payer"]
-    margins += C.identity_margins(cells, patient_labels, key, {
+    facility = dict(submeasure=pl.lit("all"), unit_level=pl.lit(FACILITY), payer=pl.lit("all"))
+    patient_labels = labels.filter(pl.col("label_set") == PATIENTS).select("unit_id", "_race", "_lang", "dual_eligible", SVI_GROUP, "n")
+    margins += C.identity_margins(cells, patient_labels.with_columns(**facility), key, {
         "_race": (REL_RACE, COLLECTION), "_lang": (REL_LANGUAGE, COLLECTION), "dual_eligible": (DUAL_SHARE, "dual_eligible"),
         SVI_GROUP: (HIGH_SVI_SHARE, SVI_GROUP)})
-    for family, lab in encounter_labels.items():
-        lab = lab.with_columns(submeasure=pl.lit("all"), unit_level=pl.lit(FACILITY), payer=pl.lit("all"))
+    for family in (READMISSION, ED_REVISIT):
+        lab = labels.filter(pl.col("label_set") == family).select("unit_id", *h_strat, "n").with_columns(**facility)
         margins += C.identity_margins(cells, lab, key, {s: (family, s) for s in h_strat})
     # a hidden "screened in d" count is the hidden denominator of the positive rate in d; "screened in
     # any domain" (the denominator of "any") often equals a screening count too (screenings usually
     # cover every domain), so any hidden screening row of the facility hides "any"
+    links = []
     idx = cells.with_row_index("_i").filter(pl.col("stratifier") == "overall")
     screen = {(r["unit_id"], r["submeasure"]): r["_i"] for r in idx.filter(pl.col("family") == SDOH_SCREEN).to_dicts()}
     for r in idx.filter(pl.col("family") == SDOH_POSITIVE).to_dicts():
@@ -274,9 +315,12 @@ def hospital_metrics(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes:
         elif (r["unit_id"], r["submeasure"]) in screen:
             links.append((screen[(r["unit_id"], r["submeasure"])], r["_i"]))
     cells, conflicts = C.protect(cells, margins, links)
-    stats = {"facilities": patients["facility"].n_unique(), "cells": cells.height, "margins": len(margins), "links": len(links),
+    overall = cells.filter(pl.col("stratifier") == "overall")
+    stats = {"facilities": overall.filter(pl.col("family") == REL_RACE)["unit_id"].n_unique(), "cells": cells.height,
+             "margins": len(margins), "links": len(links),
              "unprotected_margins": C.unprotected_margins(cells, margins), "small_cells": C.small_published(cells),
-             "index_stays": readmit.height, "index_ed_visits": revisit.height}
-    table = finish(published(with_rates(cells)), rules, "hospital", str(year))
+             "index_stays": int(overall.filter(pl.col("family") == READMISSION)["denominator"].sum()),
+             "index_ed_visits": int(overall.filter(pl.col("family") == ED_REVISIT)["denominator"].sum())}
+    table = finish(published(with_rates(cells)), rules, "hospital", period.label)
     stats.update(rows=table.height, suppressed=int(table["suppressed"].sum()))
     return (table if with_reasons else publishable_reasons(table)), stats

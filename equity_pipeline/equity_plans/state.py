@@ -39,6 +39,7 @@ from equity_pipeline.attributes import DUAL, PAYERS
 from equity_pipeline.equity_plans import cells as C
 from equity_pipeline.equity_plans.rules import PlanRules
 from equity_pipeline.equity_plans.table import finish, published, with_rates
+from equity_pipeline.periods import as_period
 from equity_pipeline.standards.race_ethnicity import UNKNOWN
 from equity_pipeline.standards.sdoh import CORE_DOMAINS
 from equity_pipeline.stratify import INTERSECTION_SEPARATOR, STRATUM_SEPARATOR, known_strata
@@ -274,25 +275,28 @@ def _decorate(cells: pl.DataFrame, *, metric_id: str, title: str, measure_id: st
     ).drop("publish_unit")
 
 
-def pqi_cells(results: pl.DataFrame, attributes: pl.DataFrame, units: pl.DataFrame, spec, rules: PlanRules,
-              rates_index: dict) -> pl.DataFrame:
-    """The PQI measure's denominator members: admissions and member-years by unit x payer x stratum."""
+def pqi_counts(results: pl.DataFrame, attributes: pl.DataFrame, units: pl.DataFrame, spec, rules: PlanRules) -> pl.DataFrame:
+    """The PQI measure's denominator members: admissions and member-years by unit x payer x stratum (counts)."""
     strat = list(rules.pqi_stratifiers)
     values = (results.filter(pl.col("in_denominator") & (pl.col("submeasure") == "all"))
               .select("member_id", "numerator_value", "denominator_value")
               .join(attributes.select("member_id", "payer", *strat), on="member_id", how="left")
               .with_columns(pl.col(c).fill_null(UNKNOWN) for c in ("payer", *strat)))
-    cells = aggregate(values, units, family=spec.measure_id, submeasure="all", stratifiers=strat)
-    cells = C.cell_frame(_decorate(cells, metric_id=spec.measure_id, title=spec.title, measure_id=spec.measure_id, kind=spec.kind,
+    return aggregate(values, units, family=spec.measure_id, submeasure="all", stratifiers=strat)
+
+
+def pqi_cells(counts: pl.DataFrame, spec, rules: PlanRules, rates_index: dict) -> pl.DataFrame:
+    """:func:`pqi_counts` -> cells locked to the same public/rates cells."""
+    cells = C.cell_frame(_decorate(counts, metric_id=spec.measure_id, title=spec.title, measure_id=spec.measure_id, kind=spec.kind,
                                    rate_type=spec.rate.get("type", "event_rate"), rate_per=float(spec.rate.get("per", 1)),
                                    direction=spec.direction, data_source="claims", payers=rules.payers))
     return lock_to_rates(cells, spec.measure_id, rates_index)
 
 
-def rel_cells(members: pl.DataFrame, attributes: pl.DataFrame, units: pl.DataFrame, rules: PlanRules, year: int,
-              completeness: pl.DataFrame | None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """REL completeness shares by unit x payer (categories of ``public/completeness``), and the
-    member-level labels for identity margins between the two attributes."""
+def rel_counts(members: pl.DataFrame, attributes: pl.DataFrame, units: pl.DataFrame, year: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """REL completeness: members by unit x payer x category (categories of ``public/completeness``;
+    counts, shares are taken in :func:`rel_cells`), and the member-level labels for identity margins
+    between the two attributes."""
     from equity_pipeline.report.completeness import CATEGORIES, member_categories
 
     m = members.select("member_id", "race_ethnicity_codes", "race_ethnicity_source", "language", "county_fips")
@@ -302,14 +306,8 @@ def rel_cells(members: pl.DataFrame, attributes: pl.DataFrame, units: pl.DataFra
     parts = []
     for family, column, attribute in ((REL_RACE, "_race", "race_ethnicity"), (REL_LANGUAGE, "_lang", "language")):
         values = labelled.select("member_id", "payer", pl.col(column).alias(COLLECTION), numerator_value=pl.lit(1.0), denominator_value=pl.lit(1.0))
-        cells = as_shares(aggregate(values, units, family=family, submeasure="all", stratifiers=[COLLECTION],
-                                    strata={COLLECTION: list(CATEGORIES[attribute])}))
-        cells = C.cell_frame(_decorate(cells, metric_id=family, title=TITLES[family], measure_id=None, kind="proportion",
-                                       rate_type="proportion", rate_per=1.0, direction="higher_is_better", data_source="members",
-                                       payers=rules.payers))
-        # the overall row is the unit's total (a margin; its size is each category row's denominator)
-        cells = cells.with_columns(publish=pl.col("publish") & (pl.col("stratifier") != "overall"))
-        parts.append(lock_to_completeness(cells, completeness, attribute))
+        parts.append(aggregate(values, units, family=family, submeasure="all", stratifiers=[COLLECTION],
+                               strata={COLLECTION: list(CATEGORIES[attribute])}))
     labels = pl.concat([
         labelled.join(units.select("member_id", "unit_level", "unit_id"), on="member_id").with_columns(payer=pl.lit("all")),
         labelled.join(units.select("member_id", "unit_level", "unit_id"), on="member_id"),
@@ -317,9 +315,22 @@ def rel_cells(members: pl.DataFrame, attributes: pl.DataFrame, units: pl.DataFra
     return pl.concat(parts), labels
 
 
-def sdoh_domain_cells(results: pl.DataFrame, attributes: pl.DataFrame, units: pl.DataFrame, rules: PlanRules,
-                      rates_index: dict) -> pl.DataFrame:
-    """Share of the SDOH_SCREEN denominator screened (answered, not declined) in each core domain."""
+def rel_cells(counts: pl.DataFrame, rules: PlanRules, completeness: pl.DataFrame | None) -> pl.DataFrame:
+    """:func:`rel_counts` -> REL completeness shares by unit x payer, locked to public/completeness."""
+    parts = []
+    for family, attribute in ((REL_RACE, "race_ethnicity"), (REL_LANGUAGE, "language")):
+        cells = as_shares(counts.filter(pl.col("family") == family))
+        cells = C.cell_frame(_decorate(cells, metric_id=family, title=TITLES[family], measure_id=None, kind="proportion",
+                                       rate_type="proportion", rate_per=1.0, direction="higher_is_better", data_source="members",
+                                       payers=rules.payers))
+        # the overall row is the unit's total (a margin; its size is each category row's denominator)
+        cells = cells.with_columns(publish=pl.col("publish") & (pl.col("stratifier") != "overall"))
+        parts.append(lock_to_completeness(cells, completeness, attribute))
+    return pl.concat(parts)
+
+
+def sdoh_domain_counts(results: pl.DataFrame, attributes: pl.DataFrame, units: pl.DataFrame) -> pl.DataFrame:
+    """The SDOH_SCREEN denominator screened (answered, not declined) in each core domain (counts)."""
     from equity_pipeline.attributes import NEGATIVE, POSITIVE
 
     den = results.filter(pl.col("in_denominator") & (pl.col("submeasure") == "all")).select("member_id").unique()
@@ -330,7 +341,12 @@ def sdoh_domain_cells(results: pl.DataFrame, attributes: pl.DataFrame, units: pl
                                  numerator_value=pl.col(f"sdoh_need_{d}").is_in([POSITIVE, NEGATIVE]).fill_null(False).cast(pl.Float64),
                                  denominator_value=pl.lit(1.0))
         parts.append(aggregate(values, units, family=SDOH_DOMAIN, submeasure=d, stratifiers=[]))
-    cells = C.cell_frame(_decorate(pl.concat(parts), metric_id=SDOH_DOMAIN, title=TITLES[SDOH_DOMAIN], measure_id="SDOH_SCREEN",
+    return pl.concat(parts)
+
+
+def sdoh_domain_cells(counts: pl.DataFrame, rules: PlanRules, rates_index: dict) -> pl.DataFrame:
+    """:func:`sdoh_domain_counts` -> share screened in each core domain, locked to SDOH_SCREEN rates cells."""
+    cells = C.cell_frame(_decorate(counts, metric_id=SDOH_DOMAIN, title=TITLES[SDOH_DOMAIN], measure_id="SDOH_SCREEN",
                                    kind="proportion", rate_type="proportion", rate_per=1.0, direction="higher_is_better",
                                    data_source="clinical", payers=rules.payers))
     return lock_to_rates(cells, "SDOH_SCREEN", rates_index, as_force=True)
@@ -389,6 +405,41 @@ def _cost_disparities(rows: pl.DataFrame, disparities: pl.DataFrame | None, refe
     ).drop([f"_d_{c}" for c in cols] + ["_d_is_reference", "_rates_stratifier"])
 
 
+def state_counts(*, attributes: pl.DataFrame, members: pl.DataFrame, results: dict[str, pl.DataFrame], specs: dict,
+                 rules: PlanRules, year: int, regions: dict[str, tuple[str, ...]] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Step (a) of the state plan: (cell counts, label cells). Counts per family x unit x payer x
+    stratifier x stratum (members, numerator, denominator on the full grid, ``publish_unit``) before any
+    share, rate, lock or suppression; label cells: members per unit x payer x REL race x language
+    category (no ids). Both add up over disjoint sets of members (``cells.sum_counts``,
+    ``cells.sum_label_cells``): a partitioned run writes them per state and the roll-up adds them up
+    and runs :func:`state_metrics_from_counts`."""
+    units = member_units(attributes, rules.states, dict(regions or {}))
+    parts = []
+    if rules.pqi_measure in results:
+        parts.append(pqi_counts(results[rules.pqi_measure], attributes, units, specs[rules.pqi_measure], rules))
+    rel, labels = rel_counts(members, attributes, units, year)
+    parts.append(rel)
+    if "SDOH_SCREEN" in results:
+        parts.append(sdoh_domain_counts(results["SDOH_SCREEN"], attributes, units))
+    return pl.concat(parts, how="diagonal_relaxed"), C.label_cells(labels)
+
+
+def complete_grid(counts: pl.DataFrame) -> pl.DataFrame:
+    """Summed counts back on the full grid of :func:`aggregate` (per family x sub-measure: every unit x
+    payer group x stratum seen in any part, zeros where nobody is); a no-op on one run's counts."""
+    if counts.height == 0:
+        return counts
+    parts = []
+    payers = pl.DataFrame({"payer": ["all", *PAYER_GROUPS]})
+    for (family, submeasure), part in counts.group_by("family", "submeasure", maintain_order=True):
+        grid = (part.select("unit_level", "unit_id", "publish_unit").unique().join(payers, how="cross")
+                .join(part.select("stratifier", "stratum").unique(), how="cross"))
+        missing = grid.join(part, on=["unit_level", "unit_id", "payer", "stratifier", "stratum"], how="anti").with_columns(
+            *[pl.lit(0.0).alias(c) for c in C.COUNT_COLUMNS], family=pl.lit(family), submeasure=pl.lit(submeasure))
+        parts.append(pl.concat([part, missing.select(part.columns)]) if missing.height else part)
+    return pl.concat(parts)
+
+
 def state_metrics(*, rates: pl.DataFrame, attributes: pl.DataFrame, members: pl.DataFrame, results: dict[str, pl.DataFrame],
                   specs: dict, rules: PlanRules, year: int, regions: dict[str, tuple[str, ...]] | None = None,
                   completeness: pl.DataFrame | None = None, disparities: pl.DataFrame | None = None,
@@ -398,18 +449,29 @@ def state_metrics(*, rates: pl.DataFrame, attributes: pl.DataFrame, members: pl.
     ``results``: restricted member results by measure id (the PQI measure and SDOH_SCREEN when run).
     Every suppressed row says ``suppression.PUBLIC_REASON``; ``with_reasons``: the same table with the
     restricted reasons instead (small cell, complementary, suppressed in public/rates, ...), for the
-    restricted suppression log (``suppression.suppression_detail``)."""
+    restricted suppression log (``suppression.suppression_detail``). :func:`state_counts`, then
+    :func:`state_metrics_from_counts`."""
+    counts, labels = state_counts(attributes=attributes, members=members, results=results, specs=specs, rules=rules, year=year,
+                                  regions=regions)
+    return state_metrics_from_counts(counts, labels, rates=rates, specs=specs, rules=rules, year=year, regions=regions,
+                                     completeness=completeness, disparities=disparities, with_reasons=with_reasons)
+
+
+def state_metrics_from_counts(counts: pl.DataFrame, labels: pl.DataFrame, *, rates: pl.DataFrame, specs: dict, rules: PlanRules,
+                              year: int, regions: dict[str, tuple[str, ...]] | None = None, completeness: pl.DataFrame | None = None,
+                              disparities: pl.DataFrame | None = None, with_reasons: bool = False) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Step (b) of the state plan, from :func:`state_counts` (one run's, or several disjoint runs'
+    added up): shares, locks to public/rates and public/completeness, suppression with every margin,
+    rates and CIs, the rates rows reshaped, comparisons, baseline and targets."""
     regions = dict(regions or {})
-    units = member_units(attributes, rules.states, regions)
+    counts = complete_grid(counts)
     index = _rates_index(rates)
     own = []
-    labels = None
-    if rules.pqi_measure in results:
-        own.append(pqi_cells(results[rules.pqi_measure], attributes, units, specs[rules.pqi_measure], rules, index))
-    rel, labels = rel_cells(members, attributes, units, rules, year, completeness)
-    own.append(rel)
-    if "SDOH_SCREEN" in results:
-        own.append(sdoh_domain_cells(results["SDOH_SCREEN"], attributes, units, rules, index))
+    if rules.pqi_measure in specs and counts.filter(pl.col("family") == rules.pqi_measure).height:
+        own.append(pqi_cells(counts.filter(pl.col("family") == rules.pqi_measure), specs[rules.pqi_measure], rules, index))
+    own.append(rel_cells(counts, rules, completeness))
+    if counts.filter(pl.col("family") == SDOH_DOMAIN).height:
+        own.append(sdoh_domain_cells(counts.filter(pl.col("family") == SDOH_DOMAIN), rules, index))
     cells = pl.concat(own, how="diagonal_relaxed").sort(C.COORDS)
     margins = (C.partition_margins(cells) + C.unit_margins(cells) + C.payer_margins(cells) + C.region_margins(cells)
                + C.identity_margins(cells, labels, ["submeasure", "unit_level", "unit_id", "payer"],
@@ -426,7 +488,7 @@ def state_metrics(*, rates: pl.DataFrame, attributes: pl.DataFrame, members: pl.
     rows = rows.unique(["metric_id", "submeasure", "unit_level", "unit_id", "payer", "stratifier", "stratum"], keep="first",
                        maintain_order=True)
     references = dict(rules.reference_groups)
-    table = finish(rows, rules, "state", str(year), after_compare=lambda r: _cost_disparities(r, disparities, references))
+    table = finish(rows, rules, "state", as_period(year).label, after_compare=lambda r: _cost_disparities(r, disparities, references))
     stats.update(rows=table.height, suppressed=int(table["suppressed"].sum()),
                  measures_reshaped=int(reshaped["metric_id"].n_unique()) if reshaped.height else 0,
                  states=len(rules.states), regions=len(regions))
