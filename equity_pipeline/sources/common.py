@@ -719,7 +719,7 @@ class SpilledTable:
         # a column null in one batch is typed Null there: store text (the canonical tables are text)
         frame = frame.with_columns([pl.col(c).cast(pl.String) for c, t in frame.schema.items() if t == pl.Null])
         part = self.folder / f"part-{len(self.parts):06d}.parquet"
-        frame.write_parquet(part)
+        write_parquet_atomic(frame, part)
         self.parts.append(part)
         self.height += frame.height
 
