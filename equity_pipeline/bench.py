@@ -8,6 +8,7 @@ collects them; this module only does the arithmetic and the file-level figures).
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -26,7 +27,18 @@ STAGE_OF_GROUP = {
     "reports": "reports",
 }
 STAGES = ("read", "validate", "measures", "stratify", "disparities", "equity_plans", "reports")
-FIELDS = ("members", "claim_lines", "input_bytes", "scan_floor_s", "stages_s", "total_s", "ratio_to_floor", "peak_rss_mb")
+FIELDS = ("members", "claim_lines", "input_bytes", "scan_floor_s", "stages_s", "total_s", "ratio_to_floor", "peak_rss_mb", "cpu_s",
+          "load_average")
+
+#: CPU seconds of this process and its children when the scan floor was last measured: the bench
+#: measures the floor right before the run, so ``cpu_s`` is what the run itself used
+_cpu_after_floor: float | None = None
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def input_files(input_dir: Path) -> list[Path]:
@@ -37,11 +49,14 @@ def scan_floor(input_dir: Path) -> float:
     """Seconds to read every input file once with polars and materialize a trivial aggregate."""
     import polars as pl
 
+    global _cpu_after_floor
     started = time.perf_counter()
     for path in input_files(input_dir):
         lf = pl.scan_parquet(path) if path.suffix == ".parquet" else pl.scan_csv(path, infer_schema=False)
         lf.select(pl.all().null_count()).collect()
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    _cpu_after_floor = cpu_seconds()
+    return elapsed
 
 
 def row_count(path: Path) -> int:
@@ -92,6 +107,10 @@ def result(*, members: int, input_dir: Path, floor: float, stages: dict[str, flo
         "total_s": round(total, 3),
         "ratio_to_floor": round(total / floor, 2) if floor > 0 else None,
         "peak_rss_mb": peak_rss_mb(),
+        # CPU seconds since the scan floor (the run; None if no floor was measured in this process):
+        # on a shared machine wall seconds stretch with the load, CPU seconds much less
+        "cpu_s": round(cpu_seconds() - _cpu_after_floor, 1) if _cpu_after_floor is not None else None,
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
     out["stage_ratios_to_floor"] = {k: (round(v / floor, 2) if floor > 0 else None) for k, v in stages.items()}
     return out

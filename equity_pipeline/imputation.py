@@ -200,29 +200,40 @@ def imputed_counts(results: pl.DataFrame, attributes: pl.DataFrame, probabilitie
     Not imputed."""
     from equity_pipeline.stratify import _denominators
 
-    base = _denominators(results, attributes.select("member_id", "state"), ())
+    units = attributes.select("member_id", "state")
     probs = probabilities.select("member_id", *PROBABILITY_COLUMNS)
-    base = base.join(probs, on="member_id", how="left").with_columns(
-        *[pl.col(c).fill_null(0.0) for c in list(PROBABILITY_COLUMNS)[:-1]],
-        p_none=pl.col("p_none").fill_null(1.0),
-    )
     keys = ["measure_id", "measure_version", "submeasure", "period", "state", "member_id", "numerator_value", "denominator_value"]
-    long = base.select(*keys, *PROBABILITY_COLUMNS).unpivot(index=keys, on=list(PROBABILITY_COLUMNS), variable_name="_p", value_name="w")
-    long = long.filter(pl.col("w") > 0).with_columns(stratum=pl.col("_p").replace_strict(PROBABILITY_COLUMNS, return_dtype=pl.String))
     y, d, w = pl.col("numerator_value"), pl.col("denominator_value"), pl.col("w")
     parts = []
-    for unit_level, unit_id in ((pl.lit("population"), pl.lit("all")), (pl.lit("state"), pl.col("state"))):
-        parts.append(
-            long.sort("measure_id", "submeasure", "stratum", "member_id")  # fixed summation order: identical floats every run
-            .group_by("measure_id", "measure_version", "submeasure", "period", unit_level.alias("unit_level"), unit_id.alias("unit_id"),
-                      "stratum", maintain_order=True)
-            .agg(
-                members=w.sum(), denominator=(w * d).sum(), numerator=(w * y).sum(), n_members=pl.len().cast(pl.Float64),
-                sum_w2=(w * w).sum(), sum_w2_den=(w * w * d).sum(), sum_w2_num=(w * w * y).sum(),
-                sum_w2_num_sq=(w * w * y * y).sum(), sum_w2_num_den=(w * w * y * d).sum(), sum_w2_den_sq=(w * w * d * d).sum(),
-            )
+    # one measure at a time (memory: the long table has a row per member x measure x category); the
+    # cells of one measure are the same, summed in the same order
+    measures = sorted(results.get_column("measure_id").drop_nulls().unique().to_list())
+    if not measures or results.get_column("measure_id").null_count():
+        measures = [None]   # rows without a measure id: all at once, as they are
+    for measure in measures:
+        # the denominator rows of one measure only (memory): the same rows, in the same order
+        part = _denominators(results if measure is None else results.filter(pl.col("measure_id") == measure), units, ())
+        part = part.join(probs, on="member_id", how="left").with_columns(
+            *[pl.col(c).fill_null(0.0) for c in list(PROBABILITY_COLUMNS)[:-1]],
+            p_none=pl.col("p_none").fill_null(1.0),
         )
-    out = pl.concat(parts).with_columns(stratifier=pl.lit(IMPUTED_STRATIFIER))
+        long = part.select(*keys, *PROBABILITY_COLUMNS).unpivot(index=keys, on=list(PROBABILITY_COLUMNS), variable_name="_p", value_name="w")
+        long = long.filter(pl.col("w") > 0).with_columns(stratum=pl.col("_p").replace_strict(PROBABILITY_COLUMNS, return_dtype=pl.String))
+        long = long.drop("_p").sort("measure_id", "submeasure", "stratum", "member_id")  # fixed summation order: identical floats every run
+        # key columns with one value in this measure's rows are not hashed per row (same groups, same order)
+        constant = {c: long.get_column(c)[0] for c in ("measure_id", "measure_version", "period")
+                    if long.height and long.get_column(c).n_unique() == 1 and long.get_column(c).null_count() == 0}
+        by = [c for c in ("measure_id", "measure_version", "submeasure", "period") if c not in constant]
+        for unit_level, unit_id in ((pl.lit("population"), pl.lit("all")), (pl.lit("state"), pl.col("state"))):
+            parts.append(
+                long.group_by(*by, unit_level.alias("unit_level"), unit_id.alias("unit_id"), "stratum", maintain_order=True)
+                .agg(
+                    members=w.sum(), denominator=(w * d).sum(), numerator=(w * y).sum(), n_members=pl.len().cast(pl.Float64),
+                    sum_w2=(w * w).sum(), sum_w2_den=(w * w * d).sum(), sum_w2_num=(w * w * y).sum(),
+                    sum_w2_num_sq=(w * w * y * y).sum(), sum_w2_num_den=(w * w * y * d).sum(), sum_w2_den_sq=(w * w * d * d).sum(),
+                ).with_columns(**{c: pl.lit(v, dtype=long.schema[c]) for c, v in constant.items()})
+            )
+    out = pl.concat(parts, how="diagonal").with_columns(stratifier=pl.lit(IMPUTED_STRATIFIER))
     return out.select(*_KEY, *IMPUTED_SUMS).sort(_KEY)
 
 

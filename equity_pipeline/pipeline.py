@@ -15,15 +15,14 @@ from typing import Any
 import polars as pl
 
 from equity_pipeline import __version__
-from equity_pipeline.claims import adjudication_counts, final_claims
+from equity_pipeline.claims import final_claims
 from equity_pipeline.config import ProgramConfig
-from equity_pipeline.events import claim_events, observation_events, pharmacy_events, value_set_frame
-from equity_pipeline.io import write_csv_atomic, write_parquet_atomic, write_text_atomic
+from equity_pipeline.events import observation_events, pharmacy_events, value_set_frame
+from equity_pipeline.io import sink_parquet_atomic, write_csv_atomic, write_parquet_atomic, write_text_atomic
 from equity_pipeline.layout import OutputLayout
 from equity_pipeline.measures.engine import evaluate
 from equity_pipeline.measures.spec import load_specs
 from equity_pipeline.measures.utilization import evaluate_utilization
-from equity_pipeline.periods import MeasurementPeriod
 from equity_pipeline.standards.geography import valid_county_fips
 from equity_pipeline.standards.sdoh import screening_events
 from equity_pipeline.suites import TABLES, load_suite
@@ -35,7 +34,7 @@ def _dump(obj: Any, path: Path) -> None:
 
 
 def suite_parameters(config: ProgramConfig) -> dict[str, Any]:
-    return {"run_date": config.run_date.isoformat(), "valid_county_fips": valid_county_fips(config.measurement_year)}
+    return {"run_date": config.run_date.isoformat(), "valid_county_fips": valid_county_fips(config.period.year)}
 
 
 def convert_input(source: str, input_dir: Path, layout: OutputLayout) -> dict[str, Any]:
@@ -58,12 +57,14 @@ def ingest(table: str, input_dir: Path, layout: OutputLayout, config: ProgramCon
 
 def build_events(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
     """Adjudicate medical claims and extract the coded events every configured measure needs."""
+    from equity_pipeline.measures.extract import write_final_claims
+
     specs = load_specs()
-    lines = pl.scan_parquet(layout.table("medical_claims"))
-    counts = adjudication_counts(lines)
-    write_parquet_atomic(final_claims(lines), layout.final_medical_claims)
+    # streaming, memory bounded (docs/performance.md): the same lines and counts as claims.final_claims
+    # and claims.adjudication_counts
+    counts = write_final_claims(pl.scan_parquet(layout.table("medical_claims")), layout.final_medical_claims)
     names = set().union(*(specs[m].value_set_names for m in config.measures))
-    write_parquet_atomic(_coded_events(layout, names).collect(), layout.events)
+    sink_parquet_atomic({layout.events: _coded_events(layout, names)}, compression_level=1)
     _dump(counts, layout.adjudication)
     return {**counts, "events": pl.scan_parquet(layout.events).select(pl.len()).collect().item()}
 
@@ -71,9 +72,11 @@ def build_events(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
 def _coded_events(layout: OutputLayout, names: set[str], *, screenings: bool = True) -> pl.LazyFrame:
     """Events of value sets ``names`` from final medical claims, observations and final pharmacy claims
     (plus SDOH screenings); needs layout.final_medical_claims."""
+    from equity_pipeline.measures.extract import claim_events as claim_events_at_scale  # same rows as events.claim_events
+
     codes = value_set_frame(names)
     parts = [
-        claim_events(pl.scan_parquet(layout.final_medical_claims), codes),
+        claim_events_at_scale(pl.scan_parquet(layout.final_medical_claims), codes),
         observation_events(pl.scan_parquet(layout.table("clinical_observations")), codes),
         pharmacy_events(final_claims(pl.scan_parquet(layout.table("pharmacy_claims"))), codes),
     ]
@@ -92,16 +95,18 @@ def standardization_comorbidities(layout: OutputLayout, config: ProgramConfig, m
     risk = load_specs()["PCR"].risk_model
     value_sets = sorted(risk.get("comorbidities", []))
     lookback = int(risk.get("lookback_days", 365))
-    end = MeasurementPeriod.calendar_year(config.measurement_year).end
+    end = config.period.end
     events = _coded_events(layout, set(value_sets), screenings=False)
     counts = member_comorbidities(members.lazy().select("member_id"), events, value_sets, end, lookback).collect()
     return counts, {"value_sets": value_sets, "lookback_days": lookback, "period_end": end.isoformat(),
                     "comorbidity_cap": int(risk.get("comorbidity_cap", 4))}
 
 
-def evaluate_measure(measure_id: str, layout: OutputLayout, config: ProgramConfig) -> dict[str, Any]:
+def evaluate_measure(measure_id: str, layout: OutputLayout, config: ProgramConfig, *, risk_stays: list | None = None) -> dict[str, Any]:
+    """One measure's member-level results and counts. ``risk_stays`` (readmission measures): a list that
+    receives the risk model's per-stay input (partitioned runs, ``partitioning.run_partition``)."""
     spec = load_specs()[measure_id]
-    period = MeasurementPeriod.calendar_year(config.measurement_year)
+    period = config.period
     members, enrollment = pl.scan_parquet(layout.table("members")), pl.scan_parquet(layout.table("enrollment"))
     if spec.kind == "proportion":
         results, counts = evaluate(spec, period, members, enrollment, pl.scan_parquet(layout.events))
@@ -109,11 +114,13 @@ def evaluate_measure(measure_id: str, layout: OutputLayout, config: ProgramConfi
         from equity_pipeline.measures.readmission import evaluate_readmission
 
         results, counts = evaluate_readmission(spec, period, members, enrollment, pl.scan_parquet(layout.final_medical_claims),
-                                               pl.scan_parquet(layout.events))
+                                               pl.scan_parquet(layout.events), risk_stays=risk_stays)
     else:
+        from equity_pipeline.measures.extract import final_lines  # claims.final_claims, from narrow passes
+
         results, counts = evaluate_utilization(
             spec, period, members, enrollment, pl.scan_parquet(layout.final_medical_claims),
-            final_claims(pl.scan_parquet(layout.table("pharmacy_claims"))), pl.scan_parquet(layout.table("providers")),
+            final_lines(pl.scan_parquet(layout.table("pharmacy_claims"))), pl.scan_parquet(layout.table("providers")),
         )
     write_parquet_atomic(results, layout.member_results(measure_id))
     out = {"measure_id": measure_id, "measure_version": spec.version, "period": period.label, **counts.__dict__, "reconciles": counts.reconciles()}
@@ -124,7 +131,7 @@ def evaluate_measure(measure_id: str, layout: OutputLayout, config: ProgramConfi
 def build_member_attributes(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
     from equity_pipeline.stratify import member_attributes
 
-    attrs = member_attributes(pl.scan_parquet(layout.table("members")), config.measurement_year,
+    attrs = member_attributes(pl.scan_parquet(layout.table("members")), config.period,
                               enrollment=pl.scan_parquet(layout.table("enrollment")),
                               screenings=pl.scan_parquet(layout.table("sdoh_screenings")),
                               age_bands=config.age_bands, regions=config.region_map)
@@ -133,14 +140,12 @@ def build_member_attributes(layout: OutputLayout, config: ProgramConfig) -> dict
 
 
 def build_stratified_counts(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
-    from equity_pipeline.stratify import strata_identities, stratified_counts
+    from equity_pipeline.stratify import counts_and_identities
 
-    # diagonal: readmission measures add ``expected_value`` (null for the other measures)
-    results = pl.concat([pl.read_parquet(layout.member_results(m)) for m in config.measures], how="diagonal_relaxed")
+    results = _all_member_results(layout, config)
     attrs = pl.read_parquet(layout.member_attributes)
-    counts = stratified_counts(results, attrs, config.stratifiers, config.intersections)
+    counts, identities = counts_and_identities(results, attrs, config.stratifiers, config.intersections)
     write_parquet_atomic(counts, layout.stratified_counts)
-    identities = strata_identities(results, attrs, config.stratifiers, config.intersections)
     write_parquet_atomic(identities, layout.strata_identities)
     return {"cells": counts.height, "identities": int(identities["identity"].n_unique())}
 
@@ -211,9 +216,31 @@ def build_report(layout: OutputLayout, config: ProgramConfig, run_id: str) -> di
     specs = {m: load_specs()[m] for m in config.measures}
     manifest = build_manifest_dict(layout, config, run_id, input_dir=None)
     measures = {m: {"title": s.title, "description": s.description, "ids": s.ids, "version": s.version, "notes": s.notes} for m, s in specs.items()}
-    path = render_report(pl.read_parquet(layout.rates), manifest, layout.report, measures=measures,
-                         disparities=_optional_public(layout.disparities), completeness=_optional_public(layout.completeness))
-    return {"path": str(path.relative_to(layout.root))}
+    rates = pl.read_parquet(layout.rates)
+    trends = build_trends(rates, config)
+    path = render_report(rates, manifest, layout.report, measures=measures, disparities=_optional_public(layout.disparities),
+                         completeness=_optional_public(layout.completeness), trends=trends)
+    return {"path": str(path.relative_to(layout.root)), "trend_periods": trends.table.get_column("period").n_unique(),
+            "trend_rows_left_out": int(trends.left_out.get_column("rows").sum())}
+
+
+def build_trends(rates: pl.DataFrame, config: ProgramConfig):
+    """This run's public rates with the configured earlier runs' (config ``trend.history``) as the
+    trend table of the report and the workbook (``report.trends.trend_rates``)."""
+    from equity_pipeline.report.trends import trend_rates
+
+    return trend_rates(rates, list(config.trend_history))
+
+
+def build_fhir_measure_reports(layout: OutputLayout, config: ProgramConfig, run_id: str) -> dict[str, Any]:
+    """public/fhir/measure_reports.ndjson: the public rates as FHIR R4 MeasureReport resources (one per
+    measure x period x unit, stratifiers with strata; suppressed cells carry no count or score)."""
+    from equity_pipeline.report.fhir_measure_report import write_measure_reports
+
+    path = layout.public / "fhir" / "measure_reports.ndjson"
+    counts = write_measure_reports(path, pl.read_parquet(layout.rates),
+                                   created_at=config.run_date.isoformat())  # the as-of date: re-runs stay byte-identical
+    return {"path": str(path.relative_to(layout.root)), **counts}
 
 
 def _optional_public(path: Path) -> pl.DataFrame | None:
@@ -222,8 +249,11 @@ def _optional_public(path: Path) -> pl.DataFrame | None:
 
 
 def _all_member_results(layout: OutputLayout, config: ProgramConfig) -> pl.DataFrame:
-    # diagonal: readmission measures add ``expected_value`` (null for the other measures)
-    return pl.concat([pl.read_parquet(layout.member_results(m)) for m in config.measures], how="diagonal_relaxed")
+    """The denominator rows of every measure's member results, the columns the counts read
+    (diagonal: readmission measures add ``expected_value``, null for the other measures)."""
+    from equity_pipeline.stratify import denominator_results
+
+    return denominator_results([layout.member_results(m) for m in config.measures])
 
 
 def build_imputed_race(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
@@ -249,7 +279,7 @@ def build_imputed_race(layout: OutputLayout, config: ProgramConfig) -> dict[str,
     counts = imputation.imputed_counts(_all_member_results(layout, config), attrs, probs)
     table = imputation.imputed_rates(counts, pl.read_parquet(layout.stratified_counts), pl.read_parquet(layout.rates), specs, sources)
     write_parquet_atomic(table, layout.rates_imputed_race)
-    period = MeasurementPeriod.calendar_year(config.measurement_year).label
+    period = config.period.label
     concordance = imputation.concordance(members, attrs, probs, period)
     write_parquet_atomic(concordance, layout.race_concordance)
     by_source = dict(probs.group_by("bisg_source").len().iter_rows())
@@ -304,7 +334,7 @@ def build_completeness(layout: OutputLayout, config: ProgramConfig) -> dict[str,
     from equity_pipeline.report.completeness import COMPLETENESS_KEY, completeness_small_cells, rel_completeness
     from equity_pipeline.suppression import publishable_reasons, suppression_detail
 
-    detailed = rel_completeness(pl.scan_parquet(layout.table("members")), config.measurement_year, with_reasons=True)
+    detailed = rel_completeness(pl.scan_parquet(layout.table("members")), config.period, with_reasons=True)
     write_parquet_atomic(suppression_detail(detailed, COMPLETENESS_KEY), layout.suppression_detail("completeness"))
     table = publishable_reasons(detailed)
     write_parquet_atomic(table, layout.completeness)
@@ -329,7 +359,7 @@ def _plan_rules(config: ProgramConfig):
     from equity_pipeline.equity_plans.rules import NoRulesInEffect, resolve_rules
 
     try:
-        return resolve_rules(config.equity_plans, config.measurement_year, measures=config.measures)
+        return resolve_rules(config.equity_plans, config.period, measures=config.measures)
     except NoRulesInEffect:
         if config.equity_plans:
             raise
@@ -361,7 +391,7 @@ def build_state_metrics(layout: OutputLayout, config: ProgramConfig) -> dict[str
     table, stats = state_metrics(
         rates=pl.read_parquet(layout.rates), attributes=pl.read_parquet(layout.member_attributes),
         members=pl.read_parquet(layout.table("members")), results=results, specs=load_specs(), rules=rules,
-        year=config.measurement_year, regions=config.region_map, completeness=_optional_public(layout.completeness),
+        year=config.period, regions=config.region_map, completeness=_optional_public(layout.completeness),
         disparities=_optional_public(layout.disparities), with_reasons=True)
     _write_plan_table(table, layout, "state_metrics", layout.state_metrics)
     return {**stats, "rules_in_effect": True}
@@ -380,7 +410,7 @@ def build_hospital_metrics(layout: OutputLayout, config: ProgramConfig) -> dict[
     table, stats = hospital_metrics(
         claims=pl.scan_parquet(layout.final_medical_claims), members=pl.read_parquet(layout.table("members")),
         attributes=pl.read_parquet(layout.member_attributes), screenings=pl.scan_parquet(layout.table("sdoh_screenings")),
-        events=pl.scan_parquet(layout.events), specs=load_specs(), rules=rules, year=config.measurement_year, with_reasons=True)
+        events=pl.scan_parquet(layout.events), specs=load_specs(), rules=rules, year=config.period, with_reasons=True)
     _write_plan_table(table, layout, "hospital_metrics", layout.hospital_metrics)
     return {**stats, "rules_in_effect": True}
 
@@ -390,12 +420,14 @@ def build_workbook(layout: OutputLayout, config: ProgramConfig, run_id: str) -> 
     from equity_pipeline.report.workbook import write_workbook
 
     manifest = build_manifest_dict(layout, config, run_id, input_dir=None)
-    counts = write_workbook(layout.workbook, pl.read_parquet(layout.rates), manifest,
+    rates = pl.read_parquet(layout.rates)
+    counts = write_workbook(layout.workbook, rates, manifest,
                             disparities=_optional_public(layout.disparities),
                             disparity_summary=_optional_public(layout.disparity_summary),
                             completeness=_optional_public(layout.completeness),
                             state_metrics=_optional_public(layout.state_metrics),
-                            hospital_metrics=_optional_public(layout.hospital_metrics))
+                            hospital_metrics=_optional_public(layout.hospital_metrics),
+                            trends=build_trends(rates, config).table)
     return {"path": str(layout.workbook.relative_to(layout.root)), **counts}
 
 
@@ -433,6 +465,22 @@ def measure_input_tables(kind: str) -> list[str]:
     return [t for t in TABLES if t in own | set(ATTRIBUTE_TABLES)]
 
 
+def plan_metric_input_tables(plan: str, metric_id: str, measure_id: str | None, specs: dict) -> list[str]:
+    """The input tables an equity-plan metric's cells are computed from (docs/equity_plans.md), in
+    TABLES order: hospital metrics read the facility patients from medical claims plus the member
+    attributes (readmission also the coded events, for the planned-readmission rules); a state metric
+    from a measure, that measure's tables; the others (REL completeness by payer) the members table
+    and the member attributes."""
+    if plan == "hospital":
+        own = {"members", "medical_claims", *ATTRIBUTE_TABLES}
+        if metric_id == "HOSP_READMISSION":
+            own |= set(measure_input_tables("readmission"))
+        return [t for t in TABLES if t in own]
+    if measure_id and measure_id in specs:
+        return measure_input_tables(specs[measure_id].kind)
+    return [t for t in TABLES if t in ATTRIBUTE_TABLES]
+
+
 def build_audit_pack(layout: OutputLayout, config: ProgramConfig, run_id: str) -> dict[str, Any]:
     """audit/: validation summary, row and member reconciliation, suppression log, manifest copy,
     lineage from every published cell to spec version, suite versions and input hashes; counts only."""
@@ -448,14 +496,24 @@ def build_audit_pack(layout: OutputLayout, config: ProgramConfig, run_id: str) -
         ("disparities", _optional_public(layout.disparities)),
         ("disparity_summary", _optional_public(layout.disparity_summary)),
         ("completeness", _optional_public(layout.completeness)),
+        ("state_metrics", _optional_public(layout.state_metrics)),
+        ("hospital_metrics", _optional_public(layout.hospital_metrics)),
     ) if frame is not None}
     inputs = {m: measure_input_tables(specs[m].kind) for m in config.measures if m in specs}
     inputs.update({a: ["members"] for a in ("race_ethnicity", "language")})  # completeness rows
+    spec_of: dict[str, str] = {}  # equity-plan metrics: their sources, and the measure spec behind them
+    for name in ("state_metrics", "hospital_metrics"):
+        if name in tables:
+            for plan, metric, measure in tables[name].select("plan", "metric_id", "measure_id").unique().rows():
+                inputs[f"{plan}:{metric}"] = plan_metric_input_tables(plan, metric, measure, specs)
+                if measure:
+                    spec_of[f"{plan}:{metric}"] = measure
     # the kind of each suppressed cell (primary / complementary) is restricted; the pack counts it
     details = {name: pl.read_parquet(layout.suppression_detail(name)) for name in tables
                if layout.suppression_detail(name).is_file()}
     return write_audit_pack(layout.audit, manifest=manifest, manifest_path=manifest_path, validation_dir=layout.validation,
-                            tables=tables, measure_inputs=inputs, input_tables=TABLES, suppression_details=details)
+                            tables=tables, measure_inputs=inputs, input_tables=TABLES, suppression_details=details,
+                            spec_of=spec_of)
 
 
 def _package_versions() -> dict[str, str]:

@@ -309,25 +309,36 @@ def standardized_rates(results: pl.DataFrame, attributes: pl.DataFrame, rates: p
         raise ValueError(f"standard {standard!r} must be one of {', '.join(STANDARDS)}")
     kinds = {m: s.kind for m, s in specs.items() if s.kind in KINDS}
     results = results.filter(pl.col("measure_id").is_in(list(kinds)))
-    base = _denominators(results, attributes, stratifiers, age_bands)
-    if comorbidities is not None:
-        base = base.join(comorbidities.select("member_id", _comorbidities=pl.col("comorbidities").cast(pl.Int64)), on="member_id",
-                         how="left").with_columns(pl.col("_comorbidities").fill_null(0))
-    base, models = expected_values(base, kinds, age_bands, comorbidity_cap if comorbidities is not None else None)
-    # observed / expected per stratum
-    oe = _by_stratum(base, stratifiers, [pl.col("numerator_value").sum().alias("_o"), pl.col("_expected").sum().alias("_e"),
-                                         pl.col("_expected").is_not_null().any().alias("_has_e")], [])
-    # DSR cells
-    in_cells = base.filter(pl.col("_band").is_not_null())
-    if standard == "run":
-        in_cells = in_cells.filter(pl.col("_sex").is_in(SEXES))
-        cell = pl.concat_str([pl.col("_band"), pl.col("_sex")], separator=" | ")
-    else:
-        cell = pl.col("_band")
-    in_cells = in_cells.with_columns(_cell=cell)
-    cells = _by_stratum(in_cells, stratifiers, [pl.col("numerator_value").sum().alias("count"), pl.col("denominator_value").sum().alias("population")],
-                        ["_cell"])
-    weights = _weights(in_cells, cells, standard, age_bands)
+    # one measure at a time (memory: the member rows of one measure with their strata): models, cells
+    # and weights are per measure and sub-measure, and each cell sums the same rows in the same order
+    measures = sorted(results.get_column("measure_id").drop_nulls().unique().to_list())
+    if results.get_column("measure_id").null_count():
+        measures = []   # rows without a measure id: all at once, as they are
+    oe_parts, cell_parts, weights, models = [], [], {}, {}
+    for measure in measures or [None]:
+        base = _denominators(results if measure is None else results.filter(pl.col("measure_id") == measure), attributes, stratifiers, age_bands)
+        if comorbidities is not None:
+            base = base.join(comorbidities.select("member_id", _comorbidities=pl.col("comorbidities").cast(pl.Int64)), on="member_id",
+                             how="left").with_columns(pl.col("_comorbidities").fill_null(0))
+        base, fitted = expected_values(base, kinds, age_bands, comorbidity_cap if comorbidities is not None else None)
+        models.update(fitted)
+        # observed / expected per stratum
+        oe_parts.append(_by_stratum(base, stratifiers, [pl.col("numerator_value").sum().alias("_o"), pl.col("_expected").sum().alias("_e"),
+                                                        pl.col("_expected").is_not_null().any().alias("_has_e")], []))
+        # DSR cells
+        in_cells = base.filter(pl.col("_band").is_not_null())
+        if standard == "run":
+            in_cells = in_cells.filter(pl.col("_sex").is_in(SEXES))
+            cell = pl.concat_str([pl.col("_band"), pl.col("_sex")], separator=" | ")
+        else:
+            cell = pl.col("_band")
+        in_cells = in_cells.with_columns(_cell=cell)
+        cells = _by_stratum(in_cells, stratifiers, [pl.col("numerator_value").sum().alias("count"),
+                                                    pl.col("denominator_value").sum().alias("population")], ["_cell"])
+        weights.update(_weights(in_cells, cells, standard, age_bands))
+        cell_parts.append(cells)
+        del base, in_cells
+    oe, cells = pl.concat(oe_parts, how="diagonal_relaxed"), pl.concat(cell_parts, how="diagonal_relaxed")
     dsr = _dsr_rows(cells, weights, specs, method, alpha)
     table = _assemble(rates, dsr, oe, disparities, specs, stratifiers, standard, method, alpha, models)
     return table, {"standard": standard, "age_bands": list(age_bands), "method": method, "stratifiers": list(stratifiers), "models": models}

@@ -14,7 +14,7 @@ import polars as pl
 
 from equity_pipeline import attributes as attr
 from equity_pipeline.measures.spec import MeasureSpec
-from equity_pipeline.periods import MeasurementPeriod
+from equity_pipeline.periods import as_period
 from equity_pipeline.standards.geography import county_names, state_postal_by_fips
 from equity_pipeline.standards.language import language_strata
 from equity_pipeline.standards.race_ethnicity import UNKNOWN, race_ethnicity_stratum
@@ -105,24 +105,31 @@ def member_attributes(members: pl.LazyFrame, year: int, *, enrollment: pl.LazyFr
                       regions: dict[str, tuple[str, ...]] | None = None) -> pl.DataFrame:
     """member_id, ``state`` (the state unit) and one stratum label per stratifier in :data:`STRATIFIERS`.
 
-    ``year`` is the measurement year (calendar-year period): ages at its end, enrollment and
-    screenings within it. Without ``enrollment`` the coverage stratifiers are Unknown; without
+    ``year`` is the measurement year (calendar-year period) or a ``periods.MeasurementPeriod`` (a
+    rolling period): ages at its end, enrollment and screenings within it, counties valid in the
+    year of its end. Without ``enrollment`` the coverage stratifiers are Unknown; without
     ``screenings`` the SDOH ones are Not screened. Optional members columns may be absent.
     """
     wanted = ("member_id", "race_ethnicity_codes", "language", "interpreter_needed", "county_fips", "sex", "birth_date", "disability")
     m = members.select(c for c in wanted if c in members.collect_schema().names()).collect()
-    period = MeasurementPeriod.calendar_year(year)
-    names = county_names(year)
+    period = as_period(year)  # a measurement year or a (rolling) MeasurementPeriod
+    names = county_names(period.year)
     states = state_postal_by_fips()
     fips = _column(m, "county_fips")
     county_ok = fips.is_in(list(names)).fill_null(False)
     context = attr.county_context()
     codes = _column(m, "race_ethnicity_codes")
+    race = {"race_ethnicity": race_ethnicity_stratum(codes), "ethnicity": attr.ethnicity_stratum(codes),
+            **{f"race_aic_{k}": attr.race_aic_stratum(codes, cat) for k, cat in attr.AIC_CATEGORIES.items()}}
+    if "race_ethnicity_codes" in m.columns:
+        # row-wise functions of one code list, of which members share a few hundred: computed once per
+        # distinct list and joined back (a join, not the list parsing, per member)
+        lookup = m.select("race_ethnicity_codes").unique().with_columns(**race)
+        m = m.join(lookup, on="race_ethnicity_codes", how="left", nulls_equal=True, maintain_order="left")
+        race = {name: pl.col(name) for name in race}
     out = m.select(
         "member_id",
-        race_ethnicity=race_ethnicity_stratum(codes),
-        ethnicity=attr.ethnicity_stratum(codes),
-        **{f"race_aic_{k}": attr.race_aic_stratum(codes, cat) for k, cat in attr.AIC_CATEGORIES.items()},
+        **race,
         language=language_strata(m["language"] if "language" in m.columns else pl.Series("language", [None] * m.height, pl.String)),
         lep=attr.lep_stratum(_column(m, "language"), _column(m, "interpreter_needed", pl.Boolean)),
         county=pl.when(county_ok).then(fips).otherwise(pl.lit(UNKNOWN)),
@@ -162,6 +169,27 @@ def all_stratifiers(stratifiers=DEFAULT_STRATIFIERS, intersections=()) -> tuple[
     return (*stratifiers, *(intersection_name(a, b) for a, b in intersections))
 
 
+#: the member-level result columns the counts read (stratified, imputed and standardised)
+DENOMINATOR_COLUMNS = ("member_id", "measure_id", "measure_version", "submeasure", "period", "age", "in_denominator",
+                       "numerator_value", "denominator_value", "expected_value")
+
+
+def denominator_results(paths) -> pl.DataFrame:
+    """The denominator rows of member-level result files, only the columns the counts read
+    (:data:`DENOMINATOR_COLUMNS` present in each), concatenated diagonally in the order given: all the
+    counts need of the results, read with projection and predicate pushdown (memory)."""
+    frames = []
+    for path in paths:
+        lf = pl.scan_parquet(path)
+        names = lf.collect_schema().names()
+        frames.append(lf.select(c for c in DENOMINATOR_COLUMNS if c in names).filter(pl.col("in_denominator")).collect())
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+#: member-level result columns no count reads (dropped before the attributes are joined)
+_UNUSED_RESULT_COLUMNS = ("is_excluded", "exclusion_reason", "in_numerator", "evidence_date", "evidence_source")
+
+
 def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: tuple[str, ...]) -> pl.DataFrame:
     """Denominator members with their attributes; sub-measure rows also rolled up into ``all``.
 
@@ -171,9 +199,12 @@ def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: 
     docs/stratification.md, duals in their own stratum), and the equity plans lock their payer cells
     to these strata."""
     used = sorted({STRATIFIERS[part] for s in stratifiers for part in s.split(INTERSECTION_SEPARATOR)})
+    # only the attributes counted and the result columns summed travel (memory: one row per member x measure)
+    attributes = attributes.select(c for c in attributes.columns if c in {"member_id", "state", *used})
     shadowed = [c for c in attributes.columns if c != "member_id" and c in results.columns]
+    unused = [c for c in _UNUSED_RESULT_COLUMNS if c in results.columns]
     base = (
-        results.filter(pl.col("in_denominator")).drop(shadowed)
+        results.filter(pl.col("in_denominator")).drop(*shadowed, *unused)
         .join(attributes, on="member_id", how="left")
         .with_columns(pl.col(c).fill_null(UNKNOWN) for c in ("state", *used))
     )
@@ -192,18 +223,51 @@ def stratified_counts(results: pl.DataFrame, attributes: pl.DataFrame, stratifie
 
     ``intersections`` are pairs of stratifier names; each adds the stratifier ``"a x b"``."""
     stratifiers = all_stratifiers(stratifiers, intersections)
-    base = _denominators(results, attributes, stratifiers)
+    return _counts(_denominators(results, attributes, stratifiers), stratifiers)
+
+
+def counts_and_identities(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers=DEFAULT_STRATIFIERS,
+                          intersections=()) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`stratified_counts` and :func:`strata_identities`, one measure at a time (memory: the
+    denominator rows of one measure with their strata, not of all at once).
+
+    Every cell and every identity lies within one measure (``measure_id`` leads both keys), so the
+    tables are the concatenations, in measure order, of the per-measure ones, with the identity
+    numbers of each measure following those of the measures before it; the rows of a cell are summed
+    in the same order as from all measures at once."""
+    names = all_stratifiers(stratifiers, intersections)
+    measures = sorted(results.get_column("measure_id").drop_nulls().unique().to_list())
+    if not measures or results.get_column("measure_id").null_count():
+        base = _denominators(results, attributes, names)
+        return _counts(base, names), _identities(base, names)
+    counts, identities, offset = [], [], 0
+    for measure in measures:
+        base = _denominators(results.filter(pl.col("measure_id") == measure), attributes, names)
+        counts.append(_counts(base, names))
+        found = _identities(base, names)
+        identities.append(found.with_columns(pl.col("identity") + pl.lit(offset, dtype=pl.UInt32)))
+        offset += found.get_column("identity").n_unique()
+        del base
+    return pl.concat(counts, how="diagonal").sort(KEY), pl.concat(identities).sort("identity", "role", "stratum")
+
+
+def _counts(base: pl.DataFrame, stratifiers: tuple[str, ...]) -> pl.DataFrame:
     # readmission measures (PCR) carry expected readmissions: O/E of a stratum = numerator / expected
     # (measures.readmission.observed_expected); null for measures without a risk model
     expected = ({"expected": pl.when(pl.col("expected_value").is_not_null().any()).then(pl.col("expected_value").sum())}
                 if "expected_value" in base.columns else {})
     parts = []
     units = [(pl.lit("population"), pl.lit("all")), (pl.lit("state"), pl.col("state"))]
+    # key columns with one value in these rows (one measure at a time: its id, version and period)
+    # are not hashed per row: the same groups, in the same order, with the value put back
+    constant = {c: base.get_column(c)[0] for c in ("measure_id", "measure_version", "period")
+                if base.height and base.get_column(c).n_unique() == 1 and base.get_column(c).null_count() == 0}
+    keys = [c for c in ("measure_id", "measure_version", "submeasure", "period") if c not in constant]
     for unit_level, unit_id in units:
         for stratifier in ("overall", *stratifiers):
             stratum = pl.lit("all") if stratifier == "overall" else stratum_expr(stratifier)
             parts.append(
-                base.group_by("measure_id", "measure_version", "submeasure", "period", unit_level.alias("unit_level"), unit_id.alias("unit_id"), stratum.alias("stratum"),
+                base.group_by(*keys, unit_level.alias("unit_level"), unit_id.alias("unit_id"), stratum.alias("stratum"),
                               maintain_order=True)
                 .agg(
                     members=pl.len().cast(pl.Float64),
@@ -214,7 +278,7 @@ def stratified_counts(results: pl.DataFrame, attributes: pl.DataFrame, stratifie
                     sum_den_sq=(pl.col("denominator_value") ** 2).sum(),
                     **expected,
                 )
-                .with_columns(stratifier=pl.lit(stratifier))
+                .with_columns(stratifier=pl.lit(stratifier), **{c: pl.lit(v, dtype=base.schema[c]) for c, v in constant.items()})
             )
     return pl.concat(parts, how="diagonal").select(*KEY, *SUMS, *expected).sort(KEY)
 
@@ -239,11 +303,16 @@ def strata_identities(results: pl.DataFrame, attributes: pl.DataFrame, stratifie
     Columns: IDENTITY_KEY, ``identity`` (id within the key), ``role`` (cell | total), stratifier, stratum.
     """
     names = all_stratifiers(stratifiers, intersections)
-    base = _denominators(results, attributes, names)
+    return _identities(_denominators(results, attributes, names), names)
+
+
+def _identities(base: pl.DataFrame, names: tuple[str, ...]) -> pl.DataFrame:
     labels = base.select("measure_id", "submeasure", "period", "state", *[stratum_expr(n).alias(n) for n in names])
     # strata as small integers, members with identical labels collapsed: the group_bys below are cheap
     codes = [f"_{i}" for i in range(len(names))]
-    labels = labels.with_columns(pl.col(n).rank("dense").cast(pl.UInt32).alias(c) for n, c in zip(names, codes))
+    # any one-to-one code will do (the found identities are decoded and sorted by label); a
+    # categorical's physical code costs a hash per row, a dense rank a sort
+    labels = labels.with_columns(pl.col(n).cast(pl.Categorical).to_physical().cast(pl.UInt32).alias(c) for n, c in zip(names, codes))
     decode = {c: dict(labels.select(c, n).unique().iter_rows()) for n, c in zip(names, codes)}
     measure = ["measure_id", "submeasure", "period"]
     framed = pl.concat([

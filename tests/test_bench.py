@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,10 @@ def test_bench_prints_every_field(tmp_path):
     assert 0 < out["scan_floor_s"] < out["total_s"]
     assert abs(out["ratio_to_floor"] - out["total_s"] / out["scan_floor_s"]) <= 0.05 * out["ratio_to_floor"]  # printed figures are rounded
     assert out["peak_rss_mb"] > 50
+    # the run's CPU seconds: some, and no more than every core's worth of its wall time (the window
+    # also holds reading the run's event log, hence the margin)
+    assert 0 < out["cpu_s"] <= (os.cpu_count() or 2) * out["total_s"] + 10
+    assert len(out["load_average"]) == 3
     # the dataset is kept for reuse: same size and seed match, others do not
     from equity_pipeline.bench import dataset_matches
 

@@ -100,6 +100,11 @@ def with_composites(events: pl.LazyFrame, composites: tuple[Composite, ...]) -> 
         for how, sets in comp.alternatives:
             hits = events.filter(pl.col("value_set").is_in(list(sets)))
             if how == "same_day":
+                # only member-days with an event of every set can qualify: keep those before the
+                # per-day string aggregation (a visit value set can match most claim lines)
+                for vs in sorted(set(sets)):
+                    days = events.filter(pl.col("value_set") == vs).select("member_id", "event_date").unique()
+                    hits = hits.join(days, on=["member_id", "event_date"], how="semi")
                 hits = hits.group_by("member_id", "event_date").agg(
                     pl.col("source").unique().sort().str.join("+"), _n=pl.col("value_set").n_unique()
                 ).filter(pl.col("_n") >= len(set(sets)))

@@ -217,8 +217,11 @@ def evaluate_readmission(
     enrollment: pl.LazyFrame,
     claims: pl.LazyFrame,
     events: pl.LazyFrame,
+    risk_stays: list | None = None,
 ) -> tuple[pl.DataFrame, MeasureCounts]:
-    """Member-level results of a readmission spec and the reconciliation counts."""
+    """Member-level results of a readmission spec and the reconciliation counts. ``risk_stays``, when
+    a list, receives the risk model's input per denominator stay (member_id, age, sex, comorbidities,
+    readmitted): what a partitioned run's roll-up refits the model from (``equity_pipeline.partitioning``)."""
     people = members.select("member_id", "sex", "birth_date", "death_date")
     members_in = people.select(pl.len()).collect().item()
     stays = inpatient_stays(claims).collect().lazy()
@@ -283,6 +286,8 @@ def evaluate_readmission(
     den = den.join(readmit, on=STAY_KEY, how="left").join(comorb, on=STAY_KEY, how="left").with_columns(
         readmitted=pl.col("readmit_date").is_not_null()
     ).sort(STAY_KEY)
+    if risk_stays is not None:
+        risk_stays.append(den.select("member_id", "age", "sex", "comorbidities", "readmitted"))
     expected, model_summary = fit_expected(den, model)
     den = den.with_columns(expected=pl.Series(expected, dtype=pl.Float64))
     stay_counts.update(denominator_stays=den.height, readmitted_stays=int(den["readmitted"].sum()))

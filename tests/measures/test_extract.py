@@ -1,0 +1,127 @@
+"""measures.extract (adjudication and coded events at scale) against the reference implementations
+claims.final_claims / claims.adjudication_counts and events.claim_events, on hand-built claim lines
+whose answers are reasoned out below."""
+from datetime import date
+
+import polars as pl
+import pytest
+
+from equity_pipeline.claims import adjudication_counts, final_claims
+from equity_pipeline.events import claim_events
+from equity_pipeline.measures import extract
+
+
+def _lines() -> pl.DataFrame:
+    # claim A: one version, two lines -> both final
+    # claim B: versions 1 (2 lines) and 2 (1 line) -> 2 superseded, 1 final
+    # claim C: version 1 and a void version 2 -> all 2 lines voided
+    # claim D: versions 0 and 1 (not "version 1 only") -> the version 0 line is superseded
+    # claim E: null version and null status (read as 1 and paid) -> final
+    # claim F: a single version 3 line -> final
+    # a line without claim id: in neither the final lines nor the counts (as the reference's joins)
+    rows = [
+        ("A", 1, 1, "paid"), ("A", 2, 1, "paid"),
+        ("B", 1, 1, "paid"), ("B", 2, 1, "paid"), ("B", 1, 2, "paid"),
+        ("C", 1, 1, "paid"), ("C", 1, 2, "void"),
+        ("D", 1, 0, "paid"), ("D", 1, 1, "denied"),
+        ("E", 1, None, None),
+        ("F", 1, 3, "paid"),
+        (None, 1, 1, "paid"),
+    ]
+    return pl.DataFrame(
+        {"claim_id": [r[0] for r in rows], "claim_line": [r[1] for r in rows], "claim_version": [r[2] for r in rows],
+         "claim_status": [r[3] for r in rows], "member_id": [f"m{i}" for i in range(len(rows))],
+         "paid_amount": [float(i) for i in range(len(rows))]},
+        schema={"claim_id": pl.String, "claim_line": pl.Int64, "claim_version": pl.Int64, "claim_status": pl.String,
+                "member_id": pl.String, "paid_amount": pl.Float64},
+    )
+
+
+def test_final_claims_and_counts_match_the_reference(tmp_path):
+    lines = _lines()
+    out = tmp_path / "final.parquet"
+    counts = extract.write_final_claims(lines.lazy(), out)
+    # reasoned: final = A(2) + B(1) + D(1) + E(1) + F(1) = 6; superseded = B(2) + D(1) = 3; voided = C(2)
+    assert counts == {"voided": 2, "superseded": 3, "final": 6}
+    assert counts == adjudication_counts(lines.lazy())
+    got = pl.read_parquet(out)
+    want = final_claims(lines.lazy()).collect()
+    assert got.schema == want.schema
+    assert got.sort("member_id").equals(want.sort("member_id"))
+    assert sorted(got["member_id"]) == sorted(["m0", "m1", "m4", "m8", "m9", "m10"])
+
+
+def test_no_irregular_claims(tmp_path):
+    lines = _lines().filter(pl.col("claim_id") == "A")
+    counts = extract.write_final_claims(lines.lazy(), tmp_path / "f.parquet")
+    assert counts == {"voided": 0, "superseded": 0, "final": 2}
+
+
+def _codes() -> pl.DataFrame:
+    rows = [
+        ("DIAB", "ICD10CM", "E11*"), ("DIAB", "ICD10CM", "E10.9"), ("CANCER", "ICD10CM", "C18*"), ("CANCER", "ICD10CM", "C184*"),
+        ("CANCER", "ICD10CM", "Z85.038"), ("DIAB_EXACT", "ICD10CM", "E11.9"),
+        ("VISIT", "CPT", "99213"), ("G_SCREEN", "HCPCS", "G0444"), ("ED", "REV", "0450"), ("ED", "POS", "23"),
+        ("SURG", "ICD10PCS", "0DT*"),
+    ]
+    return pl.DataFrame(rows, schema={"value_set": pl.String, "code_system": pl.String, "code": pl.String}, orient="row")
+
+
+def _claims() -> pl.DataFrame:
+    d1, d2 = date(2025, 3, 1), date(2025, 4, 2)
+    rows = [
+        # E11.9 under DIAB's E11* and DIAB_EXACT; repeated in two columns and on two lines of one day
+        ("m1", d1, "E11.9", "E11.9", None, "99213", "0450", "23"),
+        ("m1", d1, "E11.9", None, None, "99213", None, None),
+        # C18.4 hits C18* only (C184* needs the undotted form); C184 hits both prefixes of CANCER
+        ("m2", d2, "C18.4", "C184", "0DTJ0ZZ", "G0444", None, None),
+        ("m3", d2, "E10.9", "I10", None, None, None, None),   # exact E10.9; I10 in no value set
+        ("m4", d1, None, None, None, None, None, None),         # no codes at all
+        ("m5", d1, "E1", None, None, "9921", None, None),       # shorter than every prefix / code
+    ]
+    cols = ["member_id", "claim_from_date", "diagnosis_code_1", "diagnosis_code_2", "procedure_code_1", "hcpcs_code", "revenue_code",
+            "place_of_service"]
+    return pl.DataFrame(rows, schema={c: (pl.Date if c == "claim_from_date" else pl.String) for c in cols}, orient="row")
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort(frame.columns)
+
+
+def test_claim_events_match_the_reference():
+    claims, codes = _claims().lazy(), _codes()
+    got = extract.claim_events(claims, codes).collect()
+    want = claim_events(claims, codes).collect()
+    assert got.schema == want.schema
+    assert _sorted(got).equals(_sorted(want))
+    tags = set(got.select("member_id", "value_set", "code").iter_rows())
+    # reasoned from the codes above
+    assert {("m1", "DIAB", "E11.9"), ("m1", "DIAB_EXACT", "E11.9"), ("m1", "VISIT", "99213"), ("m1", "ED", "0450"), ("m1", "ED", "23")} <= tags
+    assert {("m2", "CANCER", "C18.4"), ("m2", "CANCER", "C184"), ("m2", "SURG", "0DTJ0ZZ"), ("m2", "G_SCREEN", "G0444"), ("m3", "DIAB", "E10.9")} <= tags
+    assert not any(m in ("m4", "m5") for m, _, _ in tags)
+    assert got.height == got.unique().height == 10   # C184 matches CANCER twice (C18*, C184*): one row
+
+
+def test_overlapping_rules_are_detected():
+    star = pl.col("code").str.ends_with("*")
+    icd = _codes().filter(pl.col("code_system") == "ICD10CM").select("value_set", "code")
+    prefixed = icd.filter(star).with_columns(pl.col("code").str.strip_suffix("*"))
+    assert extract._overlapping(icd.filter(~star), prefixed)          # C184* under C18*
+    plain = icd.filter(pl.col("value_set") == "DIAB")
+    assert not extract._overlapping(plain.filter(~star), plain.filter(star).with_columns(pl.col("code").str.strip_suffix("*")))
+
+
+@pytest.mark.parametrize("system", ["CPT", "HCPCS", "ICD10CM"])
+def test_each_system_alone_matches_the_reference(system):
+    codes = _codes().filter(pl.col("code_system") == system)
+    got = extract.claim_events(_claims().lazy(), codes).collect()
+    want = claim_events(_claims().lazy(), codes).collect()
+    assert _sorted(got).equals(_sorted(want)) and got.height > 0
+
+
+def test_final_lines_are_the_reference_lines_in_input_order():
+    lines = _lines().with_row_index("_row")
+    got = extract.final_lines(lines.lazy()).collect()
+    want = final_claims(lines.lazy()).collect()
+    assert got["_row"].is_sorted()
+    assert got.equals(want.sort("_row"))
