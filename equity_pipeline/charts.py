@@ -349,9 +349,15 @@ def rate_scale(rates: pl.DataFrame, measure_id: str) -> RateScale:
 
 
 def _ensure_matplotlib() -> Any:
-    """Import matplotlib on first use: MPLCONFIGDIR to a temp dir if unset, Agg backend."""
+    """Import matplotlib on first use: MPLCONFIGDIR to a temp dir if unset (removed when the process
+    exits, so runs leave nothing in /tmp), Agg backend."""
     if not os.environ.get("MPLCONFIGDIR"):
-        os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="equity-mpl-")
+        import atexit
+        import shutil
+
+        config_dir = tempfile.mkdtemp(prefix="equity-mpl-")
+        os.environ["MPLCONFIGDIR"] = config_dir
+        atexit.register(shutil.rmtree, config_dir, ignore_errors=True)
     import matplotlib
 
     # Charts are drawn on an explicit Agg canvas, never through pyplot; only pick the default backend
