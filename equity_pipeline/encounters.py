@@ -31,7 +31,7 @@ def inpatient_stays(claims: pl.LazyFrame) -> pl.LazyFrame:
         discharge_date=pl.coalesce(pl.col("discharge_date").max(), pl.col("claim_thru_date").max(), pl.col("claim_from_date").max()),
         principal_dx=pl.col("diagnosis_code_1").drop_nulls().first(),
         discharge_status=pl.col("discharge_status").drop_nulls().last(),
-        facility_ccn=pl.col("facility_ccn").drop_nulls().first(),
+        facility_ccn=pl.col("facility_ccn").drop_nulls().min(),
         payer=pl.col("payer").drop_nulls().first(),
         paid=pl.col("paid_amount").fill_null(0).sum(),
     )
@@ -53,14 +53,17 @@ def inpatient_stays(claims: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def ed_visits(claims: pl.LazyFrame, stays: pl.LazyFrame) -> pl.LazyFrame:
-    """member_id, visit_date, facility_ccn for ED visits that did not result in an admission."""
+    """member_id, visit_date, facility_ccn for ED visits that did not result in an admission.
+
+    One visit per member and day; when that day's ED lines name several facilities the visit is the
+    lowest CCN's (a fixed rule, so the result never depends on row order)."""
     is_ed = (
         pl.col("revenue_code").is_in(ED_REVENUE).fill_null(False)
         | (pl.col("place_of_service") == "23").fill_null(False)
         | pl.col("hcpcs_code").is_in(ED_CPT).fill_null(False)
     )
     visits = claims.filter(is_ed).group_by("member_id", visit_date=pl.col("claim_from_date")).agg(
-        facility_ccn=pl.col("facility_ccn").drop_nulls().first()
+        facility_ccn=pl.col("facility_ccn").drop_nulls().min()
     )
     admitted = stays.select("member_id", "admit_date")
     resulted = visits.join(admitted, on="member_id", how="inner").filter(
