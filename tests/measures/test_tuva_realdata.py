@@ -52,9 +52,10 @@ def pipeline_lines(tmp_path_factory) -> pl.DataFrame:
     canonical(REALDATA, "medical_claims").write_csv(inp / "medical_claims.csv")
     members = canonical(REALDATA, "enrollment").select("member_id").lazy()
     result = ingest_table("medical_claims", inp, tmp / "restricted", parameters=PARAMS, known_members=members)
-    # Only Tuva's 8 lines with type of bill "13I" (hospital outpatient, Medicare alphanumeric
-    # frequency code) fail the 3-digit rule: mammography/ultrasound lines, neither inpatient nor ED.
-    assert result.rule_counts == {"invalid_bill_type": 8}, result.rule_counts
+    # Every line passes: Tuva's 8 lines with type of bill "13I" (hospital outpatient, Medicare letter
+    # frequency code I = intermediary adjustment) are valid bill types (suite 2026.2).
+    assert result.rule_counts == {}, result.rule_counts
+    assert result.quarantined == 0 and result.used == result.read
     return final_claims(pl.scan_parquet(tmp / "restricted" / "tables" / "medical_claims.parquet")).collect()
 
 
