@@ -14,6 +14,7 @@ PCR has too few and takes the model's intercept-only fallback: still a whole-inp
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -563,3 +564,32 @@ def test_schedule_and_rollup_sensor_target_the_partitioned_jobs(backfill, tmp_pa
         assert evaluate().run_key == request.run_key  # same partitions: same key (Dagster runs it once)
         instance.add_dynamic_partitions("state", ["VT"])  # a registered state not materialized yet: wait
         assert isinstance(evaluate(), dg.SkipReason)
+
+
+def test_partitioned_outputs_outside_restricted_hold_no_member_or_claim_id(backfill, two_state_input):
+    """PHI: every file the backfill and the roll-ups wrote outside a ``restricted/`` folder (public tables,
+    reports, workbooks, FHIR, manifests, audit packs, partition summaries) holds no member id or claim id of
+    the input; Parquet files are read as values. The identifiers are at least 8 characters here, so a
+    match is never a chance substring of a number or a word."""
+    ids = set(pl.read_parquet(two_state_input / "members.parquet")["member_id"].drop_nulls().str.strip_chars())
+    ids |= set(pl.read_parquet(two_state_input / "medical_claims.parquet")["claim_id"].drop_nulls().str.strip_chars())
+    ids = {i for i in ids if len(i) >= 8}
+    assert len(ids) > 240  # members and claims of the generated input
+    token = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
+    scanned, found = 0, {}
+    for path in sorted(Path(backfill["out"]).rglob("*")):
+        if not path.is_file() or "restricted" in path.relative_to(backfill["out"]).parts or ".dagster" in path.parts:
+            continue
+        if path.suffix == ".parquet":
+            text = " ".join(str(v) for row in pl.read_parquet(path).iter_rows() for v in row)
+        elif path.suffix == ".xlsx":
+            with zipfile.ZipFile(path) as z:
+                text = " ".join(z.read(n).decode("utf-8", "replace") for n in z.namelist() if n.endswith(".xml"))
+        else:
+            text = path.read_bytes().decode("utf-8", "replace")
+        scanned += 1
+        hits = set(token.findall(text)) & ids
+        if hits:
+            found[str(path.relative_to(backfill["out"]))] = len(hits)
+    assert scanned > 20
+    assert not found, found
