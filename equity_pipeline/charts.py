@@ -3,7 +3,9 @@
 Pure functions over the public (already suppressed) rates table. :func:`plot_rates_by_group`
 returns a new matplotlib ``Figure``; :class:`ChartCanvas` keeps one figure and Agg canvas and draws
 chart after chart on it, returning PNG bytes (the report uses this: building a figure per chart is
-most of the cost). Nothing here saves or reads files.
+most of the cost); :class:`ForestCanvas` does the same for the forest plots (:func:`forest_png`).
+Their Agg renderers cache text layouts and draw glyphs with less overhead (:func:`_fast_glyphs`,
+same pixels). Nothing here saves or reads files.
 
 Rate types (``rate_type`` column, with ``rate_per``) are formatted by :class:`RateScale`:
 
@@ -29,6 +31,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -367,6 +370,127 @@ def _ensure_matplotlib() -> Any:
     return matplotlib
 
 
+_CANVAS_CLASS: Any = None
+
+
+def _agg_canvas(fig: Any) -> Any:
+    """An Agg canvas for ``fig`` whose renderer draws unrotated text faster (see :func:`_fast_glyphs`)."""
+    global _CANVAS_CLASS
+    if _CANVAS_CLASS is None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        class _Canvas(FigureCanvasAgg):
+            def get_renderer(self) -> Any:
+                renderer = super().get_renderer()
+                if not getattr(renderer, "_equity_fast_glyphs", False):
+                    _fast_glyphs(renderer)
+                return renderer
+
+        _CANVAS_CLASS = _Canvas
+    return _CANVAS_CLASS(fig)
+
+
+def _fast_glyphs(renderer: Any) -> None:
+    """Make one Agg renderer draw plain text faster, with the same pixels (a test compares them with
+    matplotlib's own canvas):
+
+    - glyph loop for unrotated text without boxes (every text here but rotated tick labels):
+      matplotlib's ``RendererAgg._draw_text_glyphs_and_boxes`` (3.11) builds the same 2x2 transform
+      with numpy and re-sets the font size for every glyph; here once per text and font;
+    - text layout (``FT2Font._layout``, about 0.4 ms a string) and extent kept per string, font
+      properties, size, dpi, hinting and font rcParams for the process: group names, ticks, legends
+      and axis labels recur on chart after chart.
+
+    Math and TeX text, rotated text, and a matplotlib without these internals keep matplotlib's code."""
+    import numpy as np
+    from matplotlib.backends import backend_agg
+
+    original = getattr(type(renderer), "_draw_text_glyphs_and_boxes", None)
+    render_mode = getattr(backend_agg, "RenderMode", None)
+    if original is None or render_mode is None or not hasattr(backend_agg, "get_hinting_flag"):
+        return
+    matrices: dict[tuple[float, float], Any] = {}
+
+    def draw(gc: Any, x: float, y: float, angle: float, glyphs: Any, boxes: Any) -> None:
+        if angle or boxes:
+            return original(renderer, gc, x, y, angle, glyphs, boxes)
+        load_flags = backend_agg.get_hinting_flag()
+        antialiased = gc.get_antialiased()
+        mode = render_mode.NORMAL if antialiased else render_mode.MONO
+        height, dpi, draw_image = renderer.height, renderer.dpi, renderer._renderer.draw_text_image
+        last_font, last_size = None, None
+        for font, size, glyph_index, slant, extend, dx, dy in glyphs:  # dy is upwards
+            if font is not last_font or size != last_size:
+                font.set_size(size, dpi)
+                last_font, last_size = font, size
+            matrix = matrices.get((slant, extend))
+            if matrix is None:  # as matplotlib computes it for angle 0 (cos 1, sin 0)
+                matrix = matrices[(slant, extend)] = (
+                    0x10000 * np.array([[1.0, -0.0], [0.0, 1.0]]) @ [[extend, extend * slant], [0, 1]]).round().astype(int)
+            font._set_transform(matrix, [round(0x40 * (x + dx)), round(0x40 * (height - y + dy))])
+            bitmap = font._render_glyph(glyph_index, load_flags, mode)
+            buffer = bitmap.buffer
+            if not antialiased:
+                buffer *= 0xff
+            draw_image(buffer, bitmap.left, int(height) - bitmap.top + buffer.shape[0], 0, gc)
+        return None
+
+    renderer._draw_text_glyphs_and_boxes = draw
+
+    from matplotlib import rcParams as rc
+
+    prepare_font, original_draw_text = renderer._prepare_font, renderer.draw_text
+    original_extent = renderer.get_text_width_height_descent
+
+    def draw_text(gc: Any, x: float, y: float, s: str, prop: Any, angle: float, ismath: Any = False,
+                  mtext: Any = None) -> Any:
+        if ismath:
+            return original_draw_text(gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+        features = mtext.get_fontfeatures() if mtext is not None else None
+        language = mtext.get_language() if mtext is not None else None
+        flags = backend_agg.get_hinting_flag()
+        size = prop.get_size_in_points()
+        try:  # keyed by the font properties (equal properties find the same font)
+            key = (hash(prop), size, renderer.dpi, flags, s, features, language,
+                   tuple(tuple(rc[k]) for k in _FONT_RC))  # generic families resolve through rcParams
+            found = _LAYOUTS.get(key)
+        except TypeError:  # unhashable features or language: no cache
+            key, found = None, None
+        if found is not None and found[0] == prop:
+            items = found[1]
+        else:
+            font = prepare_font(prop)
+            items = [(item.ft_object, item.glyph_index, item.x, item.y)
+                     for item in font._layout(s, flags=flags, features=features, language=language)]
+            if key is not None and len(_LAYOUTS) < _TEXT_CACHE_SIZE:
+                _LAYOUTS[key] = (prop.copy(), items)
+        draw(gc, x, y, angle, ((ft, size, index, 0, 1, dx, dy) for ft, index, dx, dy in items), [])
+        return None
+
+    def extent(s: str, prop: Any, ismath: Any) -> Any:
+        if ismath:
+            return original_extent(s, prop, ismath)
+        key = (s, hash(prop), prop.get_size_in_points(), renderer.dpi, backend_agg.get_hinting_flag(),
+               tuple(tuple(rc[k]) for k in _FONT_RC))
+        found = _EXTENTS.get(key)
+        if found is None or found[0] != prop:
+            found = (prop.copy(), original_extent(s, prop, ismath))
+            if len(_EXTENTS) < _TEXT_CACHE_SIZE:
+                _EXTENTS[key] = found
+        return found[1]
+
+    renderer.draw_text = draw_text
+    renderer.get_text_width_height_descent = extent
+    renderer._equity_fast_glyphs = True
+
+
+#: Text layouts and extents kept by :func:`_fast_glyphs` (bounded; a report has a few thousand strings).
+_TEXT_CACHE_SIZE = 50_000
+_FONT_RC = ("font.family", "font.sans-serif", "font.serif", "font.monospace", "font.cursive", "font.fantasy")
+_LAYOUTS: dict[tuple[Any, ...], tuple[Any, list[tuple[Any, int, float, float]]]] = {}
+_EXTENTS: dict[tuple[Any, ...], tuple[Any, tuple[float, float, float]]] = {}
+
+
 def _layout(n_rows: int) -> tuple[float, float]:
     """(figure height in inches, tick-label font size) for ``n_rows`` rows, height capped."""
     rows_height = max(n_rows, 1) * ROW_HEIGHT
@@ -434,7 +558,6 @@ class ChartCanvas:
         part (``png`` crops it), so the Agg renderer and its text-layout cache survive from chart to
         chart; otherwise the figure is resized to each chart (what :func:`plot_rates_by_group` returns)."""
         _ensure_matplotlib()
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
         from matplotlib.font_manager import FontProperties
         from matplotlib.textpath import text_to_path
@@ -444,7 +567,7 @@ class ChartCanvas:
         #: height (inches) of the last chart drawn; the figure may be taller when ``fixed_size``
         self.height = MIN_HEIGHT
         self.figure = Figure(figsize=(FIG_WIDTH, MAX_HEIGHT if fixed_size else MIN_HEIGHT), dpi=dpi)
-        self.canvas = FigureCanvasAgg(self.figure)
+        self.canvas = _agg_canvas(self.figure)
         self._font = FontProperties
         self._measure = text_to_path.get_text_width_height_descent
         self._widths: dict[tuple[str, float, str], float] = {}
@@ -666,7 +789,7 @@ def figure_png(fig: Any, *, drawn: bool = False, canvas: Any = None, height: flo
     if canvas is None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-        canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+        canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else _agg_canvas(fig)
     if not drawn:
         canvas.draw()
     width, rows = canvas.get_width_height(physical=True)
@@ -769,9 +892,34 @@ def plot_rate_ratios(chart: ForestChart) -> Figure:
     matplotlib legends are most of a small chart's cost)."""
     _ensure_matplotlib()
     import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.collections import LineCollection
     from matplotlib.figure import Figure
+
+    height, _ = _layout(max(len(chart.points), 1))
+    with matplotlib.rc_context(TEXT_RC):
+        fig = Figure(figsize=(FIG_WIDTH, height), dpi=PNG_DPI)
+        _agg_canvas(fig)
+        ax = _forest_axes(fig)
+        _draw_forest(fig, ax, chart, height)
+    return fig
+
+
+def _forest_axes(fig: Any) -> Any:
+    """The forest plot's axes with the settings every chart shares (no y ticks, x grid, spines)."""
+    ax = fig.add_axes((0.3, 0.2, 0.65, 0.7))
+    ax.set_yticks([])
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    ax.spines["bottom"].set_color("#8C8C8C")
+    ax.grid(axis="x", color=GRID_COLOUR, linewidth=0.7)
+    ax.set_axisbelow(True)
+    ax.tick_params(axis="x", labelsize=9, colors=TEXT_COLOUR)
+    return ax
+
+
+def _draw_forest(fig: Any, ax: Any, chart: ForestChart, fig_h: float) -> float:
+    """Draw ``chart`` in the top part of ``fig`` (``fig_h`` inches tall) on ``ax``, which holds no
+    other chart's artists; returns the chart's height in inches."""
+    from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FixedLocator, FuncFormatter
     from matplotlib.transforms import ScaledTranslation
@@ -779,100 +927,119 @@ def plot_rate_ratios(chart: ForestChart) -> Figure:
     points = chart.points
     n = max(len(points), 1)
     height, fontsize = _layout(n)
-    with matplotlib.rc_context(TEXT_RC):
-        fig = Figure(figsize=(FIG_WIDTH, height), dpi=PNG_DPI)
-        FigureCanvasAgg(fig)
-        labels = [p.label if len(p.label) <= 40 else p.label[:39] + "\u2026" for p in points]
-        # label width: about 0.6 em per character (0.0083 in per point of font size)
-        left = min(MAX_LABEL_WIDTH, max(0.9, 0.0083 * fontsize * max((len(t) for t in labels), default=4))) + 0.3
-        ax = fig.add_axes((left / FIG_WIDTH, BOTTOM_HEIGHT / height, (FIG_WIDTH - left - 0.25) / FIG_WIDTH,
-                           (height - TOP_HEIGHT - BOTTOM_HEIGHT) / height))
-        ax.set_yticks([])
-        for side in ("top", "right", "left"):
-            ax.spines[side].set_visible(False)
-        ax.spines["bottom"].set_color("#8C8C8C")
-        ax.grid(axis="x", color=GRID_COLOUR, linewidth=0.7)
-        ax.set_axisbelow(True)
-        ax.tick_params(axis="x", labelsize=9, colors=TEXT_COLOUR)
+    base = fig_h - height  # the chart occupies the top ``height`` inches of the figure
+    labels = [p.label if len(p.label) <= 40 else p.label[:39] + "\u2026" for p in points]
+    # label width: about 0.6 em per character (0.0083 in per point of font size)
+    left = min(MAX_LABEL_WIDTH, max(0.9, 0.0083 * fontsize * max((len(t) for t in labels), default=4))) + 0.3
+    ax.set_position((left / FIG_WIDTH, (base + BOTTOM_HEIGHT) / fig_h, (FIG_WIDTH - left - 0.25) / FIG_WIDTH,
+                     (height - TOP_HEIGHT - BOTTOM_HEIGHT) / fig_h))
+    values = [v for p in points for v in (p.ratio, p.lower, p.upper) if v is not None and math.isfinite(v) and v > 0]
+    lo = max(min([*values, 1.0]) / 1.15, RATIO_AXIS_FLOOR)
+    hi = min(max([*values, 1.0]) * 1.15, RATIO_AXIS_CEILING)
+    if hi / lo < 1.5:  # at least a little room either side of 1
+        lo, hi = min(lo, 1 / 1.25), max(hi, 1.25)
+    x_lo, x_hi = math.log10(lo), math.log10(hi)
 
-        values = [v for p in points for v in (p.ratio, p.lower, p.upper) if v is not None and math.isfinite(v) and v > 0]
-        lo = max(min([*values, 1.0]) / 1.15, RATIO_AXIS_FLOOR)
-        hi = min(max([*values, 1.0]) * 1.15, RATIO_AXIS_CEILING)
-        if hi / lo < 1.5:  # at least a little room either side of 1
-            lo, hi = min(lo, 1 / 1.25), max(hi, 1.25)
-        x_lo, x_hi = math.log10(lo), math.log10(hi)
+    def x(v: float) -> float:
+        return min(max(math.log10(v), x_lo), x_hi) if v > 0 else x_lo
 
-        def x(v: float) -> float:
-            return min(max(math.log10(v), x_lo), x_hi) if v > 0 else x_lo
+    ys = list(range(n - 1, -1, -1))
+    label_tf = ax.get_yaxis_transform() + ScaledTranslation(-6 / 72, 0, fig.dpi_scale_trans)
+    segments, filled, hollow, left_arrows, right_arrows = [], [], [], [], []
+    for y, label, p in zip(ys, labels, points):
+        compared = p.ratio is not None
+        ax.text(0, y, label, transform=label_tf, ha="right", va="center", fontsize=fontsize,
+                color=TEXT_COLOUR if compared else SUPPRESSED_COLOUR)
+        if not compared:
+            ax.text(x_lo + (x_hi - x_lo) * 0.01, y, "not compared (suppressed or no comparison)", va="center",
+                    ha="left", fontsize=fontsize * 0.9, style="italic", color=SUPPRESSED_COLOUR, zorder=4,
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6})
+            continue
+        low = p.lower if p.lower is not None else p.ratio
+        high = p.upper if p.upper is not None else p.ratio
+        segments.append(((x(low), y), (x(high) if math.isfinite(high) else x_hi, y)))
+        if p.lower is not None and (p.lower <= 0 or p.lower < lo):
+            left_arrows.append((x_lo, y))
+        if p.upper is not None and (not math.isfinite(p.upper) or p.upper > hi):
+            right_arrows.append((x_hi, y))
+        (filled if p.significant else hollow).append((x(p.ratio), y))
+    ax.axvline(0.0, color=OVERALL_COLOUR, linestyle="--", linewidth=1.3, zorder=1)
+    if segments:
+        ax.add_collection(LineCollection(segments, colors=POINT_COLOUR, linewidths=1.6, zorder=2))
+    for pts, marker in ((left_arrows, "<"), (right_arrows, ">")):
+        if pts:
+            ax.scatter(*zip(*pts), marker=marker, s=30, color=POINT_COLOUR, zorder=2)
+    if filled:
+        ax.scatter(*zip(*filled), s=46, color=POINT_COLOUR, edgecolor=POINT_COLOUR, linewidth=1.4, zorder=3)
+    if hollow:
+        ax.scatter(*zip(*hollow), s=46, color="white", edgecolor=POINT_COLOUR, linewidth=1.4, zorder=3)
+    ax.set_xlim(x_lo, x_hi)
+    ax.set_ylim(-0.7, n - 0.3)
+    candidates = (0.05, 0.1, 0.2, 0.25, 0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0, 4.0, 5.0, 10.0, 20.0)
+    ax.xaxis.set_major_locator(FixedLocator([math.log10(t) for t in candidates if lo <= t <= hi]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _ratio_tick(10 ** v)))
+    better = {"higher_is_better": "; right of 1 is better", "lower_is_better": "; left of 1 is better"}
+    ax.set_xlabel(f"Rate ratio vs {chart.reference} (log scale){better.get(chart.direction or '', '')}",
+                  fontsize=9, color=TEXT_COLOUR, labelpad=3)
+    x0 = 0.12 / FIG_WIDTH
+    fig.text(x0, 1 - 0.1 / fig_h, chart.title, ha="left", va="top", fontsize=11, weight="bold", color=TEXT_COLOUR)
+    fig.text(x0, 1 - 0.36 / fig_h, chart.subtitle, ha="left", va="top", fontsize=9.5, color=TEXT_COLOUR)
+    # legend by hand: marker or dash, then its words, centred along the bottom
+    entries = [("filled", "Significant difference"), ("hollow", "Not significant"), ("line", f"Reference: {chart.reference}")]
+    widths = [0.3 + 0.07 + 0.0076 * 8.5 * len(text) for _, text in entries]
+    xpos, y = (FIG_WIDTH - sum(widths) - 0.3 * (len(entries) - 1)) / 2, (base + 0.16) / fig_h
+    for (kind, text), w in zip(entries, widths):
+        x_mid = (xpos + 0.15) / FIG_WIDTH
+        if kind == "line":
+            fig.add_artist(Line2D([xpos / FIG_WIDTH, (xpos + 0.3) / FIG_WIDTH], [y, y],
+                                  color=OVERALL_COLOUR, linestyle="--", linewidth=1.3))
+        else:
+            fig.add_artist(Line2D([xpos / FIG_WIDTH, (xpos + 0.3) / FIG_WIDTH], [y, y],
+                                  color=POINT_COLOUR, linewidth=1.6))
+            fig.add_artist(Line2D([x_mid], [y], marker="o", markersize=6, linestyle="none",
+                                  markeredgecolor=POINT_COLOUR, markeredgewidth=1.4,
+                                  markerfacecolor=POINT_COLOUR if kind == "filled" else "white"))
+        fig.text((xpos + 0.37) / FIG_WIDTH, y, text, ha="left", va="center", fontsize=8.5, color=TEXT_COLOUR)
+        xpos += w + 0.3
+    return height
 
-        ys = list(range(n - 1, -1, -1))
-        label_tf = ax.get_yaxis_transform() + ScaledTranslation(-6 / 72, 0, fig.dpi_scale_trans)
-        segments, filled, hollow, left_arrows, right_arrows = [], [], [], [], []
-        for y, label, p in zip(ys, labels, points):
-            compared = p.ratio is not None
-            ax.text(0, y, label, transform=label_tf, ha="right", va="center", fontsize=fontsize,
-                    color=TEXT_COLOUR if compared else SUPPRESSED_COLOUR)
-            if not compared:
-                ax.text(x_lo + (x_hi - x_lo) * 0.01, y, "not compared (suppressed or no comparison)", va="center",
-                        ha="left", fontsize=fontsize * 0.9, style="italic", color=SUPPRESSED_COLOUR, zorder=4,
-                        bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6})
-                continue
-            low = p.lower if p.lower is not None else p.ratio
-            high = p.upper if p.upper is not None else p.ratio
-            segments.append(((x(low), y), (x(high) if math.isfinite(high) else x_hi, y)))
-            if p.lower is not None and (p.lower <= 0 or p.lower < lo):
-                left_arrows.append((x_lo, y))
-            if p.upper is not None and (not math.isfinite(p.upper) or p.upper > hi):
-                right_arrows.append((x_hi, y))
-            (filled if p.significant else hollow).append((x(p.ratio), y))
-        ax.axvline(0.0, color=OVERALL_COLOUR, linestyle="--", linewidth=1.3, zorder=1)
-        if segments:
-            ax.add_collection(LineCollection(segments, colors=POINT_COLOUR, linewidths=1.6, zorder=2))
-        for pts, marker in ((left_arrows, "<"), (right_arrows, ">")):
-            if pts:
-                ax.scatter(*zip(*pts), marker=marker, s=30, color=POINT_COLOUR, zorder=2)
-        if filled:
-            ax.scatter(*zip(*filled), s=46, color=POINT_COLOUR, edgecolor=POINT_COLOUR, linewidth=1.4, zorder=3)
-        if hollow:
-            ax.scatter(*zip(*hollow), s=46, color="white", edgecolor=POINT_COLOUR, linewidth=1.4, zorder=3)
-        ax.set_xlim(x_lo, x_hi)
-        ax.set_ylim(-0.7, n - 0.3)
-        candidates = (0.05, 0.1, 0.2, 0.25, 0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0, 4.0, 5.0, 10.0, 20.0)
-        ax.xaxis.set_major_locator(FixedLocator([math.log10(t) for t in candidates if lo <= t <= hi]))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _ratio_tick(10 ** v)))
-        better = {"higher_is_better": "; right of 1 is better", "lower_is_better": "; left of 1 is better"}
-        ax.set_xlabel(f"Rate ratio vs {chart.reference} (log scale){better.get(chart.direction or '', '')}",
-                      fontsize=9, color=TEXT_COLOUR, labelpad=3)
-        x0 = 0.12 / FIG_WIDTH
-        fig.text(x0, 1 - 0.1 / height, chart.title, ha="left", va="top", fontsize=11, weight="bold", color=TEXT_COLOUR)
-        fig.text(x0, 1 - 0.36 / height, chart.subtitle, ha="left", va="top", fontsize=9.5, color=TEXT_COLOUR)
-        # legend by hand: marker or dash, then its words, centred along the bottom
-        entries = [("filled", "Significant difference"), ("hollow", "Not significant"), ("line", f"Reference: {chart.reference}")]
-        widths = [0.3 + 0.07 + 0.0076 * 8.5 * len(text) for _, text in entries]
-        xpos, y = (FIG_WIDTH - sum(widths) - 0.3 * (len(entries) - 1)) / 2, 0.16 / height
-        for (kind, text), w in zip(entries, widths):
-            x_mid = (xpos + 0.15) / FIG_WIDTH
-            if kind == "line":
-                fig.add_artist(Line2D([xpos / FIG_WIDTH, (xpos + 0.3) / FIG_WIDTH], [y, y],
-                                                       color=OVERALL_COLOUR, linestyle="--", linewidth=1.3))
-            else:
-                fig.add_artist(Line2D([xpos / FIG_WIDTH, (xpos + 0.3) / FIG_WIDTH], [y, y],
-                                                       color=POINT_COLOUR, linewidth=1.6))
-                fig.add_artist(Line2D([x_mid], [y], marker="o", markersize=6, linestyle="none",
-                                                       markeredgecolor=POINT_COLOUR, markeredgewidth=1.4,
-                                                       markerfacecolor=POINT_COLOUR if kind == "filled" else "white"))
-            fig.text((xpos + 0.37) / FIG_WIDTH, y, text, ha="left", va="center", fontsize=8.5, color=TEXT_COLOUR)
-            xpos += w + 0.3
-    return fig
+
+class ForestCanvas:
+    """One figure, axes and Agg canvas reused for forest plot after forest plot (as
+    :class:`ChartCanvas` for the rate charts): each chart's artists are removed before the next one
+    is drawn in the top part of a figure of the tallest size, and ``png`` crops to the chart."""
+
+    def __init__(self, dpi: float = PNG_DPI) -> None:
+        _ensure_matplotlib()
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=(FIG_WIDTH, MAX_HEIGHT), dpi=dpi)
+        self.canvas = _agg_canvas(self.figure)
+        self.ax = _forest_axes(self.figure)
+        self.height = MIN_HEIGHT
+
+    def png(self, chart: ForestChart) -> bytes:
+        import matplotlib
+
+        fig, ax = self.figure, self.ax
+        for artist in [*ax.texts, *ax.collections, *ax.lines, *fig.texts, *fig.artists, *fig.lines]:
+            artist.remove()
+        with matplotlib.rc_context(TEXT_RC):
+            self.height = _draw_forest(fig, ax, chart, MAX_HEIGHT)
+            return figure_png(fig, canvas=self.canvas, height=self.height)
+
+
+_FOREST_CANVAS: list[ForestCanvas] = []
+_FOREST_LOCK = threading.Lock()
 
 
 def forest_png(chart: ForestChart) -> bytes:
-    """The forest plot as palette PNG bytes (nothing written to disk)."""
-    import matplotlib
-
-    fig = plot_rate_ratios(chart)
-    with matplotlib.rc_context(TEXT_RC):
-        return figure_png(fig)
+    """The forest plot as palette PNG bytes (nothing written to disk), drawn on one reused canvas per
+    process."""
+    with _FOREST_LOCK:
+        if not _FOREST_CANVAS:
+            _FOREST_CANVAS.append(ForestCanvas())
+        return _FOREST_CANVAS[0].png(chart)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -941,7 +1108,6 @@ def plot_trends(chart: TrendChart) -> Figure:
     is repeated as a dashed line in the other panels. Returns a new Figure on an Agg canvas."""
     _ensure_matplotlib()
     import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
@@ -966,7 +1132,7 @@ def plot_trends(chart: TrendChart) -> Figure:
     reference = series[0] if chart.reference_first and len(series) > 1 else None
     with matplotlib.rc_context(TEXT_RC):
         fig = Figure(figsize=(FIG_WIDTH, height), dpi=PNG_DPI)
-        FigureCanvasAgg(fig)
+        _agg_canvas(fig)
         left_margin, gap_x, gap_y = 0.75, 0.25, 0.42
         width = (FIG_WIDTH - left_margin - 0.15 - gap_x * (cols - 1)) / cols
         panel_h = TREND_PANEL_HEIGHT - gap_y

@@ -201,8 +201,9 @@ def plan_table(frame: pl.DataFrame, *, title: str, label_columns: list[tuple[str
 # chart
 
 
-def pqi_chart(rows: pl.DataFrame, unit_label: str) -> dict[str, Any] | None:
-    """PNG data of the all-payer PQI90 rates by race/ethnicity of one unit, 95% CI whiskers."""
+def pqi_chart(rows: pl.DataFrame, unit_label: str, canvas: ChartCanvas | None = None) -> dict[str, Any] | None:
+    """PNG data of the all-payer PQI90 rates by race/ethnicity of one unit, 95% CI whiskers; drawn on
+    ``canvas`` when given (one canvas for all units: creating one costs more than drawing a chart)."""
     race = rows.filter((pl.col("metric_id") == PQI_METRIC) & (pl.col("payer") == "all") & (pl.col("stratifier") == "race_ethnicity")
                        & (pl.col("submeasure") == "all"))
     if race.height == 0:
@@ -216,7 +217,7 @@ def pqi_chart(rows: pl.DataFrame, unit_label: str) -> dict[str, Any] | None:
     title = first.get("metric_title") or PQI_METRIC
     chart = RateChart(groups=groups, overall=ov, title=title, subtitle=f"by race and ethnicity, {unit_label}, all payers",
                       direction=first.get("direction"), scale=scale)
-    png = ChartCanvas().png(chart)
+    png = (canvas or ChartCanvas()).png(chart)
     shown = [g for g in groups if not g.suppressed]
     alt = (f"{title} by race and ethnicity, {unit_label}: "
            + "; ".join(f"{g.stratum} {scale.rate_with_ci(g.rate, g.ci_lower, g.ci_upper)}" for g in shown)
@@ -247,6 +248,13 @@ def _metric(frame: pl.DataFrame, metrics: tuple[str, ...] | str) -> pl.DataFrame
 
 def state_sections(state: pl.DataFrame) -> list[dict[str, Any]]:
     sections = []
+    canvas: list[ChartCanvas] = []  # created at the first chart
+
+    def chart(rows: pl.DataFrame, label: str) -> dict[str, Any] | None:
+        if not canvas:
+            canvas.append(ChartCanvas())
+        return pqi_chart(rows, label, canvas[0])
+
     for level, unit_id in _units(state):
         rows = state.filter((pl.col("unit_level") == level) & (pl.col("unit_id") == unit_id))
         label = _unit_label(level, unit_id)
@@ -271,7 +279,7 @@ def state_sections(state: pl.DataFrame) -> list[dict[str, Any]]:
                                  label_columns=[("payer", "Payer"), ("metric", "Measure"), ("submeasure", "Sub-measure"),
                                                 ("stratifier", "Stratifier"), ("group", "Group")], table_name="state_metrics"))
         sections.append({"id": f"{level}-{unit_id}".lower().replace(" ", "-"), "title": label, "level": level,
-                         "chart": pqi_chart(rows, label) if level in ("state", "region", "population") else None,
+                         "chart": chart(rows, label) if level in ("state", "region", "population") else None,
                          "tables": [t for t in tables if t]})
     return sections
 

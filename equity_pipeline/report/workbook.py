@@ -182,53 +182,88 @@ def suppressed_text(reason: Any) -> str:
 
 
 def _write_table(book: _Book, sheet: Sheet) -> dict[str, int]:
+    """One table sheet. Cell formats depend on the column and, for some columns, on the row's rate
+    type, rate_per and metric: they are looked up once per distinct combination, not per cell (a
+    sheet has about a million cells and a handful of distinct formats)."""
     ws = book.book.add_worksheet(sheet.name)
     frame = sheet.frame
     columns = frame.columns
     widths = [min(max(len(c) + 2, 10), MAX_COL_WIDTH) for c in columns]
     ws.set_row(0, 30)
+    header = book.header
     for j, c in enumerate(columns):
-        ws.write_string(0, j, c, book.header)
+        ws.write_string(0, j, c, header)
     has_type = "rate_type" in columns
+    has_suppressed = "suppressed" in columns
     # a suppressed row shows its label in every empty number column (counts, rates, CIs, statistics)
-    numeric = {c for c, dtype in frame.schema.items() if dtype.is_numeric()}
+    numeric = [dtype.is_numeric() for dtype in frame.schema.values()]
+    # what _column_format reads of a row: the rate scale, the metric, whether the sheet has 'share'
+    metric_of = [c for c in ("metric", "measure") if c in columns]
+    probe_share = {"share": None} if "share" in columns else {}
+    scales: dict[tuple[Any, Any], RateScale] = {}
+    row_formats: dict[tuple[Any, str], list[str | None]] = {}
+    cells: dict[tuple[str | None, bool], Any] = {}
+    label_cell = book.suppressed()
+    write_string, write_number, write_blank, write_boolean = ws.write_string, ws.write_number, ws.write_blank, ws.write_boolean
+    n_columns = len(columns)
     n_suppressed = 0
-    for i, row in enumerate(frame.iter_rows(named=True), start=1):
-        scale = RateScale.of(row.get("rate_type"), row.get("rate_per")) if has_type else None
-        hidden = bool(row.get("suppressed")) if "suppressed" in columns else False
+    labels: dict[Any, str] = {}
+    for i, values in enumerate(frame.iter_rows(), start=1):
+        row = dict(zip(columns, values)) if (has_type or has_suppressed or metric_of) else {}
+        scale = None
+        if has_type:
+            key = (row.get("rate_type"), row.get("rate_per"))
+            scale = scales.get(key)
+            if scale is None:
+                scale = scales[key] = RateScale.of(*key)
+        metric = str(next((row[c] for c in metric_of if row[c]), "") or "")
+        fkey = (scale, metric)
+        formats = row_formats.get(fkey)
+        if formats is None:
+            probe = {**probe_share, "metric": metric}
+            formats = row_formats[fkey] = [_column_format(c, probe, scale) for c in columns]
+        hidden = bool(row.get("suppressed")) if has_suppressed else False
         n_suppressed += hidden
-        label = suppressed_text(row.get("suppression_reason")) if hidden else ""
-        for j, c in enumerate(columns):
-            value = row[c]
-            num_format = _column_format(c, row, scale)
-            if hidden and value is None and c in numeric:
-                ws.write_string(i, j, label, book.suppressed())
+        if hidden:
+            reason = row.get("suppression_reason")
+            label = labels.get(reason)
+            if label is None:
+                label = labels[reason] = suppressed_text(reason)
+        for j in range(n_columns):
+            value = values[j]
+            num_format = formats[j]
+            if hidden and value is None and numeric[j]:
+                write_string(i, j, label, label_cell)
                 widths[j] = max(widths[j], min(len(label) + 2, MAX_COL_WIDTH))
                 continue
-            cell = book.suppressed(num_format) if hidden else (book.fmt(num_format=num_format) if num_format else None)
+            ckey = (num_format, hidden)
+            cell = cells.get(ckey, cells)
+            if cell is cells:
+                cell = cells[ckey] = (book.suppressed(num_format) if hidden
+                                      else (book.fmt(num_format=num_format) if num_format else None))
             if value is None:
-                ws.write_blank(i, j, None, cell)
+                write_blank(i, j, None, cell)
             elif isinstance(value, bool):
-                ws.write_boolean(i, j, value, cell)
+                write_boolean(i, j, value, cell)
             elif isinstance(value, list | tuple):  # e.g. the strata a summary measure used
                 text = "; ".join(str(v) for v in value)
-                ws.write_string(i, j, text, cell)
+                write_string(i, j, text, cell)
                 widths[j] = max(widths[j], min(len(text) + 2, MAX_COL_WIDTH))
             elif isinstance(value, int | float):
                 if _finite(value):
-                    ws.write_number(i, j, value, cell)
+                    write_number(i, j, value, cell)
+                    if num_format:
+                        widths[j] = max(widths[j], min(len(num_format) + 2, 30))
                 else:  # NaN / infinity: not a number Excel can hold; say so in words
-                    ws.write_string(i, j, "not defined" if value != value else ("infinite" if value > 0 else "-infinite"), cell)
+                    write_string(i, j, "not defined" if value != value else ("infinite" if value > 0 else "-infinite"), cell)
             else:
                 text = str(value)
-                ws.write_string(i, j, text, cell)
+                write_string(i, j, text, cell)
                 widths[j] = max(widths[j], min(len(text) + 2, MAX_COL_WIDTH))
-            if num_format and _finite(value):
-                widths[j] = max(widths[j], min(len(num_format) + 2, 30))
     for j, w in enumerate(widths):
         ws.set_column(j, j, w)
     ws.freeze_panes(1, 0)
-    ws.autofilter(0, 0, max(frame.height, 1), max(len(columns) - 1, 0))
+    ws.autofilter(0, 0, max(frame.height, 1), max(n_columns - 1, 0))
     return {"rows": frame.height, "suppressed": n_suppressed}
 
 
