@@ -4,8 +4,8 @@ Pure functions over the public (already suppressed) rates table. :func:`plot_rat
 returns a new matplotlib ``Figure``; :class:`ChartCanvas` keeps one figure and Agg canvas and draws
 chart after chart on it, returning PNG bytes (the report uses this: building a figure per chart is
 most of the cost); :class:`ForestCanvas` does the same for the forest plots (:func:`forest_png`).
-Their Agg renderers cache text layouts and draw glyphs with less overhead (:func:`_fast_glyphs`,
-same pixels). Nothing here saves or reads files.
+Only matplotlib's public API is used (no private renderer internals: a matplotlib upgrade must not
+change or break the report). Nothing here saves or reads files.
 
 Rate types (``rate_type`` column, with ``rate_per``) are formatted by :class:`RateScale`:
 
@@ -370,125 +370,11 @@ def _ensure_matplotlib() -> Any:
     return matplotlib
 
 
-_CANVAS_CLASS: Any = None
-
-
 def _agg_canvas(fig: Any) -> Any:
-    """An Agg canvas for ``fig`` whose renderer draws unrotated text faster (see :func:`_fast_glyphs`)."""
-    global _CANVAS_CLASS
-    if _CANVAS_CLASS is None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
+    """matplotlib's Agg canvas for ``fig``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-        class _Canvas(FigureCanvasAgg):
-            def get_renderer(self) -> Any:
-                renderer = super().get_renderer()
-                if not getattr(renderer, "_equity_fast_glyphs", False):
-                    _fast_glyphs(renderer)
-                return renderer
-
-        _CANVAS_CLASS = _Canvas
-    return _CANVAS_CLASS(fig)
-
-
-def _fast_glyphs(renderer: Any) -> None:
-    """Make one Agg renderer draw plain text faster, with the same pixels (a test compares them with
-    matplotlib's own canvas):
-
-    - glyph loop for unrotated text without boxes (every text here but rotated tick labels):
-      matplotlib's ``RendererAgg._draw_text_glyphs_and_boxes`` (3.11) builds the same 2x2 transform
-      with numpy and re-sets the font size for every glyph; here once per text and font;
-    - text layout (``FT2Font._layout``, about 0.4 ms a string) and extent kept per string, font
-      properties, size, dpi, hinting and font rcParams for the process: group names, ticks, legends
-      and axis labels recur on chart after chart.
-
-    Math and TeX text, rotated text, and a matplotlib without these internals keep matplotlib's code."""
-    import numpy as np
-    from matplotlib.backends import backend_agg
-
-    original = getattr(type(renderer), "_draw_text_glyphs_and_boxes", None)
-    render_mode = getattr(backend_agg, "RenderMode", None)
-    if original is None or render_mode is None or not hasattr(backend_agg, "get_hinting_flag"):
-        return
-    matrices: dict[tuple[float, float], Any] = {}
-
-    def draw(gc: Any, x: float, y: float, angle: float, glyphs: Any, boxes: Any) -> None:
-        if angle or boxes:
-            return original(renderer, gc, x, y, angle, glyphs, boxes)
-        load_flags = backend_agg.get_hinting_flag()
-        antialiased = gc.get_antialiased()
-        mode = render_mode.NORMAL if antialiased else render_mode.MONO
-        height, dpi, draw_image = renderer.height, renderer.dpi, renderer._renderer.draw_text_image
-        last_font, last_size = None, None
-        for font, size, glyph_index, slant, extend, dx, dy in glyphs:  # dy is upwards
-            if font is not last_font or size != last_size:
-                font.set_size(size, dpi)
-                last_font, last_size = font, size
-            matrix = matrices.get((slant, extend))
-            if matrix is None:  # as matplotlib computes it for angle 0 (cos 1, sin 0)
-                matrix = matrices[(slant, extend)] = (
-                    0x10000 * np.array([[1.0, -0.0], [0.0, 1.0]]) @ [[extend, extend * slant], [0, 1]]).round().astype(int)
-            font._set_transform(matrix, [round(0x40 * (x + dx)), round(0x40 * (height - y + dy))])
-            bitmap = font._render_glyph(glyph_index, load_flags, mode)
-            buffer = bitmap.buffer
-            if not antialiased:
-                buffer *= 0xff
-            draw_image(buffer, bitmap.left, int(height) - bitmap.top + buffer.shape[0], 0, gc)
-        return None
-
-    renderer._draw_text_glyphs_and_boxes = draw
-
-    from matplotlib import rcParams as rc
-
-    prepare_font, original_draw_text = renderer._prepare_font, renderer.draw_text
-    original_extent = renderer.get_text_width_height_descent
-
-    def draw_text(gc: Any, x: float, y: float, s: str, prop: Any, angle: float, ismath: Any = False,
-                  mtext: Any = None) -> Any:
-        if ismath:
-            return original_draw_text(gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
-        features = mtext.get_fontfeatures() if mtext is not None else None
-        language = mtext.get_language() if mtext is not None else None
-        flags = backend_agg.get_hinting_flag()
-        size = prop.get_size_in_points()
-        try:  # keyed by the font properties (equal properties find the same font)
-            key = (hash(prop), size, renderer.dpi, flags, s, features, language,
-                   tuple(tuple(rc[k]) for k in _FONT_RC))  # generic families resolve through rcParams
-            found = _LAYOUTS.get(key)
-        except TypeError:  # unhashable features or language: no cache
-            key, found = None, None
-        if found is not None and found[0] == prop:
-            items = found[1]
-        else:
-            font = prepare_font(prop)
-            items = [(item.ft_object, item.glyph_index, item.x, item.y)
-                     for item in font._layout(s, flags=flags, features=features, language=language)]
-            if key is not None and len(_LAYOUTS) < _TEXT_CACHE_SIZE:
-                _LAYOUTS[key] = (prop.copy(), items)
-        draw(gc, x, y, angle, ((ft, size, index, 0, 1, dx, dy) for ft, index, dx, dy in items), [])
-        return None
-
-    def extent(s: str, prop: Any, ismath: Any) -> Any:
-        if ismath:
-            return original_extent(s, prop, ismath)
-        key = (s, hash(prop), prop.get_size_in_points(), renderer.dpi, backend_agg.get_hinting_flag(),
-               tuple(tuple(rc[k]) for k in _FONT_RC))
-        found = _EXTENTS.get(key)
-        if found is None or found[0] != prop:
-            found = (prop.copy(), original_extent(s, prop, ismath))
-            if len(_EXTENTS) < _TEXT_CACHE_SIZE:
-                _EXTENTS[key] = found
-        return found[1]
-
-    renderer.draw_text = draw_text
-    renderer.get_text_width_height_descent = extent
-    renderer._equity_fast_glyphs = True
-
-
-#: Text layouts and extents kept by :func:`_fast_glyphs` (bounded; a report has a few thousand strings).
-_TEXT_CACHE_SIZE = 50_000
-_FONT_RC = ("font.family", "font.sans-serif", "font.serif", "font.monospace", "font.cursive", "font.fantasy")
-_LAYOUTS: dict[tuple[Any, ...], tuple[Any, list[tuple[Any, int, float, float]]]] = {}
-_EXTENTS: dict[tuple[Any, ...], tuple[Any, tuple[float, float, float]]] = {}
+    return FigureCanvasAgg(fig)
 
 
 def _layout(n_rows: int) -> tuple[float, float]:
