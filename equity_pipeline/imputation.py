@@ -96,6 +96,13 @@ SUPPRESSED_REASON = PUBLIC_REASON
 _KEY = ["measure_id", "measure_version", "submeasure", "period", "unit_level", "unit_id", "stratifier", "stratum"]
 
 
+def _own_strings(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with string columns copied into buffers of their own. Polars' string columns are views:
+    the keys of a small aggregate can point into the buffers of the member-level frame it was grouped
+    from and keep all of it alive while the aggregate is kept."""
+    return frame.with_columns(pl.col(c).cast(pl.Categorical).cast(pl.String) for c, t in frame.schema.items() if t == pl.String)
+
+
 # ---------------------------------------------------------------- probabilities
 @lru_cache(maxsize=1)
 def _models():
@@ -190,7 +197,7 @@ def has_surnames(members: pl.LazyFrame) -> bool:
 
 
 # ---------------------------------------------------------------- weighted counts and rates
-def imputed_counts(results: pl.DataFrame, attributes: pl.DataFrame, probabilities: pl.DataFrame) -> pl.DataFrame:
+def imputed_counts(results: pl.DataFrame | pl.LazyFrame, attributes: pl.DataFrame, probabilities: pl.DataFrame) -> pl.DataFrame:
     """Unsuppressed probability-weighted sums per measure x sub-measure x unit x imputed category.
 
     Same units and sub-measure roll-up as :func:`equity_pipeline.stratify.stratified_counts`;
@@ -202,37 +209,44 @@ def imputed_counts(results: pl.DataFrame, attributes: pl.DataFrame, probabilitie
 
     units = attributes.select("member_id", "state")
     probs = probabilities.select("member_id", *PROBABILITY_COLUMNS)
-    keys = ["measure_id", "measure_version", "submeasure", "period", "state", "member_id", "numerator_value", "denominator_value"]
-    y, d, w = pl.col("numerator_value"), pl.col("denominator_value"), pl.col("w")
+    y, d = pl.col("numerator_value"), pl.col("denominator_value")
     parts = []
-    # one measure at a time (memory: the long table has a row per member x measure x category); the
-    # cells of one measure are the same, summed in the same order
-    measures = sorted(results.get_column("measure_id").drop_nulls().unique().to_list())
-    if not measures or results.get_column("measure_id").null_count():
+    # one measure at a time, and no long table (memory: a row per member x measure, with the seven
+    # probability columns, never a row per member x category): each cell's sums are taken over the
+    # member rows in the same order (_denominators' fixed sort); a member with w = 0 adds exactly 0
+    lazy = results.lazy()   # a LazyFrame ``results`` is read one measure at a time (memory)
+    ids = lazy.select(pl.col("measure_id").unique()).collect().get_column("measure_id")
+    measures = sorted(ids.drop_nulls().to_list())
+    if not measures or ids.null_count():
         measures = [None]   # rows without a measure id: all at once, as they are
     for measure in measures:
-        # the denominator rows of one measure only (memory): the same rows, in the same order
-        part = _denominators(results if measure is None else results.filter(pl.col("measure_id") == measure), units, ())
-        part = part.join(probs, on="member_id", how="left").with_columns(
+        part = _denominators((lazy if measure is None else lazy.filter(pl.col("measure_id") == measure)).collect(), units, ())
+        part = part.select("measure_id", "measure_version", "submeasure", "period", "state", "member_id", y, d).join(
+            probs, on="member_id", how="left", maintain_order="left").with_columns(
             *[pl.col(c).fill_null(0.0) for c in list(PROBABILITY_COLUMNS)[:-1]],
             p_none=pl.col("p_none").fill_null(1.0),
-        )
-        long = part.select(*keys, *PROBABILITY_COLUMNS).unpivot(index=keys, on=list(PROBABILITY_COLUMNS), variable_name="_p", value_name="w")
-        long = long.filter(pl.col("w") > 0).with_columns(stratum=pl.col("_p").replace_strict(PROBABILITY_COLUMNS, return_dtype=pl.String))
-        long = long.drop("_p").sort("measure_id", "submeasure", "stratum", "member_id")  # fixed summation order: identical floats every run
+        ).drop("member_id")
         # key columns with one value in this measure's rows are not hashed per row (same groups, same order)
-        constant = {c: long.get_column(c)[0] for c in ("measure_id", "measure_version", "period")
-                    if long.height and long.get_column(c).n_unique() == 1 and long.get_column(c).null_count() == 0}
+        constant = {c: part.get_column(c)[0] for c in ("measure_id", "measure_version", "period")
+                    if part.height and part.get_column(c).n_unique() == 1 and part.get_column(c).null_count() == 0}
         by = [c for c in ("measure_id", "measure_version", "submeasure", "period") if c not in constant]
+        aggs = []
+        for i, c in enumerate(PROBABILITY_COLUMNS):
+            w = pl.col(c)
+            aggs += [e.alias(f"_{i}_{name}") for name, e in (
+                ("members", w.sum()), ("denominator", (w * d).sum()), ("numerator", (w * y).sum()),
+                ("n_members", (w > 0).sum().cast(pl.Float64)), ("sum_w2", (w * w).sum()), ("sum_w2_den", (w * w * d).sum()),
+                ("sum_w2_num", (w * w * y).sum()), ("sum_w2_num_sq", (w * w * y * y).sum()),
+                ("sum_w2_num_den", (w * w * y * d).sum()), ("sum_w2_den_sq", (w * w * d * d).sum()))]
         for unit_level, unit_id in ((pl.lit("population"), pl.lit("all")), (pl.lit("state"), pl.col("state"))):
-            parts.append(
-                long.group_by(*by, unit_level.alias("unit_level"), unit_id.alias("unit_id"), "stratum", maintain_order=True)
-                .agg(
-                    members=w.sum(), denominator=(w * d).sum(), numerator=(w * y).sum(), n_members=pl.len().cast(pl.Float64),
-                    sum_w2=(w * w).sum(), sum_w2_den=(w * w * d).sum(), sum_w2_num=(w * w * y).sum(),
-                    sum_w2_num_sq=(w * w * y * y).sum(), sum_w2_num_den=(w * w * y * d).sum(), sum_w2_den_sq=(w * w * d * d).sum(),
-                ).with_columns(**{c: pl.lit(v, dtype=long.schema[c]) for c, v in constant.items()})
-            )
+            wide = part.group_by(*by, unit_level.alias("unit_level"), unit_id.alias("unit_id"), maintain_order=True).agg(aggs)
+            keys = [*by, "unit_level", "unit_id"]
+            for i, (c, label) in enumerate(PROBABILITY_COLUMNS.items()):
+                cat = wide.select(*keys, pl.lit(label).alias("stratum"), *[pl.col(f"_{i}_{s}").alias(s) for s in IMPUTED_SUMS])
+                # a category no member of the cell has (every w = 0) is no row, as before
+                parts.append(_own_strings(cat.filter(pl.col("n_members") > 0)).with_columns(
+                    **{k: pl.lit(v, dtype=part.schema[k]) for k, v in constant.items()}))
+        del part
     out = pl.concat(parts, how="diagonal").with_columns(stratifier=pl.lit(IMPUTED_STRATIFIER))
     return out.select(*_KEY, *IMPUTED_SUMS).sort(_KEY)
 

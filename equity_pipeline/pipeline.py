@@ -256,6 +256,19 @@ def _all_member_results(layout: OutputLayout, config: ProgramConfig) -> pl.DataF
     return denominator_results([layout.member_results(m) for m in config.measures])
 
 
+def _member_results_lazy(layout: OutputLayout, config: ProgramConfig) -> pl.LazyFrame:
+    """:func:`_all_member_results`, not read yet: the imputed and standardised steps collect one
+    measure at a time (memory: never every measure's member rows at once)."""
+    from equity_pipeline.stratify import DENOMINATOR_COLUMNS
+
+    frames = []
+    for m in config.measures:
+        lf = pl.scan_parquet(layout.member_results(m))
+        names = lf.collect_schema().names()
+        frames.append(lf.select(c for c in DENOMINATOR_COLUMNS if c in names).filter(pl.col("in_denominator")))
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
 def build_imputed_race(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
     """The BISG track (docs/stratification.md, "Imputed race/ethnicity"): restricted/bisg_probabilities.parquet,
     public/rates_imputed_race.parquet (probability-weighted rates, suppressed on effective counts) and
@@ -276,7 +289,7 @@ def build_imputed_race(layout: OutputLayout, config: ProgramConfig) -> dict[str,
     clinical_rows = pl.scan_parquet(layout.table("clinical_observations")).select(pl.len()).collect().item()
     sources = {m: data_source_of(s, clinical_rows) for m, s in specs.items()}
     attrs = pl.read_parquet(layout.member_attributes)
-    counts = imputation.imputed_counts(_all_member_results(layout, config), attrs, probs)
+    counts = imputation.imputed_counts(_member_results_lazy(layout, config), attrs, probs)
     table = imputation.imputed_rates(counts, pl.read_parquet(layout.stratified_counts), pl.read_parquet(layout.rates), specs, sources)
     write_parquet_atomic(table, layout.rates_imputed_race)
     period = config.period.label
@@ -298,8 +311,8 @@ def build_standardized_rates(layout: OutputLayout, config: ProgramConfig) -> dic
     from equity_pipeline.standardized import standardized_rates
 
     specs = {m: load_specs()[m] for m in config.measures}
-    results = _all_member_results(layout, config)
-    comorbidities, comorbidity_info = standardization_comorbidities(layout, config, results.select("member_id").unique())
+    results = _member_results_lazy(layout, config)
+    comorbidities, comorbidity_info = standardization_comorbidities(layout, config, results.select("member_id").unique().collect())
     table, info = standardized_rates(
         results, pl.read_parquet(layout.member_attributes), pl.read_parquet(layout.rates),
         _optional_public(layout.disparities), specs, stratifiers=config.standardization_stratifiers,

@@ -94,6 +94,13 @@ STANDARDIZED_COLUMNS = [
 ]
 
 
+def _own_strings(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with string columns copied into buffers of their own. Polars' string columns are views:
+    the keys of a small aggregate can point into the buffers of the member-level frame it was grouped
+    from and keep all of it alive while the aggregate is kept."""
+    return frame.with_columns(pl.col(c).cast(pl.Categorical).cast(pl.String) for c, t in frame.schema.items() if t == pl.String)
+
+
 def band_of(age: pl.Expr, bands: tuple[int, ...]) -> pl.Expr:
     """Label of the age band (lower bounds ``bands``) containing ``age``; null when age is null or below."""
     expr = pl.lit(None, dtype=pl.String)
@@ -292,14 +299,15 @@ def expected_values(base: pl.DataFrame, kinds: dict[str, str], bands: tuple[int,
 
 
 # ---------------------------------------------------------------- the table
-def standardized_rates(results: pl.DataFrame, attributes: pl.DataFrame, rates: pl.DataFrame, disparities: pl.DataFrame | None,
+def standardized_rates(results: pl.DataFrame | pl.LazyFrame, attributes: pl.DataFrame, rates: pl.DataFrame, disparities: pl.DataFrame | None,
                        specs: dict, *, stratifiers: tuple[str, ...] = DEFAULT_STRATIFIERS, standard: str = DEFAULT_STANDARD,
                        age_bands: tuple[int, ...] = DEFAULT_AGE_BANDS, method: str = "dobson",
                        alpha: float = 0.05, comorbidities: pl.DataFrame | None = None,
                        comorbidity_cap: int = DEFAULT_COMORBIDITY_CAP) -> tuple[pl.DataFrame, dict[str, Any]]:
     """``public/standardized_rates.parquet`` and the models used (for counts/standardization.json).
 
-    ``results``: member-level measure results (restricted); ``attributes``: member attributes;
+    ``results``: member-level measure results (restricted; a LazyFrame is read one measure at a
+    time); ``attributes``: member attributes;
     ``rates``: the public rates (crude rates and suppression); ``disparities``: the public disparity
     table (reference strata), or None; ``comorbidities``: member_id, comorbidities (count of
     distinct comorbidity groups diagnosed in the year before the period end,
@@ -308,23 +316,27 @@ def standardized_rates(results: pl.DataFrame, attributes: pl.DataFrame, rates: p
     if standard not in STANDARDS:
         raise ValueError(f"standard {standard!r} must be one of {', '.join(STANDARDS)}")
     kinds = {m: s.kind for m, s in specs.items() if s.kind in KINDS}
-    results = results.filter(pl.col("measure_id").is_in(list(kinds)))
-    # one measure at a time (memory: the member rows of one measure with their strata): models, cells
-    # and weights are per measure and sub-measure, and each cell sums the same rows in the same order
-    measures = sorted(results.get_column("measure_id").drop_nulls().unique().to_list())
-    if results.get_column("measure_id").null_count():
+    # one measure at a time (memory: the member rows of one measure with their strata; with a lazy
+    # ``results`` only those rows are ever read): models, cells and weights are per measure and
+    # sub-measure, and each cell sums the same rows in the same order
+    lazy = results.lazy().filter(pl.col("measure_id").is_in(list(kinds)))
+    ids = lazy.select(pl.col("measure_id").unique()).collect().get_column("measure_id")
+    measures = sorted(ids.drop_nulls().to_list())
+    if ids.null_count():
         measures = []   # rows without a measure id: all at once, as they are
     oe_parts, cell_parts, weights, models = [], [], {}, {}
     for measure in measures or [None]:
-        base = _denominators(results if measure is None else results.filter(pl.col("measure_id") == measure), attributes, stratifiers, age_bands)
+        rows = (lazy if measure is None else lazy.filter(pl.col("measure_id") == measure)).collect()
+        base = _denominators(rows, attributes, stratifiers, age_bands)
+        del rows
         if comorbidities is not None:
             base = base.join(comorbidities.select("member_id", _comorbidities=pl.col("comorbidities").cast(pl.Int64)), on="member_id",
                              how="left").with_columns(pl.col("_comorbidities").fill_null(0))
         base, fitted = expected_values(base, kinds, age_bands, comorbidity_cap if comorbidities is not None else None)
         models.update(fitted)
         # observed / expected per stratum
-        oe_parts.append(_by_stratum(base, stratifiers, [pl.col("numerator_value").sum().alias("_o"), pl.col("_expected").sum().alias("_e"),
-                                                        pl.col("_expected").is_not_null().any().alias("_has_e")], []))
+        oe_parts.append(_own_strings(_by_stratum(base, stratifiers, [pl.col("numerator_value").sum().alias("_o"), pl.col("_expected").sum().alias("_e"),
+                                                        pl.col("_expected").is_not_null().any().alias("_has_e")], [])))
         # DSR cells
         in_cells = base.filter(pl.col("_band").is_not_null())
         if standard == "run":
@@ -336,7 +348,7 @@ def standardized_rates(results: pl.DataFrame, attributes: pl.DataFrame, rates: p
         cells = _by_stratum(in_cells, stratifiers, [pl.col("numerator_value").sum().alias("count"),
                                                     pl.col("denominator_value").sum().alias("population")], ["_cell"])
         weights.update(_weights(in_cells, cells, standard, age_bands))
-        cell_parts.append(cells)
+        cell_parts.append(_own_strings(cells))
         del base, in_cells
     oe, cells = pl.concat(oe_parts, how="diagonal_relaxed"), pl.concat(cell_parts, how="diagonal_relaxed")
     dsr = _dsr_rows(cells, weights, specs, method, alpha)

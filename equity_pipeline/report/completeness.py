@@ -133,10 +133,17 @@ def member_categories(members: pl.DataFrame | pl.LazyFrame, year: int) -> pl.Dat
     m = members.lazy().select("race_ethnicity_codes", "race_ethnicity_source", "language", "county_fips").collect()
     # the rates' state unit: state of a county valid in the measurement year, else Unknown
     county_ok = m["county_fips"].is_in(list(county_names(as_period(year).year))).fill_null(False)
+    # row-wise functions of one code list (or one language answer), of which members share a few
+    # hundred: computed once per distinct value and joined back in member order (as stratify does)
+    races = m.select("race_ethnicity_codes").unique().with_columns(_race=race_ethnicity_stratum(pl.col("race_ethnicity_codes")))
+    languages = m.select("language").unique()
+    languages = languages.with_columns(_language=language_strata(languages["language"]))
+    m = (m.join(races, on="race_ethnicity_codes", how="left", nulls_equal=True, maintain_order="left")
+         .join(languages, on="language", how="left", nulls_equal=True, maintain_order="left"))
     frame = m.select(
-        race_ethnicity=race_ethnicity_stratum(pl.col("race_ethnicity_codes")),
+        race_ethnicity="_race",
         race_ethnicity_source="race_ethnicity_source",
-        language=language_strata(m["language"]),
+        language="_language",
         state=pl.when(county_ok).then(pl.col("county_fips").str.slice(0, 2).replace_strict(state_postal_by_fips(), default=UNKNOWN))
         .otherwise(pl.lit(UNKNOWN)),
     )
