@@ -267,15 +267,7 @@ def _trend_history(value: Any, base_dir: Path | None) -> tuple[str, ...]:
         raise ConfigError(f"trend.history must be a list of file paths (earlier runs' public/rates.parquet), got {paths!r}")
     out: list[str] = []
     for p in paths:
-        if not isinstance(p, str) or not p:
-            raise ConfigError(f"trend.history path {p!r} must be a file path")
-        path = Path(p) if Path(p).is_absolute() or base_dir is None else base_dir / p
-        if not path.is_file():
-            raise ConfigError(f"trend.history file not found: {path}")
-        if path.suffix.lower() not in (".parquet", ".csv"):
-            raise ConfigError(f"trend.history file {path.name} must be .parquet or .csv (a published rates table)")
-        if "restricted" in path.resolve().parts:
-            raise ConfigError(f"trend.history file {path.name} is in a restricted folder; use the published public/rates table")
+        path = published_file(p, "trend.history", base_dir, "a published rates table")
         try:
             columns = _column_names(path)
         except Exception as exc:  # unreadable or not the format its name says
@@ -287,6 +279,22 @@ def _trend_history(value: Any, base_dir: Path | None) -> tuple[str, ...]:
             raise ConfigError(f"trend.history lists {path.name} more than once")
         out.append(str(path))
     return tuple(out)
+
+
+def published_file(p: Any, setting: str, base_dir: Path | None, what: str) -> Path:
+    """A config path to an earlier run's *published* table (``trend.history``, ``equity_plans.baseline``):
+    resolved against the config file's folder, an existing .parquet or .csv file, outside any
+    ``restricted`` folder (member-level tables never feed a published figure); else ConfigError."""
+    if not isinstance(p, str) or not p:
+        raise ConfigError(f"{setting} path {p!r} must be a file path")
+    path = Path(p) if Path(p).is_absolute() or base_dir is None else base_dir / p
+    if not path.is_file():
+        raise ConfigError(f"{setting} file not found: {path}")
+    if path.suffix.lower() not in (".parquet", ".csv"):
+        raise ConfigError(f"{setting} file {path.name} must be .parquet or .csv ({what})")
+    if "restricted" in path.resolve().parts:
+        raise ConfigError(f"{setting} file {path.name} is in a restricted folder; use {what} from public/")
+    return path
 
 
 def _column_names(path: Path) -> list[str]:

@@ -291,14 +291,9 @@ def _baseline(value: Any, year: int, base_dir: Path | None) -> tuple[int | None,
     b_year = _int(value.get("year"), "equity_plans.baseline.year", 2000, year - 1)
     paths = []
     for p in ([value["path"]] if "path" in value else []) + list(value.get("paths") or []):
-        if not isinstance(p, str) or not p:
-            raise ConfigError(f"equity_plans.baseline path {p!r} must be a file path")
-        path = Path(p) if Path(p).is_absolute() or base_dir is None else base_dir / p
-        if not path.is_file():
-            raise ConfigError(f"equity_plans.baseline file not found: {path}")
-        if path.suffix.lower() not in (".parquet", ".csv"):
-            raise ConfigError(f"equity_plans.baseline file {path.name} must be .parquet or .csv")
-        paths.append(str(path))
+        from equity_pipeline.config import published_file
+
+        paths.append(str(published_file(p, "equity_plans.baseline", base_dir, "a published state_metrics table")))
     rows = []
     for i, r in enumerate(value.get("values") or []):
         r = _mapping(r, f"equity_plans.baseline.values[{i}]", {*BASELINE_DEFAULTS, "metric_id", "value"})
