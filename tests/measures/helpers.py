@@ -5,7 +5,8 @@ from datetime import date
 
 import polars as pl
 
-from equity_pipeline.events import claim_events, observation_events, value_set_frame
+from equity_pipeline.events import observation_events, value_set_frame
+from equity_pipeline.measures.extract import claim_events  # the production path (events.claim_events is its oracle in test_extract)
 from equity_pipeline.measures.engine import evaluate
 from equity_pipeline.measures.spec import load_specs
 from equity_pipeline.periods import MeasurementPeriod

@@ -108,7 +108,8 @@ def test_screening_outside_the_period_does_not_count():
 
 
 def test_sdoh_screen_needs_all_five_domains_and_an_outpatient_visit():
-    from equity_pipeline.events import claim_events, value_set_frame
+    from equity_pipeline.events import value_set_frame
+    from equity_pipeline.measures.extract import claim_events
     from tests.measures.helpers import CLAIM_SCHEMA, line
 
     spec = load_specs()["SDOH_SCREEN"]

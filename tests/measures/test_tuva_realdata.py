@@ -141,7 +141,8 @@ def test_ed_visits_match_tuva(pipeline_lines, tuva):
 
 def test_readmission_pairs_match_tuva(pipeline_lines, tuva):
     from equity_pipeline.encounters import inpatient_stays
-    from equity_pipeline.events import claim_events, value_set_frame
+    from equity_pipeline.events import value_set_frame
+    from equity_pipeline.measures.extract import claim_events
     from equity_pipeline.measures.readmission import readmissions
     from equity_pipeline.measures.spec import load_specs
 

@@ -17,7 +17,8 @@ import pytest
 
 from equity_pipeline.config import config_from_dict, load_config
 from equity_pipeline.errors import ConfigError
-from equity_pipeline.events import claim_events, value_set_frame
+from equity_pipeline.events import value_set_frame
+from equity_pipeline.measures.extract import claim_events
 from equity_pipeline.measures.engine import evaluate
 from equity_pipeline.measures.spec import load_specs
 from equity_pipeline.periods import MeasurementPeriod, as_period, period_from_key, period_key, quarter_keys
