@@ -218,6 +218,13 @@ def write_text_atomic(text: str, path: Path) -> None:
         fh.write(text)
 
 
+def write_json_atomic(obj: object, path: Path) -> None:
+    """Write ``obj`` as indented JSON with sorted keys (non-JSON values as text), atomically."""
+    import json
+
+    write_text_atomic(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", path)
+
+
 def write_csv_atomic(frame: pl.DataFrame, path: Path) -> None:
     """Write CSV atomically (:func:`atomic_path`)."""
     with atomic_path(path) as tmp:

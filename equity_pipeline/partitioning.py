@@ -56,7 +56,7 @@ import polars as pl
 
 from equity_pipeline.config import ConfigError, ProgramConfig
 from equity_pipeline.errors import StructuralError
-from equity_pipeline.io import find_input, scan_text, sha256_file, write_csv_atomic, write_parquet_atomic, write_text_atomic
+from equity_pipeline.io import find_input, scan_text, sha256_file, write_csv_atomic, write_json_atomic, write_parquet_atomic
 from equity_pipeline.layout import OutputLayout
 from equity_pipeline.periods import MeasurementPeriod, period_from_key
 from equity_pipeline.suites import TABLES
@@ -229,11 +229,6 @@ def slice_input(input_dir: Path, dest: Path, state: str) -> dict[str, dict[str, 
 
 
 # ------------------------------------------------------------------------------------ one partition
-def _dump(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", path)
-
-
 def _used_attribute_columns(config: ProgramConfig) -> list[str]:
     from equity_pipeline.stratify import INTERSECTION_SEPARATOR, STRATIFIERS, all_stratifiers
 
@@ -367,7 +362,7 @@ def run_partition(input_dir: Path, out: Path, period: str, state: str, config: P
                      for m, c in measures.items()},
         "comorbidity": comorbidity_info, "has_surnames": surnames,
     }
-    _dump(summary, summary_path(layout))
+    write_json_atomic(summary, summary_path(layout))
     member_rows = tables["members"]
     return {"period": str(period), "state": state, "members_read": member_rows["read"], "members_used": member_rows["used"],
             "rows_read": sum(r["read"] for r in tables.values()), "rows_quarantined": sum(r["quarantined"] for r in tables.values()),
@@ -650,8 +645,8 @@ def rollup_period(out: Path, period: str, states: list[str], config: ProgramConf
 
     plans = rollup_plans(target, config, list(layouts.values()))
     for m, c in combined["measures"].items():
-        _dump({"measure_id": m, **c, **({"details": {"risk_model": risk_models[m]}} if m in risk_models else {})}, target.measure_counts(m))
-    _dump(combined, target.validation / "partitions.json")
+        write_json_atomic({"measure_id": m, **c, **({"details": {"risk_model": risk_models[m]}} if m in risk_models else {})}, target.measure_counts(m))
+    write_json_atomic(combined, target.validation / "partitions.json")
     reports = rollup_reports(out, target, config, specs, combined, rates, run_id)
     return {
         **standardized, **imputed, **plans, **reports,
@@ -677,7 +672,7 @@ def rollup_standardized(target: OutputLayout, config: ProgramConfig, specs: dict
         method=config.standardization_method, comorbidities=comorbidities, comorbidity_cap=comorbidity_info["comorbidity_cap"])
     info["comorbidity"] = comorbidity_info
     write_parquet_atomic(table, target.standardized_rates)
-    _dump(info, target.standardization_models)
+    write_json_atomic(info, target.standardization_models)
     return {"standardized_rows": table.height, "standardized_leaks": pipeline.standardized_leaks(target)}
 
 
@@ -769,11 +764,11 @@ def rollup_reports(out: Path, target: OutputLayout, config: ProgramConfig, specs
 
     for table, counts in combined["tables"].items():  # combined validation counts, as a whole run's validation/<table>.json (TableResult fields)
         source = combined["inputs"].get(table, {})
-        _dump({"table": table, "file": source.get("file"), "sha256": source.get("sha256"), "read": counts["read"], "used": counts["used"],
+        write_json_atomic({"table": table, "file": source.get("file"), "sha256": source.get("sha256"), "read": counts["read"], "used": counts["used"],
                "quarantined": counts["quarantined"], "rule_counts": counts["rules"], "suite_version": load_suite(table).version},
               target.table_result(table))
     manifest = rollup_manifest(config, combined, run_id)
-    _dump(manifest, target.manifest)
+    write_json_atomic(manifest, target.manifest)
     trends = trend_rates(rates, [*config.trend_history, *other_period_rates(out, combined["period"])])
     measures = {m: {"title": s.title, "description": s.description, "ids": s.ids, "version": s.version, "notes": s.notes} for m, s in specs.items()}
     optional = pipeline._optional_public

@@ -18,7 +18,7 @@ from equity_pipeline import __version__
 from equity_pipeline.claims import final_claims
 from equity_pipeline.config import ProgramConfig
 from equity_pipeline.events import observation_events, pharmacy_events, value_set_frame
-from equity_pipeline.io import sink_parquet_atomic, write_csv_atomic, write_parquet_atomic, write_text_atomic
+from equity_pipeline.io import sink_parquet_atomic, write_csv_atomic, write_json_atomic, write_parquet_atomic
 from equity_pipeline.layout import OutputLayout
 from equity_pipeline.measures.engine import evaluate
 from equity_pipeline.measures.spec import load_specs
@@ -27,10 +27,6 @@ from equity_pipeline.standards.geography import valid_county_fips
 from equity_pipeline.standards.sdoh import screening_events
 from equity_pipeline.suites import TABLES, load_suite
 from equity_pipeline.validation.ingest import TableResult, ingest_table
-
-
-def _dump(obj: Any, path: Path) -> None:
-    write_text_atomic(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", path)
 
 
 def suite_parameters(config: ProgramConfig) -> dict[str, Any]:
@@ -51,7 +47,7 @@ def ingest(table: str, input_dir: Path, layout: OutputLayout, config: ProgramCon
     layout.prepare()
     known = pl.scan_parquet(layout.table("members")) if table != "members" else None
     result = ingest_table(table, input_dir, layout.restricted, parameters=suite_parameters(config), known_members=known)
-    _dump(result.to_dict(), layout.table_result(table))
+    write_json_atomic(result.to_dict(), layout.table_result(table))
     return result.to_dict()
 
 
@@ -65,7 +61,7 @@ def build_events(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
     counts = write_final_claims(pl.scan_parquet(layout.table("medical_claims")), layout.final_medical_claims)
     names = set().union(*(specs[m].value_set_names for m in config.measures))
     sink_parquet_atomic({layout.events: _coded_events(layout, names)}, compression_level=1)
-    _dump(counts, layout.adjudication)
+    write_json_atomic(counts, layout.adjudication)
     return {**counts, "events": pl.scan_parquet(layout.events).select(pl.len()).collect().item()}
 
 
@@ -124,7 +120,7 @@ def evaluate_measure(measure_id: str, layout: OutputLayout, config: ProgramConfi
         )
     write_parquet_atomic(results, layout.member_results(measure_id))
     out = {"measure_id": measure_id, "measure_version": spec.version, "period": period.label, **counts.__dict__, "reconciles": counts.reconciles()}
-    _dump(out, layout.measure_counts(measure_id))
+    write_json_atomic(out, layout.measure_counts(measure_id))
     return out
 
 
@@ -321,7 +317,7 @@ def build_standardized_rates(layout: OutputLayout, config: ProgramConfig) -> dic
     )
     info["comorbidity"] = comorbidity_info
     write_parquet_atomic(table, layout.standardized_rates)
-    _dump(info, layout.standardization_models)
+    write_json_atomic(info, layout.standardization_models)
     return {"rows": table.height, "suppressed": int(table["suppressed"].sum()),
             "standardized": int(table["standardized_rate"].is_not_null().sum()), "oe": int(table["oe_ratio"].is_not_null().sum()),
             "revealed": standardized_leaks(layout)}
@@ -362,7 +358,7 @@ def build_completeness_thresholds(layout: OutputLayout, config: ProgramConfig) -
     from equity_pipeline.report.completeness import evaluate_thresholds
 
     result = evaluate_thresholds(pl.read_parquet(layout.completeness), config.completeness_thresholds)
-    _dump(result, layout.completeness_thresholds)
+    write_json_atomic(result, layout.completeness_thresholds)
     return result
 
 
@@ -585,7 +581,7 @@ def _standards_versions() -> dict[str, Any]:
 
 def build_manifest(layout: OutputLayout, config: ProgramConfig, run_id: str, input_dir: Path) -> dict[str, Any]:
     manifest = build_manifest_dict(layout, config, run_id, input_dir)
-    _dump(manifest, layout.manifest)
+    write_json_atomic(manifest, layout.manifest)
     reconciled = all(v["read"] == v["used"] + v["quarantined"] for v in manifest["tables"].values())
     return {"tables": len(manifest["tables"]), "reconciled": reconciled}
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from equity_pipeline.errors import ConfigError, PipelineError
-from equity_pipeline.io import write_text_atomic
+from equity_pipeline.io import write_json_atomic
 from equity_pipeline.sources.common import Reconciliation, write_canonical
 
 CANONICAL = "canonical"
@@ -81,7 +81,7 @@ def convert(source: str, input_dir: Path, out_root: Path) -> dict[str, Any]:
         finally:
             recon.discard_spills()  # batches a reader spilled to temporary Parquet parts (common.SpilledTable)
     result = recon.to_dict()
-    write_text_atomic(json.dumps(result, indent=2, sort_keys=True) + "\n", reconciliation_path(out_root))
+    write_json_atomic(result, reconciliation_path(out_root))
     return result
 
 
