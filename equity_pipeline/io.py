@@ -54,25 +54,34 @@ def _sniff_delimiter(header: str, path: Path) -> str:
     return delimiter
 
 
+def detect_encoding(path: Path, chunk: int = 1 << 20) -> str:
+    """``utf-8`` when the whole file decodes as UTF-8 (a BOM is allowed), else ``latin-1``.
+
+    The whole file is checked (streamed), not a sample: one accented Latin-1 byte near the end of a
+    large file would otherwise be read as broken UTF-8."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    opener = gzip.open if str(path).lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            while block := fh.read(chunk):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "latin-1"
+    return "utf-8"
+
+
 def _utf8_copy_if_needed(path: Path) -> Path:
     """Polars reads UTF-8 only: transcode Latin-1 files to a UTF-8 temp file (BOM handled by polars).
     A ``.gz`` file is decompressed to such a temp file (and transcoded when it is Latin-1)."""
-    limit = 1 << 20
     gz = path.name.endswith(".gz")
     opener = (lambda: gzip.open(path, "rb")) if gz else (lambda: path.open("rb"))
     try:
-        with opener() as fh:
-            sample = fh.read(limit)
+        encoding = detect_encoding(path)  # the whole file: a Latin-1 byte may come after any sample
     except (OSError, EOFError) as exc:  # not gzip data, or cut short
         raise StructuralError(path.name, f"not a readable gzip file ({type(exc).__name__})") from None
-    encoding = "utf-8"
-    try:
-        sample.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # a multi-byte character cut by the sample boundary is not an encoding error (only when the
-        # sample is shorter than the file: a bad byte near the end of a small file is one)
-        if not (len(sample) == limit and exc.start >= len(sample) - 3 and exc.reason == "unexpected end of data"):
-            encoding = "latin-1"
     if encoding == "utf-8" and not gz:
         return path
     fd, name = tempfile.mkstemp(prefix=f"{path.name.split('.')[0]}.", suffix=".utf8.csv")

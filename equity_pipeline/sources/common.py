@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 
 from equity_pipeline.errors import StructuralError
-from equity_pipeline.io import ensure_restricted_dir, sha256_file, write_parquet_atomic
+from equity_pipeline.io import detect_encoding, ensure_restricted_dir, sha256_file, write_parquet_atomic
 
 REASON = "_reason"  # per-row quarantine reason while mapping (null = mapped)
 
@@ -497,26 +497,6 @@ def find_source_files(input_dir: Path, stem: str, *, prefix: bool = False) -> li
         if base == stem.lower() or (prefix and base.startswith(stem.lower())):
             found.append(path)
     return found
-
-
-def detect_encoding(path: Path, chunk: int = 1 << 20) -> str:
-    """``utf-8`` when the whole file decodes as UTF-8 (a BOM is allowed), else ``latin-1``.
-
-    The whole file is checked (streamed), not a sample: one accented Latin-1 byte near the end of a
-    large file would otherwise be read as broken UTF-8."""
-    import codecs
-    import gzip
-
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    opener = gzip.open if str(path).lower().endswith(".gz") else open
-    try:
-        with opener(path, "rb") as fh:
-            while block := fh.read(chunk):
-                decoder.decode(block)
-            decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return "latin-1"
-    return "utf-8"
 
 
 def _count_outside_quotes(line: str, delimiter: str) -> int:

@@ -225,6 +225,18 @@ def test_latin1_file_is_transcoded(tmp_path, table):
     assert out.used_row(1)[col] == LATIN1_TEXT
 
 
+def test_latin1_byte_after_the_first_megabyte_is_transcoded(tmp_path):
+    """The encoding is decided on the whole file: a Latin-1 member name far down a file whose first
+    megabyte is plain ASCII (about 11,000 rows) is read as Latin-1, not rejected as broken UTF-8."""
+    col = TEXT_COLUMN["members"]
+    n = 11_000
+    data = csv_bytes([row("members", i) for i in range(1, n)] + [row("members", n, **{col: LATIN1_TEXT})], encoding="latin-1")
+    assert data.index(LATIN1_TEXT.encode("latin-1")) > 1 << 20 and data[: 1 << 20].isascii()
+    out = ingest_bytes(tmp_path, "members", data)
+    assert out.result.used == n, out.quarantined
+    assert out.used_row(n)[col] == LATIN1_TEXT
+
+
 @tables
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 @pytest.mark.parametrize("bom", [False, True])
