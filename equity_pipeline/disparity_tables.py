@@ -34,7 +34,7 @@ import numpy as np
 import polars as pl
 from scipy.stats import norm
 
-from equity_pipeline.stats.disparities import OVERALL, _versus_overall, pairwise_vs_reference, reference_group
+from equity_pipeline.stats.disparities import OVERALL, _versus_overall, compare_groups, pairwise_vs_reference, reference_group
 from equity_pipeline.stats.summary import DEFAULT_SEED, DEFAULT_SIMULATIONS, all_summaries
 from equity_pipeline.stratify import KEY, ORDERED_STRATIFIERS, is_unknown_stratum, ratio_estimator_se
 
@@ -183,14 +183,20 @@ def _compare_counts(rows: list[dict], reference: dict | None, overall: dict | No
         ref_name = OVERALL
     if len(groups) < 2:
         return {}
-    frame = pl.DataFrame(groups, schema={"group": pl.String, "numerator": pl.Float64, "denominator": pl.Float64}, orient="row")
+    names = [g[0] for g in groups]
+    num = np.array([g[1] for g in groups], dtype=np.float64)
+    den = np.array([g[2] for g in groups], dtype=np.float64)
     out: dict[str, dict] = {}
+    if len(set(names)) != len(names) or not (np.all(num >= 0) and np.all(den > 0)):
+        # what pairwise_vs_reference refuses (its error message): let it say so
+        frame = pl.DataFrame(groups, schema={"group": pl.String, "numerator": pl.Float64, "denominator": pl.Float64}, orient="row")
+        pairwise_vs_reference(frame, metric="rate_difference", reference=ref_name, higher_is_better=higher, outcome=outcome,
+                              alpha=alpha, adjust="none")
     for metric in ("rate_difference", "rate_ratio"):
-        res = pairwise_vs_reference(frame, metric=metric, reference=ref_name, higher_is_better=higher, outcome=outcome,
-                                    alpha=alpha, adjust="none")
-        for row in res.iter_rows(named=True):
-            out.setdefault(row["group"], {})[metric] = (row["estimate"], row["se"], row["ci_lower"], row["ci_upper"],
-                                                        row["p_value"], row["method"].split(",")[0])
+        # pairwise_vs_reference's comparisons (adjust = none), without building and checking a frame per table
+        for group, _, _, estimate, se, lower, upper, p_value, ci_method in compare_groups(names, num, den, ref_name, metric, outcome, alpha):
+            out.setdefault(group, {})[metric] = (float(estimate), float(se), float(lower), float(upper), float(p_value),
+                                                 f"{outcome}: {ci_method} interval")
     out.pop("\x00rest", None)
     return out
 
@@ -210,6 +216,9 @@ def _choose_reference(policy: str, informative: list[dict], overall: dict | None
             return None, None
         if len(candidates) == 1:
             return candidates[0], candidates[0]["stratum"]
+        top = _unique_top(policy, candidates, higher)
+        if top is not None:
+            return top, top["stratum"]
         frame = pl.DataFrame({"group": [r["stratum"] for r in candidates],
                               "numerator": [float(r["numerator"]) for r in candidates],
                               "denominator": [float(r["denominator"]) for r in candidates]})
@@ -217,6 +226,22 @@ def _choose_reference(policy: str, informative: list[dict], overall: dict | None
         return next(r for r in candidates if r["stratum"] == name), name
     named = [r for r in informative if r["stratum"] == policy]
     return (named[0], policy) if named else (None, None)
+
+
+def _unique_top(policy: str, candidates: list[dict], higher: bool) -> dict | None:
+    """The candidate ``stats.reference_group`` picks (``best`` or ``largest``) when no other candidate
+    ties with it on the sort key, else None (then its own sort decides the tie, as always): the same
+    choice without a frame and a sort per table."""
+    num = [float(r["numerator"]) for r in candidates]
+    den = [float(r["denominator"]) for r in candidates]
+    if len({r["stratum"] for r in candidates}) != len(candidates) or not all(n >= 0 and d > 0 for n, d in zip(num, den)):
+        return None   # reference_group refuses these: let it say so
+    if policy == "largest":
+        keys = den
+    else:   # best: highest (or lowest) rate, then the larger denominator
+        keys = [((n / d) if higher else -(n / d), d) for n, d in zip(num, den)]
+    best = max(keys)
+    return candidates[keys.index(best)] if keys.count(best) == 1 else None
 
 
 def _empty_row(r: dict, policy: str, adjustment: str) -> dict:
@@ -335,11 +360,15 @@ def _with_inputs(rates: pl.DataFrame, counts: pl.DataFrame | None) -> pl.DataFra
 
 def _clean(row: dict) -> dict:
     """NaN -> null; infinity kept only where it is a real value (a ratio over a reference rate of 0)."""
-    def ok(k: str, v: Any) -> Any:
-        if isinstance(v, float) and (math.isnan(v) or (math.isinf(v) and k not in ("ratio", "ratio_ci_upper"))):
-            return None
-        return v
-    return {k: ok(k, row.get(k)) for k in DISPARITY_COLUMNS}
+    out = {k: row.get(k) for k in DISPARITY_COLUMNS}
+    for k, v in out.items():
+        # v != v: NaN; the cheap tests first (this runs for every cell of the table)
+        if (v != v or v in _INFINITIES) and isinstance(v, float) and (math.isnan(v) or k not in ("ratio", "ratio_ci_upper")):
+            out[k] = None
+    return out
+
+
+_INFINITIES = (math.inf, -math.inf)
 
 
 # ------------------------------------------------------------------------------------------------

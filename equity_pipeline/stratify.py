@@ -186,12 +186,48 @@ def denominator_results(paths) -> pl.DataFrame:
     return pl.concat(frames, how="diagonal_relaxed")
 
 
+#: member-level result columns the counts read (besides the strata): keys and the summed values
+_COUNTED_RESULT_COLUMNS = ("member_id", "measure_id", "measure_version", "submeasure", "period",
+                           "numerator_value", "denominator_value", "expected_value")
+
+
+class _Coded:
+    """The member attributes as small integer codes, for counting: ``frame`` holds member_id, ``_state``
+    and one UInt32 column per stratifier (``_0``, ``_1``, ... in the order of ``names``; an
+    intersection's code numbers its distinct ``A | B`` labels); ``labels[col]`` decodes a code
+    (code i -> label i, labels sorted). ``missing[col]`` is the code of a member absent from the
+    attributes (Unknown everywhere, as ``fill_null(UNKNOWN)`` on the labels gives).
+
+    Grouping on these codes makes the same groups as grouping on the labels (one code per distinct
+    label), with far less hashing; the row order, and so the order of every sum, is unchanged."""
+
+    def __init__(self, attributes: pl.DataFrame, names: tuple[str, ...]):
+        used = sorted({STRATIFIERS[part] for s in names for part in s.split(INTERSECTION_SEPARATOR)})
+        a = attributes.select("member_id", *(c for c in ("state", *used) if c != "member_id"))
+        # one extra row: the member without attributes (every label Unknown)
+        a = pl.concat([a, pl.DataFrame({c: [UNKNOWN] for c in ("state", *used)}, schema={c: a.schema[c] for c in ("state", *used)})],
+                      how="diagonal").with_columns(pl.col(c).fill_null(UNKNOWN) for c in ("state", *used))
+        self.names = names
+        self.cols = [f"_{i}" for i in range(len(names))]
+        labelled = a.select("member_id", _state=pl.col("state"), **{c: stratum_expr(n) for c, n in zip(self.cols, names)})
+        self.labels: dict[str, pl.Series] = {}
+        coded = {}
+        for c in ("_state", *self.cols):
+            # dense rank of the label: codes 1..k in label order, so labels[code - 1] decodes
+            self.labels[c] = labelled.get_column(c).unique().sort()
+            coded[c] = pl.col(c).rank("dense").cast(pl.UInt32) - 1
+        frame = labelled.select("member_id", **coded)
+        self.missing = frame.row(frame.height - 1, named=True)
+        self.frame = frame.slice(0, frame.height - 1)
+
+
 #: member-level result columns no count reads (dropped before the attributes are joined)
 _UNUSED_RESULT_COLUMNS = ("is_excluded", "exclusion_reason", "in_numerator", "evidence_date", "evidence_source")
 
 
 def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: tuple[str, ...]) -> pl.DataFrame:
-    """Denominator members with their attributes; sub-measure rows also rolled up into ``all``.
+    """Denominator members with their attribute labels; sub-measure rows also rolled up into ``all``
+    (the imputed counts' rows; the stratified counts use :func:`_coded_denominators`, the same rows).
 
     The member attributes win over result columns of the same name: a measure result's own ``payer``,
     ``line_of_business`` and ``dual_status`` (the payer on the measure's anchor date, duals under
@@ -217,13 +253,55 @@ def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: 
     return base.sort("measure_id", "submeasure", "member_id", "numerator_value", "denominator_value")
 
 
+def _coded_denominators(results: pl.DataFrame, coded: _Coded) -> pl.DataFrame:
+    """Denominator rows with their strata codes (:class:`_Coded`); sub-measure rows also rolled up into ``all``.
+
+    The member attributes win over result columns of the same name: a measure result's own ``payer``,
+    ``line_of_business`` and ``dual_status`` (the payer on the measure's anchor date, duals under
+    Medicare) are not the stratifiers of those names (the payer and dual rule of
+    docs/stratification.md, duals in their own stratum), and the equity plans lock their payer cells
+    to these strata: only the result columns that are counted travel."""
+    base = (
+        results.filter(pl.col("in_denominator")).select(c for c in _COUNTED_RESULT_COLUMNS if c in results.columns)
+        .join(coded.frame, on="member_id", how="left")
+        .with_columns(pl.col(c).fill_null(coded.missing[c]) for c in ("_state", *coded.cols))
+    )
+    # age rows (e.g. CHL 16-20 and 21-24) also roll up into the measure's "all" row; measures whose
+    # rows are outcomes (SDOH positive by domain) carry their own "all" row already
+    has_all = base.filter(pl.col("submeasure") == "all")["measure_id"].unique().to_list()
+    base = pl.concat([base, base.filter((pl.col("submeasure") != "all") & ~pl.col("measure_id").is_in(has_all)).with_columns(submeasure=pl.lit("all"))])
+    # float addition is not associative and join output order varies run to run: fix the row order and
+    # keep it in the group_by so every run sums in the same order (byte-identical public outputs)
+    return base.sort("measure_id", "submeasure", "member_id", "numerator_value", "denominator_value")
+
+
+def _key_codes(base: pl.DataFrame, keys: list[str], name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``base`` with a UInt32 column ``name`` numbering the distinct values of ``keys``, and the table
+    of those values (``name`` -> keys)."""
+    table = base.select(keys).unique(maintain_order=True).with_row_index(name)
+    return base.join(table, on=keys, how="left", nulls_equal=True, maintain_order="left"), table
+
+
 def stratified_counts(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers=DEFAULT_STRATIFIERS,
                       intersections=()) -> pl.DataFrame:
     """Unsuppressed denominator and numerator per measure x unit x stratifier x stratum.
 
     ``intersections`` are pairs of stratifier names; each adds the stratifier ``"a x b"``."""
-    stratifiers = all_stratifiers(stratifiers, intersections)
-    return _counts(_denominators(results, attributes, stratifiers), stratifiers)
+    coded = _Coded(attributes, all_stratifiers(stratifiers, intersections))
+    return _counts(_coded_denominators(results, coded), coded)
+
+
+def _measure_slices(results: pl.DataFrame) -> list[pl.DataFrame]:
+    """The rows of each measure, in measure-id order: zero-copy slices when each measure's rows are
+    contiguous (as ``denominator_results`` reads them), otherwise filters."""
+    ids = results.get_column("measure_id")
+    runs = ids.rle().struct.unnest()   # columns len, value
+    measures = sorted(ids.unique().to_list())
+    if runs.height == len(measures):
+        starts = runs.get_column("len").cum_sum() - runs.get_column("len")
+        where = {v: (int(s), int(n)) for v, s, n in zip(runs.get_column("value"), starts, runs.get_column("len"))}
+        return [results.slice(*where[m]) for m in measures]
+    return [results.filter(pl.col("measure_id") == m) for m in measures]
 
 
 def counts_and_identities(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers=DEFAULT_STRATIFIERS,
@@ -235,51 +313,72 @@ def counts_and_identities(results: pl.DataFrame, attributes: pl.DataFrame, strat
     tables are the concatenations, in measure order, of the per-measure ones, with the identity
     numbers of each measure following those of the measures before it; the rows of a cell are summed
     in the same order as from all measures at once."""
-    names = all_stratifiers(stratifiers, intersections)
-    measures = sorted(results.get_column("measure_id").drop_nulls().unique().to_list())
-    if not measures or results.get_column("measure_id").null_count():
-        base = _denominators(results, attributes, names)
-        return _counts(base, names), _identities(base, names)
+    coded = _Coded(attributes, all_stratifiers(stratifiers, intersections))
+    if results.height == 0 or results.get_column("measure_id").null_count():
+        base = _coded_denominators(results, coded)
+        return _counts(base, coded), _identities(base, coded)
     counts, identities, offset = [], [], 0
-    for measure in measures:
-        base = _denominators(results.filter(pl.col("measure_id") == measure), attributes, names)
-        counts.append(_counts(base, names))
-        found = _identities(base, names)
+    for part in _measure_slices(results):
+        base = _coded_denominators(part, coded)
+        counts.append(_counts(base, coded))
+        found = _identities(base, coded)
         identities.append(found.with_columns(pl.col("identity") + pl.lit(offset, dtype=pl.UInt32)))
         offset += found.get_column("identity").n_unique()
         del base
     return pl.concat(counts, how="diagonal").sort(KEY), pl.concat(identities).sort("identity", "role", "stratum")
 
 
-def _counts(base: pl.DataFrame, stratifiers: tuple[str, ...]) -> pl.DataFrame:
+def _counts(base: pl.DataFrame, coded: _Coded) -> pl.DataFrame:
     # readmission measures (PCR) carry expected readmissions: O/E of a stratum = numerator / expected
     # (measures.readmission.observed_expected); null for measures without a risk model
     expected = ({"expected": pl.when(pl.col("expected_value").is_not_null().any()).then(pl.col("expected_value").sum())}
                 if "expected_value" in base.columns else {})
-    parts = []
-    units = [(pl.lit("population"), pl.lit("all")), (pl.lit("state"), pl.col("state"))]
     # key columns with one value in these rows (one measure at a time: its id, version and period)
     # are not hashed per row: the same groups, in the same order, with the value put back
     constant = {c: base.get_column(c)[0] for c in ("measure_id", "measure_version", "period")
                 if base.height and base.get_column(c).n_unique() == 1 and base.get_column(c).null_count() == 0}
     keys = [c for c in ("measure_id", "measure_version", "submeasure", "period") if c not in constant]
-    for unit_level, unit_id in units:
-        for stratifier in ("overall", *stratifiers):
-            stratum = pl.lit("all") if stratifier == "overall" else stratum_expr(stratifier)
-            parts.append(
-                base.group_by(*keys, unit_level.alias("unit_level"), unit_id.alias("unit_id"), stratum.alias("stratum"),
-                              maintain_order=True)
-                .agg(
-                    members=pl.len().cast(pl.Float64),
-                    denominator=pl.col("denominator_value").sum(),
-                    numerator=pl.col("numerator_value").sum(),
-                    sum_num_sq=(pl.col("numerator_value") ** 2).sum(),
-                    sum_num_den=(pl.col("numerator_value") * pl.col("denominator_value")).sum(),
-                    sum_den_sq=(pl.col("denominator_value") ** 2).sum(),
-                    **expected,
+    base, key_table = _key_codes(base, keys, "_mk")
+    states = coded.labels["_state"]
+    n_units = states.len() + 1   # the state codes, then the population unit
+    sums = dict(
+        members=pl.len().cast(pl.Float64),
+        denominator=pl.col("denominator_value").sum(),
+        numerator=pl.col("numerator_value").sum(),
+        sum_num_sq=(pl.col("numerator_value") ** 2).sum(),
+        sum_num_den=(pl.col("numerator_value") * pl.col("denominator_value")).sum(),
+        sum_den_sq=(pl.col("denominator_value") ** 2).sum(),
+        **expected,
+    )
+    parts = []
+    for unit_level in ("population", "state"):
+        unit = pl.lit(n_units - 1, dtype=pl.UInt64) if unit_level == "population" else pl.col("_state").cast(pl.UInt64)
+        for stratifier, col in zip(("overall", *coded.names), (None, *coded.cols)):
+            labels = pl.Series(["all"]) if col is None else coded.labels[col]
+            n = labels.len()
+            if col is None and unit_level == "population":
+                # the measure key's whole-population row: grouped on the key columns as they are, as
+                # before (polars sums a group of every row differently by key type: the same bits as before)
+                parts.append(
+                    base.group_by(*keys, pl.lit(unit_level).alias("unit_level"), pl.lit("all").alias("unit_id"), pl.lit("all").alias("stratum"),
+                                  maintain_order=True).agg(**sums)
+                    .with_columns(stratifier=pl.lit(stratifier), **{c: pl.lit(v, dtype=base.schema[c]) for c, v in constant.items()})
                 )
-                .with_columns(stratifier=pl.lit(stratifier), **{c: pl.lit(v, dtype=base.schema[c]) for c, v in constant.items()})
-            )
+                continue
+            stratum = pl.lit(0, dtype=pl.UInt64) if col is None else pl.col(col).cast(pl.UInt64)
+            # one integer key per measure key x unit x stratum: the groups of the labels, hashed cheaply
+            g = base.group_by(((pl.col("_mk").cast(pl.UInt64) * n_units + unit) * n + stratum).alias("_key"), maintain_order=True).agg(**sums)
+            key = g.get_column("_key")
+            unit_codes = (key // n) % n_units
+            g = g.with_columns(
+                _mk=(key // (n * n_units)).cast(pl.UInt32),
+                unit_level=pl.lit(unit_level),
+                unit_id=pl.lit("all") if unit_level == "population" else states.gather(unit_codes),
+                stratum=labels.gather(key % n),
+                stratifier=pl.lit(stratifier),
+                **{c: pl.lit(v, dtype=base.schema[c]) for c, v in constant.items()},
+            ).join(key_table, on="_mk", how="left", maintain_order="left")
+            parts.append(g)
     return pl.concat(parts, how="diagonal").select(*KEY, *SUMS, *expected).sort(KEY)
 
 
@@ -302,54 +401,65 @@ def strata_identities(results: pl.DataFrame, attributes: pl.DataFrame, stratifie
 
     Columns: IDENTITY_KEY, ``identity`` (id within the key), ``role`` (cell | total), stratifier, stratum.
     """
-    names = all_stratifiers(stratifiers, intersections)
-    return _identities(_denominators(results, attributes, names), names)
+    coded = _Coded(attributes, all_stratifiers(stratifiers, intersections))
+    return _identities(_coded_denominators(results, coded), coded)
 
 
-def _identities(base: pl.DataFrame, names: tuple[str, ...]) -> pl.DataFrame:
-    labels = base.select("measure_id", "submeasure", "period", "state", *[stratum_expr(n).alias(n) for n in names])
-    # strata as small integers, members with identical labels collapsed: the group_bys below are cheap
-    codes = [f"_{i}" for i in range(len(names))]
-    # any one-to-one code will do (the found identities are decoded and sorted by label); a
-    # categorical's physical code costs a hash per row, a dense rank a sort
-    labels = labels.with_columns(pl.col(n).cast(pl.Categorical).to_physical().cast(pl.UInt32).alias(c) for n, c in zip(names, codes))
-    decode = {c: dict(labels.select(c, n).unique().iter_rows()) for n, c in zip(names, codes)}
-    measure = ["measure_id", "submeasure", "period"]
-    framed = pl.concat([
-        labels.select(*measure, *codes, unit_level=pl.lit("population"), unit_id=pl.lit("all")),
-        labels.select(*measure, *codes, unit_level=pl.lit("state"), unit_id=pl.col("state")),
-    ]).group_by(*IDENTITY_KEY, *codes).agg(n=pl.len())
-    framed = framed.with_columns(_k=pl.concat_str(IDENTITY_KEY, separator="\x1f").rank("dense").cast(pl.UInt32))
-    keys = framed.select("_k", *IDENTITY_KEY).unique()
-    totals = {c: framed.group_by("_k", c).agg(total=pl.col("n").sum()) for c in codes}
-    parts = []
-    for inner, inner_name in zip(codes, names):
-        others = [c for c in codes if c != inner]
-        # per stratum s of the inner stratifier: its members, and whether they all share one outer stratum
-        per_s = framed.group_by("_k", inner).agg(
-            pl.col("n").sum(), *[pl.col(c).n_unique().alias(f"u{c}") for c in others], *[pl.col(c).first().alias(f"f{c}") for c in others]
-        )
-        for outer, outer_name in zip(codes, names):
-            if outer == inner:
-                continue
-            exact = (
-                per_s.filter(pl.col(f"u{outer}") == 1)
-                .group_by("_k", pl.col(f"f{outer}").alias(outer)).agg(covered=pl.col("n").sum(), cells=pl.col(inner).sort())
-                .join(totals[outer], on=["_k", outer])
-                .filter(pl.col("covered") == pl.col("total"))
-            )
-            if exact.height:
-                parts.append(exact.select(
-                    "_k", t=pl.col(outer).replace_strict(decode[outer], return_dtype=pl.String),
-                    cells=pl.col("cells").list.eval(pl.element().replace_strict(decode[inner], return_dtype=pl.String)),
-                    inner=pl.lit(inner_name), outer=pl.lit(outer_name),
-                ))
+def _identities(base: pl.DataFrame, coded: _Coded) -> pl.DataFrame:
     schema = {**{k: pl.String for k in IDENTITY_KEY}, "identity": pl.UInt32, "role": pl.String, "stratifier": pl.String, "stratum": pl.String}
-    if not parts:
+    codes = coded.cols
+    base, keys = _key_codes(base, ["measure_id", "submeasure", "period"], "_ik")
+    n_units = coded.labels["_state"].len() + 1   # the state codes, then the population unit
+    # members with identical strata collapsed, per measure key x unit (_k): the group_bys below are cheap
+    by_state = base.group_by("_ik", "_state", *codes).agg(n=pl.len())
+    framed = pl.concat([
+        by_state.group_by("_ik", *codes).agg(pl.col("n").sum()).select((pl.col("_ik").cast(pl.UInt64) * n_units + (n_units - 1)).alias("_k"), *codes, "n"),
+        by_state.select((pl.col("_ik").cast(pl.UInt64) * n_units + pl.col("_state")).alias("_k"), *codes, "n"),
+    ])
+    totals = pl.concat([framed.group_by("_k", c).agg(total=pl.col("n").sum()).select("_k", _outer=pl.lit(j, dtype=pl.UInt32), _t=c, total="total")
+                        for j, c in enumerate(codes)])
+    candidates = []
+    for i, inner in enumerate(codes):
+        others = [(j, c) for j, c in enumerate(codes) if j != i]
+        # per stratum s of the inner stratifier: its members, and whether they all share one outer
+        # stratum (min == max: the codes have no nulls)
+        per_s = framed.group_by("_k", inner).agg(
+            pl.col("n").sum(), *[pl.col(c).min().alias(f"lo{c}") for _, c in others], *[pl.col(c).max().alias(f"hi{c}") for _, c in others]
+        )
+        candidates.extend(
+            per_s.filter(pl.col(f"lo{c}") == pl.col(f"hi{c}"))
+            .select("_k", "n", _inner=pl.lit(i, dtype=pl.UInt32), _outer=pl.lit(j, dtype=pl.UInt32), _t=f"lo{c}", _s=inner)
+            for j, c in others
+        )
+    if not candidates:
         return pl.DataFrame(schema=schema)
-    found = pl.concat(parts).join(keys, on="_k").sort(*IDENTITY_KEY, "outer", "t", "inner").with_row_index("identity")
+    # t is the sum of the strata s when the s lying wholly in t cover all of t's members
+    exact = (
+        pl.concat(candidates).group_by("_k", "_outer", "_t", "_inner").agg(covered=pl.col("n").sum(), cells=pl.col("_s"))
+        .join(totals, on=["_k", "_outer", "_t"]).filter(pl.col("covered") == pl.col("total"))
+    )
+    if exact.height == 0:
+        return pl.DataFrame(schema=schema)
+    names = pl.Series(coded.names)
+    label_table = pl.concat([pl.DataFrame({"_col": pl.Series([j] * coded.labels[c].len(), dtype=pl.UInt32),
+                                           "_code": pl.arange(0, coded.labels[c].len(), dtype=pl.UInt32, eager=True),
+                                           "label": coded.labels[c]}) for j, c in enumerate(codes)])
+    unit = exact.get_column("_k") % n_units
+    found = (
+        exact.with_columns(
+            _ik=(pl.col("_k") // n_units).cast(pl.UInt32),
+            unit_level=pl.when(unit == n_units - 1).then(pl.lit("population")).otherwise(pl.lit("state")),
+            unit_id=pl.when(unit == n_units - 1).then(pl.lit("all")).otherwise(coded.labels["_state"].gather(unit.clip(upper_bound=n_units - 2))),
+            outer=names.gather(exact.get_column("_outer")), inner=names.gather(exact.get_column("_inner")),
+        )
+        .join(keys, on="_ik", how="left")
+        .join(label_table.rename({"_col": "_outer", "_code": "_t", "label": "t"}), on=["_outer", "_t"], how="left")
+        .sort(*IDENTITY_KEY, "outer", "t", "inner").with_row_index("identity")
+    )
     totals = found.select(*IDENTITY_KEY, "identity", role=pl.lit("total"), stratifier="outer", stratum="t")
-    cells = found.explode("cells").select(*IDENTITY_KEY, "identity", role=pl.lit("cell"), stratifier="inner", stratum="cells")
+    cells = (found.select(*IDENTITY_KEY, "identity", "_inner", "inner", "cells").explode("cells")
+             .join(label_table.rename({"_col": "_inner", "_code": "cells"}), on=["_inner", "cells"], how="left")
+             .select(*IDENTITY_KEY, "identity", role=pl.lit("cell"), stratifier="inner", stratum="label"))
     return pl.concat([totals, cells]).select(schema.keys()).cast(schema).sort("identity", "role", "stratum")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 import numpy as np
 import polars as pl
@@ -31,7 +32,14 @@ def check_alpha(alpha: float) -> float:
 
 def z_value(alpha: float) -> float:
     """Two-sided standard normal critical value, e.g. 1.959964 for alpha=0.05."""
-    return float(norm.ppf(1.0 - check_alpha(alpha) / 2.0))
+    return _z_value(check_alpha(alpha))
+
+
+@lru_cache(maxsize=64)
+def _z_value(alpha: float) -> float:
+    # cached: scipy's distribution methods cost about 0.1 ms a call (argument checks), and the
+    # disparity summaries ask for the same few levels thousands of times
+    return float(norm.ppf(1.0 - alpha / 2.0))
 
 
 def scalar_or_array(template: np.ndarray, values: np.ndarray) -> np.ndarray | float:

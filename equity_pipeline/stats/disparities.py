@@ -5,6 +5,10 @@ For proportions (screening, control, readmission ...) the interval and test come
 Nurminen 1985; Newcombe 1998); for event rates per person-time from ``confint_poisson_2indep`` /
 ``test_poisson_2indep`` (score method; Gu, Ng, Tang & Schucany 2008). Multiple comparisons are
 adjusted with ``statsmodels.stats.multitest.multipletests`` (Holm 1979; Benjamini & Hochberg 1995).
+The Newcombe and score-ratio intervals, the score tests and the score interval for a rate difference
+repeat statsmodels' arithmetic here without its per-call overhead (most of the disparities step's
+time, pair by pair): the same numbers bit for bit, compared with statsmodels in
+``tests/stats/test_statsmodels_copies.py`` and ``test_score_diff_confint.py``.
 
 References: Ahn J, Harper S, Yu M, Feuer EJ, Liu B, Luta G. Variance estimation and confidence
 intervals for 11 commonly used health disparity measures. JCO Clin Cancer Inform 2018;2:1-19.
@@ -14,17 +18,13 @@ Keppel K et al. Methodological issues in measuring health disparities. Vital Hea
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
 import polars as pl
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.proportion import (
-    confint_proportions_2indep,
-    proportion_confint,
-    test_proportions_2indep,
-)
-from statsmodels.stats.rates import test_poisson_2indep
+from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
 from equity_pipeline.stats._common import check_alpha
 
@@ -88,9 +88,50 @@ def _score_p_value(test, x1: float, n1: float, x0: float, n0: float) -> float:
     """Score-test p-value for no difference; 1.0 when both groups sit at the same boundary (0% or 100%).
 
     The score test for a zero difference and for a unit ratio is the same test, so both metrics share it.
+    ``test`` is :func:`_proportion_score_test_p` or :func:`_poisson_score_test_p` (statsmodels' score
+    tests, the same p-values without its per-call overhead).
     """
-    p_value = float(test(x1, n1, x0, n0, method="score", compare="diff").pvalue)
+    p_value = float(test(x1, n1, x0, n0))
     return 1.0 if math.isnan(p_value) and x1 / n1 == x0 / n0 else p_value
+
+
+def _two_sided_normal_p(zstat):
+    """statsmodels' two-sided normal p-value ``stats.norm.sf(np.abs(zstat)) * 2``: scipy's ``norm.sf(x)``
+    is ``special.ndtr(-x)`` (NaN stays NaN, +inf gives 0), without its per-call argument checks."""
+    from scipy import special
+
+    return special.ndtr(-np.abs(zstat)) * 2
+
+
+def _proportion_score_test_p(count1, nobs1, count2, nobs2):
+    """p-value of statsmodels' ``test_proportions_2indep(..., method="score", compare="diff")`` (no
+    difference; Miettinen-Nurminen variance with its small-sample correction): the same operations on
+    the same numpy types, so the same p-value bit for bit (version-pinned: statsmodels 0.15;
+    ``tests/stats/test_statsmodels_copies.py`` compares them)."""
+    count1, nobs1, count2, nobs2 = np.asarray(count1), np.asarray(nobs1), np.asarray(count2), np.asarray(nobs2)
+    nobs = nobs1 + nobs2
+    count = count1 + count2
+    p1 = count1 / nobs1
+    p0 = count2 / nobs2
+    prop0 = prop1 = count / nobs
+    var = prop1 * (1 - prop1) / nobs1 + prop0 * (1 - prop0) / nobs2
+    var *= nobs / (nobs - 1)
+    diff_stat = p1 - p0 - 0
+    return _two_sided_normal_p(diff_stat / np.sqrt(var))
+
+
+def _poisson_score_test_p(count1, exposure1, count2, exposure2):
+    """p-value of statsmodels' ``test_poisson_2indep(..., method="score", compare="diff")`` (no
+    difference): the same operations, so the same p-value bit for bit (version-pinned: statsmodels 0.15)."""
+    y1, n1, y2, n2 = np.asarray(count1), np.asarray(exposure1), np.asarray(count2), np.asarray(exposure2)
+    rate1, rate2 = y1 / n1, y2 / n2
+    value = 0
+    rate_pooled = (y1 + y2) / (n1 + n2)
+    dt = rate_pooled - value
+    r2_cmle = 0.5 * (dt + np.sqrt(dt**2 + 4 * value * y2 / (n1 + n2)))
+    r1_cmle = r2_cmle + value
+    stat = (rate1 - rate2 - value) / np.sqrt(r1_cmle / n1 + r2_cmle / n2)
+    return _two_sided_normal_p(stat / 1)
 
 
 def _proportion_interval(x1: float, n1: float, x0: float, n0: float, compare: str,
@@ -102,10 +143,10 @@ def _proportion_interval(x1: float, n1: float, x0: float, n0: float, compare: st
     the method column says so.
     """
     if compare == "diff":
-        lower, upper = confint_proportions_2indep(x1, n1, x0, n0, method="newcomb", compare="diff", alpha=alpha)
+        lower, upper = _newcombe_diff_confint(x1, n1, x0, n0, alpha)
         return float(lower), float(upper), "newcomb"
     try:
-        lower, upper = confint_proportions_2indep(x1, n1, x0, n0, method="score", compare="ratio", alpha=alpha)
+        lower, upper = _koopman_ratio_confint(x1, n1, x0, n0, alpha)
         ratio = x1 / n1 / (x0 / n0) if x0 > 0 else math.inf
         if not np.iscomplexobj(np.array([lower, upper])) and np.isfinite(lower) and lower <= ratio <= upper:
             return float(lower), float(upper), "score"
@@ -116,6 +157,64 @@ def _proportion_interval(x1: float, n1: float, x0: float, n0: float, compare: st
     lower = 0.0 if x1 == 0 else float(lower)
     upper = math.inf if x0 == 0 and x1 > 0 else float(upper)
     return lower, upper, "log-adjusted"
+
+
+@lru_cache(maxsize=32)
+def _norm_isf(q: float):
+    """``scipy.stats.norm.isf(q)`` (a numpy float64), cached: the distribution method's argument
+    checks cost more than the intervals that need it."""
+    from scipy import stats
+
+    return stats.norm.isf(q)
+
+
+def _wilson_confint(count, nobs, alpha: float) -> tuple[float, float]:
+    """statsmodels' ``proportion_confint(count, nobs, alpha, method="wilson")`` for scalar counts, the
+    same operations on the same numpy types (version-pinned: statsmodels 0.15), so the same limits
+    bit for bit (``tests/stats/test_statsmodels_copies.py`` compares them)."""
+    count_a, nobs_a = np.asarray(count, dtype=np.double), np.asarray(nobs, dtype=np.double)
+    q_ = count_a / nobs_a
+    crit = _norm_isf(alpha / 2.0)
+    crit2 = crit**2
+    denom = 1 + crit2 / nobs_a
+    center = (q_ + crit2 / (2 * nobs_a)) / denom
+    dist = crit * np.sqrt(q_ * (1.0 - q_) / nobs_a + crit2 / (4.0 * nobs_a**2))
+    dist /= denom
+    return float(np.clip(center - dist, 0, 1)), float(np.clip(center + dist, 0, 1))
+
+
+def _newcombe_diff_confint(count1, nobs1, count2, nobs2, alpha: float):
+    """statsmodels' ``confint_proportions_2indep(..., method="newcomb", compare="diff", alpha)``
+    (Newcombe's hybrid score interval from two Wilson intervals) without its per-call overhead:
+    the same arithmetic, so the same limits bit for bit (version-pinned: statsmodels 0.15)."""
+    p1 = count1 / nobs1
+    p2 = count2 / nobs2
+    diff = p1 - p2
+    low1, upp1 = _wilson_confint(count1, nobs1, alpha)
+    low2, upp2 = _wilson_confint(count2, nobs2, alpha)
+    d_low = np.sqrt((p1 - low1) ** 2 + (upp2 - p2) ** 2)
+    d_upp = np.sqrt((p2 - low2) ** 2 + (upp1 - p1) ** 2)
+    return diff - d_low, diff + d_upp
+
+
+def _koopman_ratio_confint(count1, nobs1, count2, nobs2, alpha: float):
+    """statsmodels' ``confint_proportions_2indep(..., method="score", compare="ratio", alpha)`` (the
+    Koopman / Miettinen-Nurminen score interval, ``_confint_riskratio_koopman`` with its small-sample
+    correction): the same arithmetic with the normal quantile cached, so the same limits bit for bit
+    (version-pinned: statsmodels 0.15)."""
+    x0, x1, n0, n1 = count2, count1, nobs2, nobs1
+    x = x0 + x1
+    n = n0 + n1
+    z = _norm_isf(alpha / 2) ** 2
+    z *= n / (n - 1)
+    a1 = n0 * (n0 * n * x1 + n1 * (n0 + x1) * z)
+    a2 = -n0 * (n0 * n1 * x + 2 * n * x0 * x1 + n1 * (n0 + x0 + 2 * x1) * z)
+    a3 = 2 * n0 * n1 * x0 * x + n * x0 * x0 * x1 + n0 * n1 * x * z
+    a4 = -n1 * x0 * x0 * x
+    p_roots_ = np.sort(np.roots([a1, a2, a3, a4]))
+    p_roots = p_roots_[:2][::-1]
+    ci = (1 - (n1 - x1) * (1 - p_roots) / (x0 + n1 - n * p_roots)) / p_roots
+    return ci[0], ci[1]
 
 
 def _rate_interval(x1: float, t1: float, x0: float, t0: float, compare: str,
@@ -187,12 +286,12 @@ def _compare_counts(x1: float, n1: float, x0: float, n0: float, metric: Metric, 
     p1, p0 = x1 / n1, x0 / n0
     if outcome == "proportion":
         lower, upper, ci_method = _proportion_interval(x1, n1, x0, n0, compare, alpha)
-        p_value = _score_p_value(test_proportions_2indep, x1, n1, x0, n0)
+        p_value = _score_p_value(_proportion_score_test_p, x1, n1, x0, n0)
         diff_var = p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0
         log_ratio_var = (1 - p1) / x1 + (1 - p0) / x0 if x1 > 0 and x0 > 0 else math.nan
     else:
         lower, upper, ci_method = _rate_interval(x1, n1, x0, n0, compare, alpha)
-        p_value = _score_p_value(test_poisson_2indep, x1, n1, x0, n0)
+        p_value = _score_p_value(_poisson_score_test_p, x1, n1, x0, n0)
         diff_var = x1 / n1 ** 2 + x0 / n0 ** 2
         log_ratio_var = 1 / x1 + 1 / x0 if x1 > 0 and x0 > 0 else math.nan
     if metric == "rate_difference":
@@ -246,6 +345,25 @@ def pairwise_vs_reference(summary: pl.DataFrame, *, metric: Metric, reference: R
     groups = summary[group_col].cast(pl.String).to_list()
     num = summary[numerator_col].cast(pl.Float64).to_numpy()
     den = summary[denominator_col].cast(pl.Float64).to_numpy()
+    rows = compare_groups(groups, num, den, ref, metric, outcome, alpha)
+    p_values = np.array([r[7] for r in rows])
+    # one comparison needs no adjustment (all methods return it unchanged), and multipletests is slow
+    needs_adjustment = adjust != "none" and p_values.size > 1
+    p_adjusted = multipletests(p_values, alpha=alpha, method=adjust)[1] if needs_adjustment else p_values
+    return pl.DataFrame(
+        [(*r[:8], float(p), f"{outcome}: {r[8]} interval, score test, {adjust} adjustment")
+         for r, p in zip(rows, p_adjusted, strict=True)],
+        schema=RESULT_SCHEMA, orient="row",
+    )
+
+
+def compare_groups(groups: list[str], num: np.ndarray, den: np.ndarray, ref: str, metric: Metric, outcome: Outcome,
+                   alpha: float) -> list[tuple]:
+    """The unadjusted comparisons of :func:`pairwise_vs_reference` once its reference ``ref`` (a group
+    or ``OVERALL``) is known: ``(group, ref, metric, estimate, se, lower, upper, p, ci method)`` per
+    group other than the reference, in order. ``num`` and ``den`` are float64 arrays (checked by
+    the caller: one name per group, numerators >= 0, denominators > 0). For callers that compare
+    many small tables (the disparity tables): no frame is built or validated per table."""
     rows = []
     for i, group in enumerate(groups):
         if group == ref:
@@ -258,15 +376,7 @@ def pairwise_vs_reference(summary: pl.DataFrame, *, metric: Metric, reference: R
             j = groups.index(ref)
             values = _compare(num[i], den[i], num[j], den[j], metric, outcome, alpha)
         rows.append((group, ref, metric, *values))
-    p_values = np.array([r[7] for r in rows])
-    # one comparison needs no adjustment (all methods return it unchanged), and multipletests is slow
-    needs_adjustment = adjust != "none" and p_values.size > 1
-    p_adjusted = multipletests(p_values, alpha=alpha, method=adjust)[1] if needs_adjustment else p_values
-    return pl.DataFrame(
-        [(*r[:8], float(p), f"{outcome}: {r[8]} interval, score test, {adjust} adjustment")
-         for r, p in zip(rows, p_adjusted, strict=True)],
-        schema=RESULT_SCHEMA, orient="row",
-    )
+    return rows
 
 
 def rate_difference(summary: pl.DataFrame, **options) -> pl.DataFrame:

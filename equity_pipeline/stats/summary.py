@@ -139,6 +139,25 @@ def _truncated_draws(est: np.ndarray, se: np.ndarray, scale: float | None, simul
     return np.clip(draws, 0.0, upper)
 
 
+_DRAWS: dict[tuple, np.ndarray] = {}
+
+
+def _shared_draws(est: np.ndarray, se: np.ndarray, scale: float | None, simulations: int, seed: int) -> np.ndarray:
+    """:func:`_truncated_draws`, kept for the last few inputs: every simulated measure of one table of
+    groups draws from the same estimates, SEs and seed, so the same draws (read-only: no measure may
+    change them for the next)."""
+    est, se = np.asarray(est, dtype=np.float64), np.asarray(se, dtype=np.float64)
+    key = (est.shape, est.tobytes(), se.tobytes(), scale, simulations, seed)
+    draws = _DRAWS.get(key)
+    if draws is None:
+        draws = _truncated_draws(est, se, scale, simulations, seed)
+        draws.setflags(write=False)
+        if len(_DRAWS) >= 4:
+            _DRAWS.pop(next(iter(_DRAWS)))
+        _DRAWS[key] = draws
+    return draws
+
+
 def _simulated(measure: str, stat: Callable[[np.ndarray], np.ndarray], est: np.ndarray,
                se: np.ndarray | None, scale: float | None, alpha: float, simulations: int,
                seed: int) -> SummaryResult:
@@ -147,7 +166,7 @@ def _simulated(measure: str, stat: Callable[[np.ndarray], np.ndarray], est: np.n
     estimate = float(stat(est))
     if se is None:
         return SummaryResult(measure, estimate, method="no interval: standard errors missing")
-    values = stat(_truncated_draws(est, se, scale, simulations, seed))
+    values = stat(_shared_draws(est, se, scale, simulations, seed))
     lower, upper = np.nanquantile(values, [alpha / 2.0, 1.0 - alpha / 2.0])
     return SummaryResult(measure, estimate, math.nan, float(lower), float(upper),
                          f"Monte Carlo percentile interval, {simulations} draws")
