@@ -31,8 +31,10 @@ sub-measure, on age band, male sex and clinical risk: the member's comorbidity c
 comorbidity groups of the PCR risk model diagnosed in the year before the period end, capped,
 linear; 0 without diagnoses; :func:`equity_pipeline.measures.readmission.member_comorbidities`):
 
-* proportions: logistic regression fitted by :func:`equity_pipeline.measures.readmission.fit_expected`
-  (the PCR risk model's code; intercept-only fallback with fewer than 10 events or non-events);
+* proportions: logistic regression fitted by :func:`equity_pipeline.measures.readmission.fit_expected_cells`
+  (the PCR risk model's design and fallbacks, fitted on the distinct covariate patterns with frequency
+  weights: the per-member-row fit to the last bits; intercept-only fallback with fewer than 10 events
+  or non-events);
 * readmissions (PCR): the measure's own risk model (age band, sex, comorbidities) already in the results;
 * event rates: Poisson regression with log member-months as offset.
 
@@ -138,10 +140,41 @@ def standard_weights(standard: str, bands: tuple[int, ...], min_age: int, max_ag
     return {label: out[label] for label in labels if out.get(label, 0.0) > 0}
 
 
-def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: tuple[str, ...], bands: tuple[int, ...]) -> pl.DataFrame:
-    from equity_pipeline.stratify import _denominators as base_rows, stratum_expr
+#: the member-level result columns the standardised rates read
+_RESULT_COLUMNS = ("member_id", "measure_id", "measure_version", "submeasure", "period", "age", "numerator_value",
+                   "denominator_value", "expected_value")
 
-    base = base_rows(results, attributes, tuple(stratifiers) + ("sex",))
+
+def attribute_columns(stratifiers: tuple[str, ...]) -> list[str]:
+    """The member-attribute columns the standardised rates read: member_id, state, sex and the stratifiers'."""
+    from equity_pipeline.stratify import INTERSECTION_SEPARATOR, STRATIFIERS
+
+    used = sorted({STRATIFIERS[part] for s in (*stratifiers, "sex") for part in s.split(INTERSECTION_SEPARATOR)})
+    return ["member_id", "state", *used]
+
+
+def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: tuple[str, ...], bands: tuple[int, ...]) -> pl.DataFrame:
+    """Denominator rows with the attributes read (state, sex, the stratifiers'; the attributes win over
+    result columns of the same name, missing ones are Unknown), sub-measure rows also rolled up into
+    ``all`` (as the stratified counts), in a fixed order (member within measure and sub-measure: float
+    sums are then the same every run), with the age band, sex and strata columns. Only the columns
+    read travel (memory: one row per member x measure)."""
+    from equity_pipeline.standards.race_ethnicity import UNKNOWN
+    from equity_pipeline.stratify import stratum_expr
+
+    wanted = attribute_columns(stratifiers)
+    used = wanted[2:]
+    attributes = attributes.select(c for c in attributes.columns if c in wanted or c == "_comorbidities")
+    base = (
+        results.filter(pl.col("in_denominator"))
+        .select(c for c in _RESULT_COLUMNS if c in results.columns and (c == "member_id" or c not in attributes.columns))
+        .join(attributes, on="member_id", how="left")
+        .with_columns(pl.col(c).fill_null(UNKNOWN) for c in ("state", *used))
+    )
+    has_all = base.filter(pl.col("submeasure") == "all")["measure_id"].unique().to_list()
+    base = pl.concat([base, base.filter((pl.col("submeasure") != "all") & ~pl.col("measure_id").is_in(has_all))
+                      .with_columns(submeasure=pl.lit("all"))])
+    base = base.sort("measure_id", "submeasure", "member_id", "numerator_value", "denominator_value")
     return base.with_columns(_band=band_of(pl.col("age"), bands), _sex=pl.col("sex"),
                              **{f"_s_{s}": stratum_expr(s) for s in stratifiers})
 
@@ -151,14 +184,21 @@ def _units(frame: pl.DataFrame) -> list[tuple[pl.Expr, pl.Expr]]:
 
 
 def _by_stratum(frame: pl.DataFrame, stratifiers: tuple[str, ...], aggs: list[pl.Expr], extra: list[str]) -> pl.DataFrame:
-    """Aggregate member rows per measure x sub-measure x unit x stratifier (and ``overall``) x stratum (+ extra keys)."""
+    """Aggregate member rows per measure x sub-measure x unit x stratifier (and ``overall``) x stratum (+ extra keys).
+
+    Key columns with one value over the frame (one measure: id, version, period) are put back after
+    the group-bys instead of being hashed per row: the same groups in the same order, the same sums."""
+    keys = ["measure_id", "measure_version", "submeasure", "period"]
+    const = {c: frame[c][0] for c in keys if frame.height and frame[c].null_count() == 0 and bool((frame[c] == frame[c][0]).all())}
+    grouped = [c for c in keys if c not in const]
     parts = []
     for unit_level, unit_id in _units(frame):
         for s in ("overall", *stratifiers):
             stratum = pl.lit("all") if s == "overall" else pl.col(f"_s_{s}")
-            parts.append(frame.group_by("measure_id", "measure_version", "submeasure", "period", unit_level.alias("unit_level"),
-                                        unit_id.alias("unit_id"), stratum.alias("stratum"), *extra, maintain_order=True)
-                         .agg(aggs).with_columns(stratifier=pl.lit(s)))
+            part = (frame.group_by(*grouped, unit_level.alias("unit_level"), unit_id.alias("unit_id"), stratum.alias("stratum"), *extra,
+                                   maintain_order=True).agg(aggs).with_columns(stratifier=pl.lit(s)))
+            part = part.with_columns(pl.lit(v, dtype=frame.schema[c]).alias(c) for c, v in const.items())
+            parts.append(part.select(*keys, *[c for c in part.columns if c not in keys]))
     return pl.concat(parts)
 
 
@@ -207,20 +247,26 @@ def _risk_label(summary: dict[str, Any]) -> str:
 
 
 def _logistic(part: pl.DataFrame, bands: tuple[int, ...], comorbidity: bool, cap: int) -> tuple[np.ndarray, dict[str, Any]]:
-    from equity_pipeline.measures.readmission import fit_expected
+    """Fitted probability per member row of ``part`` (NaN without age) and the model summary: the
+    logistic model of :func:`equity_pipeline.measures.readmission.fit_expected_cells` fitted on the
+    distinct covariate patterns (age, sex, capped comorbidity count) with their counts, the same MLE
+    as a fit on every member row; each row gets its pattern's probability by a join."""
+    from equity_pipeline.measures.readmission import fit_expected_cells
 
-    frame = part.select(age=pl.col("age"), sex=pl.when(pl.col("_sex") == "Male").then(pl.lit("M")).otherwise(pl.lit("F")),
-                        readmitted=pl.col("numerator_value") > 0, comorbidities=pl.col("_comorbidities"))
-    ok = frame["age"].is_not_null()
-    p = np.full(part.height, np.nan)
+    frame = part.select(age=pl.col("age"), _male=(pl.col("_sex") == "Male").fill_null(False),
+                        _y=pl.col("numerator_value") > 0, comorbidities=pl.min_horizontal(pl.col("_comorbidities"), pl.lit(cap)))
+    pattern = ["age", "_male", "comorbidities"]
+    cells = (frame.filter(pl.col("age").is_not_null()).group_by(pattern).agg(n=pl.len(), events=pl.col("_y").sum())
+             .sort(pattern).with_columns(sex=pl.when(pl.col("_male")).then(pl.lit("M")).otherwise(pl.lit("F"))))
     # bands present only: the first present band is the model's reference (an absent first band
     # would leave the band indicators collinear with the constant)
-    ages = frame.filter(ok)["age"]
+    ages = cells["age"]
     present = [b for b, nxt in zip(bands, [*bands[1:], None]) if ((ages >= b) & ((ages < nxt) if nxt is not None else True)).any()]
-    fitted, summary = fit_expected(frame.filter(ok), {"age_bands": present, "sex": True, "comorbidities": comorbidity,
-                                                      "comorbidity_cap": cap, "min_events": 10})
-    p[ok.to_numpy()] = fitted
-    return p, summary
+    fitted, summary = fit_expected_cells(cells, {"age_bands": present, "sex": True, "comorbidities": comorbidity,
+                                                 "comorbidity_cap": cap, "min_events": 10})
+    lookup = cells.select(*pattern, _p=pl.Series(fitted, dtype=pl.Float64))
+    p = frame.select(pattern).join(lookup, on=pattern, how="left", maintain_order="left", nulls_equal=False)["_p"]
+    return p.fill_null(np.nan).to_numpy(), summary
 
 
 def expected_values(base: pl.DataFrame, kinds: dict[str, str], bands: tuple[int, ...],
@@ -239,7 +285,6 @@ def expected_values(base: pl.DataFrame, kinds: dict[str, str], bands: tuple[int,
     out, models = [], {}
     for (measure, submeasure), part in base.group_by("measure_id", "submeasure", maintain_order=True):
         kind = kinds.get(measure)
-        part = part.sort("member_id")
         if kind == "proportion":
             p, fit = _logistic(part, bands, use_com, cap)
             fallback = None
@@ -324,47 +369,51 @@ def standardized_rates(results: pl.DataFrame | pl.LazyFrame, attributes: pl.Data
     measures = sorted(ids.drop_nulls().to_list())
     if ids.null_count():
         measures = []   # rows without a measure id: all at once, as they are
+    if comorbidities is not None:   # joined to the member rows with the attributes (one join per measure)
+        attributes = attributes.select(c for c in attributes.columns if c in attribute_columns(stratifiers)).join(
+            comorbidities.select("member_id", _comorbidities=pl.col("comorbidities").cast(pl.Int64)), on="member_id", how="full",
+            coalesce=True)
     oe_parts, cell_parts, weights, models = [], [], {}, {}
     for measure in measures or [None]:
         rows = (lazy if measure is None else lazy.filter(pl.col("measure_id") == measure)).collect()
         base = _denominators(rows, attributes, stratifiers, age_bands)
         del rows
         if comorbidities is not None:
-            base = base.join(comorbidities.select("member_id", _comorbidities=pl.col("comorbidities").cast(pl.Int64)), on="member_id",
-                             how="left").with_columns(pl.col("_comorbidities").fill_null(0))
+            base = base.with_columns(pl.col("_comorbidities").fill_null(0))
         base, fitted = expected_values(base, kinds, age_bands, comorbidity_cap if comorbidities is not None else None)
         models.update(fitted)
-        # observed / expected per stratum
-        oe_parts.append(_own_strings(_by_stratum(base, stratifiers, [pl.col("numerator_value").sum().alias("_o"), pl.col("_expected").sum().alias("_e"),
-                                                        pl.col("_expected").is_not_null().any().alias("_has_e")], [])))
-        # DSR cells
-        in_cells = base.filter(pl.col("_band").is_not_null())
-        if standard == "run":
-            in_cells = in_cells.filter(pl.col("_sex").is_in(SEXES))
-            cell = pl.concat_str([pl.col("_band"), pl.col("_sex")], separator=" | ")
-        else:
-            cell = pl.col("_band")
-        in_cells = in_cells.with_columns(_cell=cell)
-        cells = _by_stratum(in_cells, stratifiers, [pl.col("numerator_value").sum().alias("count"),
-                                                    pl.col("denominator_value").sum().alias("population")], ["_cell"])
-        weights.update(_weights(in_cells, cells, standard, age_bands))
+        # one pass over the member rows per unit x stratifier: sums per stratum x age band (x sex for
+        # the run's own standard), then O/E per stratum from those sums (all rows: bands and sexes
+        # outside the DSR cells included) and the DSR cells (bands, and with the run standard Female
+        # and Male; labelled after the group-by: no per-row label strings)
+        parts = ["_band", "_sex"] if standard == "run" else ["_band"]
+        sums = _by_stratum(base, stratifiers, [pl.col("numerator_value").sum().alias("count"), pl.col("denominator_value").sum().alias("population"),
+                                               pl.col("_expected").sum().alias("_e"), pl.col("_expected").is_not_null().any().alias("_has_e")], parts)
+        oe_parts.append(_own_strings(sums.group_by(_KEY, maintain_order=True).agg(
+            _o=pl.col("count").sum(), _e=pl.col("_e").sum(), _has_e=pl.col("_has_e").any())))
+        in_cells = pl.col("_band").is_not_null() & (pl.col("_sex").is_in(SEXES) if standard == "run" else pl.lit(True))
+        cell = pl.concat_str(["_band", "_sex"], separator=" | ") if standard == "run" else pl.col("_band")
+        cells = sums.filter(in_cells).with_columns(_cell=cell).drop(*parts, "_e", "_has_e")
+        ages = None if standard == "run" else base.filter(in_cells).group_by("measure_id", "submeasure").agg(
+            lo=pl.col("age").min(), hi=pl.col("age").max())
+        weights.update(_weights(ages, cells, standard, age_bands))
         cell_parts.append(_own_strings(cells))
-        del base, in_cells
+        del base, sums
     oe, cells = pl.concat(oe_parts, how="diagonal_relaxed"), pl.concat(cell_parts, how="diagonal_relaxed")
     dsr = _dsr_rows(cells, weights, specs, method, alpha)
     table = _assemble(rates, dsr, oe, disparities, specs, stratifiers, standard, method, alpha, models)
     return table, {"standard": standard, "age_bands": list(age_bands), "method": method, "stratifiers": list(stratifiers), "models": models}
 
 
-def _weights(in_cells: pl.DataFrame, cells: pl.DataFrame, standard: str, bands: tuple[int, ...]) -> dict[tuple[str, str], dict[str, float]]:
-    """(measure, submeasure) -> {cell: standard weight}."""
+def _weights(ages: pl.DataFrame | None, cells: pl.DataFrame, standard: str, bands: tuple[int, ...]) -> dict[tuple[str, str], dict[str, float]]:
+    """(measure, submeasure) -> {cell: standard weight}; ``ages``: measure_id, submeasure, lo, hi (the
+    ages of the member rows in the cells; not read for the ``run`` standard)."""
     out: dict[tuple[str, str], dict[str, float]] = {}
     if standard == "run":
         pop = cells.filter((pl.col("unit_level") == "population") & (pl.col("stratifier") == "overall"))
         for (m, s), part in pop.group_by("measure_id", "submeasure"):
             out[(m, s)] = {c: float(p) for c, p in zip(part["_cell"], part["population"]) if p > 0}
         return out
-    ages = in_cells.group_by("measure_id", "submeasure").agg(lo=pl.col("age").min(), hi=pl.col("age").max())
     for m, s, lo, hi in ages.iter_rows():
         out[(m, s)] = standard_weights(standard, bands, int(lo), int(hi))
     return out

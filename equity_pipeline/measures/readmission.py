@@ -189,6 +189,77 @@ def fit_expected(stays: pl.DataFrame, model: dict[str, Any]) -> tuple[np.ndarray
     }
 
 
+def c_statistic_weighted(p: np.ndarray, y: np.ndarray, w: np.ndarray) -> float | None:
+    """:func:`c_statistic` of rows given with a count: ``w[i]`` rows of prediction ``p[i]`` and outcome
+    ``y[i]`` (0/1). The same Mann-Whitney figure, ties (equal predictions) counted half."""
+    pos_w, neg_w = np.where(y == 1, w, 0.0), np.where(y == 1, 0.0, w)
+    pos, neg = float(pos_w.sum()), float(neg_w.sum())
+    if pos == 0 or neg == 0:
+        return None
+    values, group = np.unique(p, return_inverse=True)
+    pos_g, neg_g = np.bincount(group, pos_w, len(values)), np.bincount(group, neg_w, len(values))
+    below = np.concatenate([[0.0], np.cumsum(neg_g)[:-1]])   # non-events with a lower prediction
+    return float((pos_g * (below + neg_g / 2)).sum() / (pos * neg))
+
+
+def fit_expected_cells(cells: pl.DataFrame, model: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+    """:func:`fit_expected` on rows given as covariate patterns: ``cells`` has ``age, sex,
+    comorbidities`` (what :func:`design_matrix` reads), ``n`` (rows with that pattern) and ``events``
+    (those with the outcome). Returns the predicted probability per cell and the same summary.
+
+    The logistic model is fitted on the distinct (pattern, outcome) rows with frequency weights: the
+    likelihood, the IRLS steps, the deviance that decides convergence and the perfect-prediction
+    check are those of the per-row fit, so the coefficients, standard errors and predictions equal
+    :func:`fit_expected`'s up to floating-point summation order (last bits), at the cost of a few
+    dozen rows instead of one per member or stay. The fallbacks (intercept only, with the reason)
+    are :func:`fit_expected`'s."""
+    n_cell = cells["n"].to_numpy().astype(float)
+    e_cell = cells["events"].to_numpy().astype(float)
+    n, events = float(n_cell.sum()), float(e_cell.sum())
+    summary: dict[str, Any] = {"stays": int(n), "readmissions": int(events)}
+    if n == 0:
+        return np.empty(cells.height), {**summary, "method": "none", "reason": "no index stays"}
+    x_cell, names = design_matrix(cells, model)
+    min_events = int(model.get("min_events", 10))
+    fallback = np.full(cells.height, events / n)
+    if min(events, n - events) < min_events or len(names) == 1:
+        why = f"fewer than {min_events} readmissions or non-readmissions" if len(names) > 1 else "no covariate varies"
+        return fallback, {**summary, "method": "intercept_only", "reason": why}
+    # one row per pattern and outcome present, weighted by how many rows it stands for
+    x = np.concatenate([x_cell, x_cell])
+    y = np.concatenate([np.ones(cells.height), np.zeros(cells.height)])
+    w = np.concatenate([e_cell, n_cell - e_cell])
+    keep = w > 0
+    x, y, w = x[keep], y[keep], w[keep]
+    import statsmodels.api as sm
+
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit = sm.GLM(y, x, family=sm.families.Binomial(), freq_weights=w).fit()
+        bad = [wn for wn in caught if issubclass(wn.category, (ConvergenceWarning, PerfectSeparationWarning, RuntimeWarning))]
+        if bad:
+            raise bad[0].category(str(bad[0].message))
+        p = np.asarray(fit.predict(x_cell), dtype=float)
+        if not np.all(np.isfinite(p)) or not fit.converged:
+            raise ConvergenceWarning("did not converge")
+    except Exception as exc:  # separation, singular design, non-convergence: fall back, say why
+        return fallback, {**summary, "method": "intercept_only", "reason": f"logistic fit failed ({type(exc).__name__})"}
+    params, se = np.asarray(fit.params), np.asarray(fit.bse)
+    c = c_statistic_weighted(np.concatenate([p, p])[keep], y, w)
+    return p, {
+        **summary,
+        "method": "logistic",
+        "covariates": names[1:],
+        "coefficients": {nm: round(float(b), 6) for nm, b in zip(names, params)},
+        "std_errors": {nm: round(float(s), 6) for nm, s in zip(names, se)},
+        "c_statistic": None if c is None else round(c, 4),
+        "expected": round(float((p * n_cell).sum()), 6),
+    }
+
+
 def observed_expected(counts: pl.DataFrame, *, alpha: float = 0.05) -> pl.DataFrame:
     """O/E per row of (stratified) counts that carry ``expected``: ``oe_ratio, oe_ci_lower,
     oe_ci_upper`` = numerator / expected with the exact (O < 10) or Byar Poisson limits of the
