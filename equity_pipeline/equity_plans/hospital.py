@@ -104,10 +104,23 @@ def readmission_index(stays: pl.DataFrame, people: pl.DataFrame, spec, days: int
         denominator_value=pl.lit(1.0))
 
 
-def ed_revisit_index(claims: pl.LazyFrame, stays: pl.DataFrame, days: int, period: MeasurementPeriod) -> pl.DataFrame:
-    """Index ED visits at their facility (not ending in an admission) with a revisit anywhere in 1..days."""
-    every = ed_visits(claims, stays.lazy().head(0)).select("member_id", "visit_date").collect()
-    index = ed_visits(claims, stays.lazy()).collect().filter(
+def collect_encounters(claims: pl.LazyFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(inpatient stays, every ED visit, ED visits not ending in an admission) of ``claims``
+    (``encounters.inpatient_stays`` and ``encounters.ed_visits``), collected together so that the
+    claim lines are read once (the three queries share the scan and the adjudication join)."""
+    stays = inpatient_stays(claims)
+    return tuple(pl.collect_all([stays, ed_visits(claims, stays.head(0)), ed_visits(claims, stays)]))
+
+
+def ed_revisit_index(claims: pl.LazyFrame | None, stays: pl.DataFrame, days: int, period: MeasurementPeriod, *,
+                     visits: tuple[pl.DataFrame, pl.DataFrame] | None = None) -> pl.DataFrame:
+    """Index ED visits at their facility (not ending in an admission) with a revisit anywhere in 1..days.
+    ``visits``: (every ED visit, visits not ending in an admission) of :func:`collect_encounters`, when already
+    collected (then ``claims`` is not read)."""
+    every, not_admitted = visits if visits is not None else (
+        ed_visits(claims, stays.lazy().head(0)).collect(), ed_visits(claims, stays.lazy()).collect())
+    every = every.select("member_id", "visit_date")
+    index = not_admitted.filter(
         pl.col("visit_date").is_between(period.begin, period.end - timedelta(days=days)) & pl.col("facility_ccn").is_not_null())
     back = (index.select("member_id", "visit_date").join(every.rename({"visit_date": "_next"}), on="member_id")
             .filter(pl.col("_next").is_between(pl.col("visit_date") + pl.duration(days=1), pl.col("visit_date") + pl.duration(days=days)))
@@ -208,8 +221,7 @@ def hospital_counts(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes: 
     from equity_pipeline.report.completeness import CATEGORIES, member_categories
 
     period = as_period(year)  # a measurement year or a (rolling) MeasurementPeriod
-    stays = inpatient_stays(claims).collect()
-    every_ed = ed_visits(claims, stays.lazy().head(0)).collect()
+    stays, every_ed, not_admitted = collect_encounters(claims)
     patients = facility_patients(stays, every_ed, period)
     m = members.select("member_id", "race_ethnicity_codes", "race_ethnicity_source", "language", "county_fips")
     cats = member_categories(m, year).select(_race="race_ethnicity", _lang="language").with_columns(member_id=m["member_id"])
@@ -242,7 +254,7 @@ def hospital_counts(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes: 
     # readmission and ED revisit at the facility, by stratum
     pcr = specs["PCR"]
     readmit = readmission_index(stays, people, pcr, rules.readmission_days, period, events)
-    revisit = ed_revisit_index(claims, stays, rules.ed_revisit_days, period)
+    revisit = ed_revisit_index(None, stays, rules.ed_revisit_days, period, visits=(every_ed, not_admitted))
     encounter_labels = {}
     for family, values, title, source_measure in (
             (READMISSION, readmit, f"{rules.readmission_days}-day readmission after a stay at the facility (readmitted anywhere)", "PCR"),

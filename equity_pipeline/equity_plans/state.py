@@ -81,6 +81,14 @@ def member_units(attributes: pl.DataFrame, states: tuple[str, ...], regions: dic
     return pl.concat(parts)
 
 
+def unit_rows(values: pl.DataFrame, units: pl.DataFrame) -> pl.DataFrame:
+    """``values`` joined with every unit of its members, in member order: what :func:`aggregate` adds
+    up. The order fixes the order of the sums (member-years are not whole numbers), so callers that
+    add up several families of the same members join once and pass the result to
+    :func:`aggregate_rows` (the same rows in the same order as :func:`aggregate`)."""
+    return values.join(units, on="member_id", how="inner").sort("member_id", "unit_level", "unit_id")
+
+
 def aggregate(values: pl.DataFrame, units: pl.DataFrame, *, family: str, submeasure: str, stratifiers: list[str],
               strata: dict[str, list[str]] | None = None) -> pl.DataFrame:
     """Counts per unit x payer (``all`` and each payer group) x stratifier x stratum, on a full grid.
@@ -89,29 +97,44 @@ def aggregate(values: pl.DataFrame, units: pl.DataFrame, *, family: str, submeas
     The grid has every payer group and every stratum of a fixed-vocabulary stratifier (``strata``
     or observed otherwise) with zeros where nobody is, so a margin never has a single cell (see
     ``cells``: locked totals must not be the only complement)."""
-    base = values.join(units, on="member_id", how="inner").sort("member_id", "unit_level", "unit_id")
-    parts = []
+    return aggregate_rows(unit_rows(values, units), units, family=family, submeasures={submeasure: "numerator_value"},
+                          stratifiers={s: s for s in stratifiers}, strata=strata)
+
+
+def aggregate_rows(base: pl.DataFrame, units: pl.DataFrame, *, family: str, submeasures: dict[str, str],
+                   stratifiers: dict[str, str], strata: dict[str, list[str]] | None = None) -> pl.DataFrame:
+    """:func:`aggregate` of :func:`unit_rows`, several sub-measures at once: ``submeasures`` maps each
+    sub-measure to its numerator column (all share ``denominator_value``), ``stratifiers`` each
+    stratifier to the column holding its strata. Rows: per sub-measure in the order given, each on
+    the full grid (one pass over ``base`` per payer x stratifier for all sub-measures together)."""
+    names = list(submeasures)
+    sums = {f"_n{i}": pl.col(c).sum() for i, c in enumerate(submeasures.values())}
+    counted = []
     for payer in (pl.lit("all"), pl.col("payer")):
         for s in ("overall", *stratifiers):
-            stratum = pl.lit("all") if s == "overall" else pl.col(s)
-            parts.append(
+            stratum = pl.lit("all") if s == "overall" else pl.col(stratifiers[s])
+            counted.append(
                 base.group_by("unit_level", "unit_id", payer.alias("payer"), stratum.alias("stratum"), maintain_order=True)
-                .agg(members=pl.len().cast(pl.Float64), numerator=pl.col("numerator_value").sum(),
-                     denominator=pl.col("denominator_value").sum())
+                .agg(members=pl.len().cast(pl.Float64), denominator=pl.col("denominator_value").sum(), **sums)
                 .with_columns(stratifier=pl.lit(s))
             )
-    counted = pl.concat(parts, how="diagonal")
-    unit_rows = units.select("unit_level", "unit_id", "publish_unit").unique()
+    counted = pl.concat(counted, how="diagonal")
+    unit_frame = units.select("unit_level", "unit_id", "publish_unit").unique()
     grid_strata = [("overall", "all")]
     for s in stratifiers:
         known = (strata or {}).get(s) or known_strata(s)
         observed = counted.filter(pl.col("stratifier") == s)["stratum"].unique().to_list()
         grid_strata += [(s, x) for x in sorted(set(known or []) | set(observed))]
-    grid = (unit_rows.join(pl.DataFrame({"payer": ["all", *PAYER_GROUPS]}), how="cross")
+    grid = (unit_frame.join(pl.DataFrame({"payer": ["all", *PAYER_GROUPS]}), how="cross")
             .join(pl.DataFrame(grid_strata, schema={"stratifier": pl.String, "stratum": pl.String}, orient="row"), how="cross"))
     out = grid.join(counted, on=["unit_level", "unit_id", "payer", "stratifier", "stratum"], how="left")
-    return out.with_columns(pl.col(c).fill_null(0.0) for c in C.COUNT_COLUMNS).with_columns(
-        family=pl.lit(family), submeasure=pl.lit(submeasure))
+    parts = []
+    for i, sub in enumerate(names):
+        part = out.select(*grid.columns, "members", numerator=f"_n{i}", denominator="denominator").select(
+            *grid.columns, "members", "numerator", "denominator")
+        parts.append(part.with_columns(pl.col(c).fill_null(0.0) for c in C.COUNT_COLUMNS).with_columns(
+            family=pl.lit(family), submeasure=pl.lit(sub)))
+    return pl.concat(parts)
 
 
 def as_shares(cells: pl.DataFrame) -> pl.DataFrame:
@@ -295,23 +318,27 @@ def pqi_cells(counts: pl.DataFrame, spec, rules: PlanRules, rates_index: dict) -
 
 def rel_counts(members: pl.DataFrame, attributes: pl.DataFrame, units: pl.DataFrame, year: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """REL completeness: members by unit x payer x category (categories of ``public/completeness``;
-    counts, shares are taken in :func:`rel_cells`), and the member-level labels for identity margins
-    between the two attributes."""
+    counts, shares are taken in :func:`rel_cells`), and the label cells for identity margins between
+    the two attributes (``cells.label_cells`` of the member-level labels: members per unit x payer x
+    race category x language category, payer ``all`` and each payer group)."""
     from equity_pipeline.report.completeness import CATEGORIES, member_categories
 
     m = members.select("member_id", "race_ethnicity_codes", "race_ethnicity_source", "language", "county_fips")
     # member_categories keeps row order (element-wise expressions only), so member_id lines up
     cats = member_categories(m, year).select(_race="race_ethnicity", _lang="language").with_columns(member_id=m["member_id"])
     labelled = cats.join(attributes.select("member_id", "payer"), on="member_id", how="left").with_columns(pl.col("payer").fill_null(UNKNOWN))
-    parts = []
-    for family, column, attribute in ((REL_RACE, "_race", "race_ethnicity"), (REL_LANGUAGE, "_lang", "language")):
-        values = labelled.select("member_id", "payer", pl.col(column).alias(COLLECTION), numerator_value=pl.lit(1.0), denominator_value=pl.lit(1.0))
-        parts.append(aggregate(values, units, family=family, submeasure="all", stratifiers=[COLLECTION],
-                               strata={COLLECTION: list(CATEGORIES[attribute])}))
-    labels = pl.concat([
-        labelled.join(units.select("member_id", "unit_level", "unit_id"), on="member_id").with_columns(payer=pl.lit("all")),
-        labelled.join(units.select("member_id", "unit_level", "unit_id"), on="member_id"),
-    ], how="diagonal").with_columns(submeasure=pl.lit("all"))
+    # both families count the same members: one join with the units for both (every value is 1, so
+    # the sums are whole numbers whatever their order)
+    base = unit_rows(labelled.with_columns(numerator_value=pl.lit(1.0), denominator_value=pl.lit(1.0)), units)
+    parts = [aggregate_rows(base, units, family=family, submeasures={"all": "numerator_value"}, stratifiers={COLLECTION: column},
+                            strata={COLLECTION: list(CATEGORIES[attribute])})
+             for family, column, attribute in ((REL_RACE, "_race", "race_ethnicity"), (REL_LANGUAGE, "_lang", "language"))]
+    # members per label combination, per payer group and for all payers (the sum over payer groups)
+    keys = ["_race", "_lang", "payer", "unit_level", "unit_id", "submeasure"]
+    by_payer = base.group_by("_race", "_lang", "payer", "unit_level", "unit_id").agg(n=pl.len())
+    every = by_payer.group_by("_race", "_lang", "unit_level", "unit_id").agg(pl.col("n").sum()).with_columns(payer=pl.lit("all"))
+    labels = (pl.concat([every, by_payer], how="diagonal").with_columns(submeasure=pl.lit("all"))
+              .select(*keys, pl.col("n").cast(pl.UInt32)).sort(keys, nulls_last=True))
     return pl.concat(parts), labels
 
 
@@ -335,13 +362,12 @@ def sdoh_domain_counts(results: pl.DataFrame, attributes: pl.DataFrame, units: p
 
     den = results.filter(pl.col("in_denominator") & (pl.col("submeasure") == "all")).select("member_id").unique()
     labelled = den.join(attributes.select("member_id", "payer", *[f"sdoh_need_{d}" for d in CORE_DOMAINS]), on="member_id", how="left")
-    parts = []
-    for d in CORE_DOMAINS:
-        values = labelled.select("member_id", pl.col("payer").fill_null(UNKNOWN),
-                                 numerator_value=pl.col(f"sdoh_need_{d}").is_in([POSITIVE, NEGATIVE]).fill_null(False).cast(pl.Float64),
-                                 denominator_value=pl.lit(1.0))
-        parts.append(aggregate(values, units, family=SDOH_DOMAIN, submeasure=d, stratifiers=[]))
-    return pl.concat(parts)
+    values = labelled.select(
+        "member_id", pl.col("payer").fill_null(UNKNOWN), denominator_value=pl.lit(1.0),
+        **{f"_s_{d}": pl.col(f"sdoh_need_{d}").is_in([POSITIVE, NEGATIVE]).fill_null(False).cast(pl.Float64) for d in CORE_DOMAINS})
+    # one join with the units and one pass per payer grouping for every domain (0/1 values: whole sums)
+    return aggregate_rows(unit_rows(values, units), units, family=SDOH_DOMAIN, submeasures={d: f"_s_{d}" for d in CORE_DOMAINS},
+                          stratifiers={})
 
 
 def sdoh_domain_cells(counts: pl.DataFrame, rules: PlanRules, rates_index: dict) -> pl.DataFrame:
@@ -421,7 +447,7 @@ def state_counts(*, attributes: pl.DataFrame, members: pl.DataFrame, results: di
     parts.append(rel)
     if "SDOH_SCREEN" in results:
         parts.append(sdoh_domain_counts(results["SDOH_SCREEN"], attributes, units))
-    return pl.concat(parts, how="diagonal_relaxed"), C.label_cells(labels)
+    return pl.concat(parts, how="diagonal_relaxed"), labels
 
 
 def complete_grid(counts: pl.DataFrame) -> pl.DataFrame:
