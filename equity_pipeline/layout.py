@@ -52,8 +52,16 @@ class OutputLayout:
         return self.validation / f"{name}.json"
 
     @property
-    def final_medical_claims(self) -> Path:
-        return self.restricted / "claims" / "medical_claims_final.parquet"
+    def claim_adjudication(self) -> Path:
+        """The medical claim lines adjudication drops (superseded or voided), by input row number
+        ``_row`` (``measures.extract.ADJUDICATION_SCHEMA``); the final lines are the used lines
+        without them: ``pipeline.final_medical_claims``."""
+        return self.restricted / "claims" / "medical_claims_adjudication.parquet"
+
+    @property
+    def pharmacy_adjudication(self) -> Path:
+        """The same for pharmacy claims (``pipeline.final_pharmacy_claims``)."""
+        return self.restricted / "claims" / "pharmacy_claims_adjudication.parquet"
 
     @property
     def events(self) -> Path:

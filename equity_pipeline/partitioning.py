@@ -389,7 +389,7 @@ def plan_counts(layout: OutputLayout, config: ProgramConfig, specs: dict) -> dic
     for table, (counts, labels) in (
             ("state_metrics", state_counts(attributes=attributes, members=members, results=results, specs=specs, rules=rules,
                                            year=config.period, regions=config.region_map)),
-            ("hospital_metrics", hospital_counts(claims=pl.scan_parquet(layout.final_medical_claims), members=members,
+            ("hospital_metrics", hospital_counts(claims=pipeline.final_medical_claims(layout), members=members,
                                                  attributes=attributes, screenings=pl.scan_parquet(layout.table("sdoh_screenings")),
                                                  events=pl.scan_parquet(layout.events), specs=specs, rules=rules, year=config.period))):
         write_parquet_atomic(counts, plan_counts_path(layout, table))

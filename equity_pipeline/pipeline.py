@@ -53,28 +53,45 @@ def ingest(table: str, input_dir: Path, layout: OutputLayout, config: ProgramCon
 
 def build_events(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
     """Adjudicate medical claims and extract the coded events every configured measure needs."""
-    from equity_pipeline.measures.extract import write_final_claims
+    from equity_pipeline.measures.extract import write_adjudication
 
     specs = load_specs()
-    # streaming, memory bounded (docs/performance.md): the same lines and counts as claims.final_claims
-    # and claims.adjudication_counts
-    counts = write_final_claims(pl.scan_parquet(layout.table("medical_claims")), layout.final_medical_claims)
+    # memory bounded (docs/performance.md): the counts of claims.adjudication_counts, and the dropped
+    # lines from which final_medical_claims / final_pharmacy_claims give the lines of claims.final_claims
+    counts = write_adjudication(pl.scan_parquet(layout.table("medical_claims")), layout.claim_adjudication)
+    write_adjudication(pl.scan_parquet(layout.table("pharmacy_claims")), layout.pharmacy_adjudication)
+    (layout.restricted / "claims" / "medical_claims_final.parquet").unlink(missing_ok=True)  # written by older versions
     names = set().union(*(specs[m].value_set_names for m in config.measures))
     sink_parquet_atomic({layout.events: _coded_events(layout, names)}, compression_level=1)
     write_json_atomic(counts, layout.adjudication)
     return {**counts, "events": pl.scan_parquet(layout.events).select(pl.len()).collect().item()}
 
 
+def final_medical_claims(layout: OutputLayout) -> pl.LazyFrame:
+    """Final, non-voided medical claim lines (``claims.final_claims``) in input order: the used lines
+    without those in layout.claim_adjudication (written by build_events); select the columns you need."""
+    from equity_pipeline.measures.extract import final_from
+
+    return final_from(pl.scan_parquet(layout.table("medical_claims")), pl.scan_parquet(layout.claim_adjudication))
+
+
+def final_pharmacy_claims(layout: OutputLayout) -> pl.LazyFrame:
+    """Final, non-voided pharmacy claims, as :func:`final_medical_claims` (layout.pharmacy_adjudication)."""
+    from equity_pipeline.measures.extract import final_from
+
+    return final_from(pl.scan_parquet(layout.table("pharmacy_claims")), pl.scan_parquet(layout.pharmacy_adjudication))
+
+
 def _coded_events(layout: OutputLayout, names: set[str], *, screenings: bool = True) -> pl.LazyFrame:
     """Events of value sets ``names`` from final medical claims, observations and final pharmacy claims
-    (plus SDOH screenings); needs layout.final_medical_claims."""
+    (plus SDOH screenings); needs layout.claim_adjudication and layout.pharmacy_adjudication."""
     from equity_pipeline.measures.extract import claim_events as claim_events_at_scale  # same rows as events.claim_events
 
     codes = value_set_frame(names)
     parts = [
-        claim_events_at_scale(pl.scan_parquet(layout.final_medical_claims), codes),
+        claim_events_at_scale(final_medical_claims(layout), codes),
         observation_events(pl.scan_parquet(layout.table("clinical_observations")), codes),
-        pharmacy_events(final_claims(pl.scan_parquet(layout.table("pharmacy_claims"))), codes),
+        pharmacy_events(final_pharmacy_claims(layout), codes),
     ]
     if screenings:
         parts.append(screening_events(pl.scan_parquet(layout.table("sdoh_screenings"))))
@@ -85,15 +102,29 @@ def standardization_comorbidities(layout: OutputLayout, config: ProgramConfig, m
     """member_id, comorbidities of ``members`` for the O/E risk models: the PCR risk model's
     comorbidity value sets and look-back (``measures.readmission.member_comorbidities``) counted in
     the year before the measurement period end. restricted/events.parquet holds only the value sets
-    of the configured measures, so the comorbidity events are extracted here with the same code."""
+    of the configured measures, so the comorbidity events are extracted here with the same code,
+    from the claim lines, observations and fills dated in the look-back window only (the window is
+    the same for every member), streaming (memory: docs/performance.md)."""
+    from datetime import timedelta
+
+    from equity_pipeline.measures.extract import claim_events as claim_events_at_scale
     from equity_pipeline.measures.readmission import member_comorbidities
 
     risk = load_specs()["PCR"].risk_model
     value_sets = sorted(risk.get("comorbidities", []))
     lookback = int(risk.get("lookback_days", 365))
     end = config.period.end
-    events = _coded_events(layout, set(value_sets), screenings=False)
-    counts = member_comorbidities(members.lazy().select("member_id"), events, value_sets, end, lookback).collect()
+
+    def dated(lf: pl.LazyFrame, column: str) -> pl.LazyFrame:
+        return lf.filter(pl.col(column).is_between(end - timedelta(days=lookback), end))
+
+    codes = value_set_frame(set(value_sets))
+    events = pl.concat([
+        claim_events_at_scale(dated(final_medical_claims(layout), "claim_from_date"), codes),
+        observation_events(dated(pl.scan_parquet(layout.table("clinical_observations")), "observation_date"), codes),
+        pharmacy_events(dated(final_claims(pl.scan_parquet(layout.table("pharmacy_claims"))), "fill_date"), codes),
+    ])
+    counts = member_comorbidities(members.lazy().select("member_id"), events, value_sets, end, lookback).collect(engine="streaming")
     return counts, {"value_sets": value_sets, "lookback_days": lookback, "period_end": end.isoformat(),
                     "comorbidity_cap": int(risk.get("comorbidity_cap", 4))}
 
@@ -109,14 +140,12 @@ def evaluate_measure(measure_id: str, layout: OutputLayout, config: ProgramConfi
     elif spec.kind == "readmission":
         from equity_pipeline.measures.readmission import evaluate_readmission
 
-        results, counts = evaluate_readmission(spec, period, members, enrollment, pl.scan_parquet(layout.final_medical_claims),
+        results, counts = evaluate_readmission(spec, period, members, enrollment, final_medical_claims(layout),
                                                pl.scan_parquet(layout.events), risk_stays=risk_stays)
     else:
-        from equity_pipeline.measures.extract import final_lines  # claims.final_claims, from narrow passes
-
         results, counts = evaluate_utilization(
-            spec, period, members, enrollment, pl.scan_parquet(layout.final_medical_claims),
-            final_lines(pl.scan_parquet(layout.table("pharmacy_claims"))), pl.scan_parquet(layout.table("providers")),
+            spec, period, members, enrollment, final_medical_claims(layout),
+            final_pharmacy_claims(layout), pl.scan_parquet(layout.table("providers")),
         )
     write_parquet_atomic(results, layout.member_results(measure_id))
     out = {"measure_id": measure_id, "measure_version": spec.version, "period": period.label, **counts.__dict__, "reconciles": counts.reconciles()}
@@ -304,13 +333,16 @@ def build_standardized_rates(layout: OutputLayout, config: ProgramConfig) -> dic
     """public/standardized_rates.parquet: crude, directly age/sex-standardised rate with CI and O/E with
     CI per measure x unit x stratum of the configured stratifiers, crude and adjusted gaps side by
     side, suppressed exactly as public/rates; the models used go to counts/standardization.json."""
-    from equity_pipeline.standardized import standardized_rates
+    from equity_pipeline.standardized import attribute_columns, standardized_rates
 
     specs = {m: load_specs()[m] for m in config.measures}
     results = _member_results_lazy(layout, config)
     comorbidities, comorbidity_info = standardization_comorbidities(layout, config, results.select("member_id").unique().collect())
+    attributes = pl.scan_parquet(layout.member_attributes)   # only the columns read (memory)
+    wanted = attribute_columns(config.standardization_stratifiers)
+    attributes = attributes.select(c for c in attributes.collect_schema().names() if c in wanted).collect()
     table, info = standardized_rates(
-        results, pl.read_parquet(layout.member_attributes), pl.read_parquet(layout.rates),
+        results, attributes, pl.read_parquet(layout.rates),
         _optional_public(layout.disparities), specs, stratifiers=config.standardization_stratifiers,
         standard=config.standard_population, age_bands=config.standardization_age_bands, method=config.standardization_method,
         comorbidities=comorbidities, comorbidity_cap=comorbidity_info["comorbidity_cap"],
@@ -389,6 +421,7 @@ def build_state_metrics(layout: OutputLayout, config: ProgramConfig) -> dict[str
     """public/equity_plan/state_metrics.parquet: the statewide equity plan (docs/equity_plans.md), one
     public reason for every suppressed cell; why each is hidden: restricted/suppression/state_metrics.parquet.
     Counts only: rows, suppressed rows, and the suppression checks (small cells, unprotected margins)."""
+    from equity_pipeline.equity_plans.inputs import read_denominator_results, read_members
     from equity_pipeline.equity_plans.state import state_metrics
     from equity_pipeline.equity_plans.table import empty
 
@@ -396,10 +429,12 @@ def build_state_metrics(layout: OutputLayout, config: ProgramConfig) -> dict[str
     if rules is None:
         _write_plan_table(empty(), layout, "state_metrics", layout.state_metrics)
         return {"rows": 0, "rules_in_effect": False, "small_cells": 0, "unprotected_margins": 0, "lock_conflicts": 0}
-    results = {m: pl.read_parquet(layout.member_results(m)) for m in sorted({rules.pqi_measure, "SDOH_SCREEN"}) if m in config.measures}
+    # projected reads: the denominator rows and columns the plan counts (equity_plans/inputs.py)
+    results = {m: read_denominator_results(layout.member_results(m)) for m in sorted({rules.pqi_measure, "SDOH_SCREEN"})
+               if m in config.measures}
     table, stats = state_metrics(
         rates=pl.read_parquet(layout.rates), attributes=pl.read_parquet(layout.member_attributes),
-        members=pl.read_parquet(layout.table("members")), results=results, specs=load_specs(), rules=rules,
+        members=read_members(layout.table("members")), results=results, specs=load_specs(), rules=rules,
         year=config.period, regions=config.region_map, completeness=_optional_public(layout.completeness),
         disparities=_optional_public(layout.disparities), with_reasons=True)
     _write_plan_table(table, layout, "state_metrics", layout.state_metrics)
@@ -410,6 +445,7 @@ def build_hospital_metrics(layout: OutputLayout, config: ProgramConfig) -> dict[
     """public/equity_plan/hospital_metrics.parquet: the hospital equity plan per facility (CCN), one
     public reason for every suppressed cell; why each is hidden: restricted/suppression/hospital_metrics.parquet."""
     from equity_pipeline.equity_plans.hospital import hospital_metrics
+    from equity_pipeline.equity_plans.inputs import read_members
     from equity_pipeline.equity_plans.table import empty
 
     rules = _plan_rules(config)
@@ -417,7 +453,7 @@ def build_hospital_metrics(layout: OutputLayout, config: ProgramConfig) -> dict[
         _write_plan_table(empty(), layout, "hospital_metrics", layout.hospital_metrics)
         return {"rows": 0, "rules_in_effect": False, "small_cells": 0, "unprotected_margins": 0}
     table, stats = hospital_metrics(
-        claims=pl.scan_parquet(layout.final_medical_claims), members=pl.read_parquet(layout.table("members")),
+        claims=final_medical_claims(layout), members=read_members(layout.table("members")),
         attributes=pl.read_parquet(layout.member_attributes), screenings=pl.scan_parquet(layout.table("sdoh_screenings")),
         events=pl.scan_parquet(layout.events), specs=load_specs(), rules=rules, year=config.period, with_reasons=True)
     _write_plan_table(table, layout, "hospital_metrics", layout.hospital_metrics)

@@ -7,8 +7,10 @@ decoded a few times, not once per value-set code:
 
 - **Adjudication**: only claims with a line whose version is not 1, or that is voided, can have
   superseded or voided lines. Their ids come from a narrow streaming pass; the versions of their
-  lines (a few percent of the table) are adjudicated in memory; the final lines are then written by
-  one streaming pass that joins the whole table with that small per-claim frame.
+  lines (a few percent of the table) are adjudicated in memory, and only the lines to drop are
+  written, by row number (:func:`write_adjudication`); each consumer reads the used lines without
+  them (:func:`final_from`), selecting only the columns it needs, instead of a rewritten copy of
+  every column of every final line.
 - **Events**: each code column is filtered once with an ``is_in`` against the value-set codes and
   against every prefix length of the ``*`` codes; only matching lines are joined with the value
   sets (exact codes, then one join per prefix length), instead of one filter of the whole table
@@ -21,21 +23,22 @@ from pathlib import Path
 import polars as pl
 
 from equity_pipeline.events import EVENT_SCHEMA
-from equity_pipeline.io import sink_parquet_atomic
+from equity_pipeline.io import ROW, write_parquet_atomic
 
 _FILLED = (pl.col("claim_version").fill_null(1), pl.col("claim_status").fill_null("paid"))
 
 
 def _adjudicated(lines: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.DataFrame, int, pl.DataFrame]:
     """(lines with version and status filled and a claim id, the per-claim final version and void flag
-    of the irregular claims, the number of lines with a claim id, the irregular claims' lines: id,
-    version, status), from two narrow streaming passes."""
+    of the irregular claims, the number of lines with a claim id, the irregular claims' lines: ``_row``
+    when ``lines`` has it, id, version, status), from two narrow streaming passes."""
     filled = lines.with_columns(*_FILLED).filter(pl.col("claim_id").is_not_null())
     irregular = (pl.col("claim_version") != 1) | (pl.col("claim_status") == "void")
     ids, total = pl.collect_all([filled.filter(irregular).select("claim_id").unique(), filled.select(n=pl.len())],
                                 engine="streaming")
+    row = [ROW] if ROW in lines.collect_schema().names() else []
     narrow = (
-        filled.select("claim_id", "claim_version", "claim_status")
+        filled.select(*row, "claim_id", "claim_version", "claim_status")
         .filter(pl.col("claim_id").is_in(ids["claim_id"].implode()))
         .collect(engine="streaming")
     )
@@ -45,6 +48,12 @@ def _adjudicated(lines: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.DataFrame, int, 
     return filled, per_claim, int(total.item()), narrow
 
 
+#: restricted/claims/medical_claims_adjudication.parquet: the lines adjudication drops (superseded or
+#: voided), by their input row number ``_row``, with their claim's final version and void flag
+ADJUDICATION_SCHEMA = {ROW: pl.UInt32, "claim_id": pl.String, "claim_version": pl.Int64, "final_version": pl.Int64,
+                       "voided": pl.Boolean}
+
+
 def final_lines(lines: pl.LazyFrame) -> pl.LazyFrame:
     """The lines of ``claims.final_claims(lines)``, in input order; the small per-claim facts are
     computed now (two narrow passes), the lines stream when the frame is collected or sunk."""
@@ -52,7 +61,7 @@ def final_lines(lines: pl.LazyFrame) -> pl.LazyFrame:
     return _final(filled, per_claim)
 
 
-def _final(filled: pl.LazyFrame, per_claim: pl.DataFrame) -> pl.LazyFrame:
+def _final(filled: pl.LazyFrame, per_claim: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     return (
         # input order kept: the lines come out in a fixed order every run (encounters.ed_visits takes
         # the first facility of a member's ED day in row order)
@@ -63,18 +72,32 @@ def _final(filled: pl.LazyFrame, per_claim: pl.DataFrame) -> pl.LazyFrame:
     )
 
 
-def write_final_claims(lines: pl.LazyFrame, path: Path) -> dict[str, int]:
-    """Write the final, non-voided lines of ``lines`` to ``path`` (as ``claims.final_claims``) and
-    return the counts of ``claims.adjudication_counts`` (final, superseded, voided lines).
+def final_from(lines: pl.LazyFrame, dropped: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+    """The lines of ``claims.final_claims(lines)`` in input order, from ``lines`` (with a unique
+    ``_row``, as every used table) and the dropped lines :func:`write_adjudication` wrote for them: one
+    filter on the row number, no pass over the lines until the result is collected, and only the
+    columns the consumer selects are read."""
+    rows = dropped.lazy().select(ROW).collect()[ROW]
+    return lines.with_columns(*_FILLED).filter(pl.col("claim_id").is_not_null() & ~pl.col(ROW).is_in(rows.implode()))
+
+
+def write_adjudication(lines: pl.LazyFrame, path: Path) -> dict[str, int]:
+    """Write the lines adjudication drops from ``lines`` (:data:`ADJUDICATION_SCHEMA`; ``lines`` has a
+    unique ``_row``, as every used table) to ``path``, and return the counts of
+    ``claims.adjudication_counts`` (final, superseded, voided lines). ``final_from(lines, <that
+    file>)`` gives the lines of ``claims.final_claims(lines)``.
 
     Lines without a claim id are in neither (as the reference, whose joins drop null keys)."""
-    filled, per_claim, total, narrow = _adjudicated(lines)
-    row = narrow.join(per_claim, on="claim_id").select(
+    _, per_claim, total, narrow = _adjudicated(lines)
+    narrow = narrow.join(per_claim, on="claim_id")
+    kept = (pl.col("claim_version") == pl.col("_final_version")) & ~pl.col("_voided")
+    row = narrow.select(
         voided=pl.col("_voided").sum(),
         superseded=((pl.col("claim_version") < pl.col("_final_version")) & ~pl.col("_voided")).sum(),
-        kept=((pl.col("claim_version") == pl.col("_final_version")) & ~pl.col("_voided")).sum(),
+        kept=kept.sum(),
     ).row(0, named=True)
-    sink_parquet_atomic({path: _final(filled, per_claim)}, compression_level=1)  # zstd level 1, as the restricted tables
+    dropped = narrow.filter(~kept).select(ROW, "claim_id", "claim_version", final_version="_final_version", voided="_voided")
+    write_parquet_atomic(dropped.cast(ADJUDICATION_SCHEMA).sort(ROW), path)
     return {"voided": int(row["voided"] or 0), "superseded": int(row["superseded"] or 0),
             "final": total - narrow.height + int(row["kept"] or 0)}
 

@@ -38,23 +38,44 @@ def _lines() -> pl.DataFrame:
 
 
 def test_final_claims_and_counts_match_the_reference(tmp_path):
-    lines = _lines()
-    out = tmp_path / "final.parquet"
-    counts = extract.write_final_claims(lines.lazy(), out)
+    lines = _lines().with_row_index("_row", offset=1)   # the used tables number their input rows from 1
+    out = tmp_path / "adjudication.parquet"
+    counts = extract.write_adjudication(lines.lazy(), out)
     # reasoned: final = A(2) + B(1) + D(1) + E(1) + F(1) = 6; superseded = B(2) + D(1) = 3; voided = C(2)
     assert counts == {"voided": 2, "superseded": 3, "final": 6}
     assert counts == adjudication_counts(lines.lazy())
-    got = pl.read_parquet(out)
+    dropped = pl.read_parquet(out)
+    # the dropped lines: B's two version-1 lines (rows 3, 4), C's two lines (6, 7), D's version 0 line (8)
+    assert dropped.schema == pl.Schema(extract.ADJUDICATION_SCHEMA)
+    assert dropped["_row"].to_list() == [3, 4, 6, 7, 8]
+    assert dropped["voided"].to_list() == [False, False, True, True, False]
+    got = extract.final_from(lines.lazy(), pl.scan_parquet(out)).collect()
     want = final_claims(lines.lazy()).collect()
     assert got.schema == want.schema
-    assert got.sort("member_id").equals(want.sort("member_id"))
-    assert sorted(got["member_id"]) == sorted(["m0", "m1", "m4", "m8", "m9", "m10"])
+    assert got["_row"].is_sorted()   # input order
+    assert got.equals(want.sort("_row"))
+    assert got["member_id"].to_list() == ["m0", "m1", "m4", "m8", "m9", "m10"]
+
+
+def test_final_from_reads_only_the_selected_columns(tmp_path):
+    lines = _lines().with_row_index("_row", offset=1)
+    table, out = tmp_path / "lines.parquet", tmp_path / "adjudication.parquet"
+    lines.write_parquet(table)
+    extract.write_adjudication(pl.scan_parquet(table), out)
+    plan = extract.final_from(pl.scan_parquet(table), pl.scan_parquet(out)).select("member_id", "paid_amount").explain()
+    # the scan of the lines reads 4 of its 7 columns: the 2 selected, claim_id and _row (the filter's)
+    assert "PROJECT 4/7 COLUMNS" in plan
+    got = extract.final_from(pl.scan_parquet(table), pl.scan_parquet(out)).select("member_id", "paid_amount").collect()
+    assert got.equals(final_claims(lines.lazy()).collect().sort("_row").select("member_id", "paid_amount"))
 
 
 def test_no_irregular_claims(tmp_path):
-    lines = _lines().filter(pl.col("claim_id") == "A")
-    counts = extract.write_final_claims(lines.lazy(), tmp_path / "f.parquet")
+    lines = _lines().with_row_index("_row", offset=1).filter(pl.col("claim_id") == "A")
+    counts = extract.write_adjudication(lines.lazy(), tmp_path / "f.parquet")
     assert counts == {"voided": 0, "superseded": 0, "final": 2}
+    dropped = pl.read_parquet(tmp_path / "f.parquet")
+    assert dropped.height == 0 and dropped.schema == pl.Schema(extract.ADJUDICATION_SCHEMA)
+    assert extract.final_from(lines.lazy(), dropped).collect().height == 2
 
 
 def _codes() -> pl.DataFrame:

@@ -445,6 +445,7 @@ def test_plan_counts_of_the_partitions_add_up_to_the_whole_runs(backfill, whole_
     """The unsuppressed plan cell counts behind the tables (the small backfill hides most of them):
     the partitions' counts and label cells added up equal step (a) run once on the whole run's member-level
     data; per-facility distinct patients add up because each member is in one partition."""
+    from equity_pipeline import pipeline
     from equity_pipeline.config import load_config
     from equity_pipeline.equity_plans import cells as C
     from equity_pipeline.equity_plans.state import complete_grid
@@ -477,7 +478,7 @@ def test_plan_counts_of_the_partitions_add_up_to_the_whole_runs(backfill, whole_
     from equity_pipeline.equity_plans.hospital import facility_patients
     from equity_pipeline.periods import as_period
 
-    claims = pl.scan_parquet(whole.final_medical_claims)
+    claims = pipeline.final_medical_claims(whole)
     stays = inpatient_stays(claims).collect()
     patients = facility_patients(stays, ed_visits(claims, stays.lazy().head(0)).collect(), as_period(config.period))
     per_facility = patients.group_by("facility").agg(want=pl.col("member_id").n_unique())
