@@ -74,7 +74,7 @@ from equity_pipeline.errors import StructuralError
 from equity_pipeline.io import ROW, find_input, scan_text, sha256_file
 from equity_pipeline.suites import Suite, load_suite
 from equity_pipeline.validation.derived import add_derived
-from equity_pipeline.validation.ingest import check_structure, duplicate_copies
+from equity_pipeline.validation.ingest import DUPLICATE_ROW, REASONS, check_structure, duplicate_copies
 from equity_pipeline.validation.normalize import normalize
 from equity_pipeline.validation.rules import failure_expr, row_rules
 
@@ -545,6 +545,8 @@ def run_table(
     context: Any = None,
     sampling: Sampling | None = None,
     quarantined: pl.LazyFrame | None = None,
+    ingest_read: int | None = None,
+    input_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Run ``table``'s suite in GX on its input file; a JSON-safe dict with counts only.
 
@@ -560,6 +562,12 @@ def run_table(
     streaming polars pass over the input. ``polars_unexpected``: the polars evaluator's count per
     expectation (suite index) on exactly the rows GX evaluated; ``gx_polars_differ``: rule ids of the
     expectations where the two differ.
+
+    With ``quarantined``, the ingest's facts about the same input are reused instead of recomputed
+    with a pass over every row: ``ingest_read`` (its rows read) is the row count, and the exact
+    copies left out of uniqueness rules are its ``duplicate_row`` rows (the ingest finds them with
+    the same :func:`duplicate_copies`). ``input_sha256``: the file's hash when the caller has just
+    computed it (:func:`run_table_cached`).
     """
     suite = load_suite(table)
     sampling = sampling if sampling is not None else Sampling.from_env()
@@ -570,16 +578,21 @@ def run_table(
             "sampling": sampling.to_dict(), "sample": None, "polars_unexpected": {}, "gx_polars_differ": []}
     if path is None:
         return {**base, "seconds": 0.0, "expectations": []}
-    base.update(file=path.name, sha256=sha256_file(path))
+    base.update(file=path.name, sha256=input_sha256 or sha256_file(path))
     context = context if context is not None else gx_context()
     try:
         lf, header = text_frame(table, path, known_members=known_members)
-        n = int(lf.select(pl.len()).collect(engine="streaming").item())
+        reuse = quarantined is not None and ingest_read is not None
+        n = int(ingest_read) if reuse else int(lf.select(pl.len()).collect(engine="streaming").item())
         # uniqueness runs on every row of the column except later exact copies (duplicate_row), as in the ingest
         unique_cols = sorted({c for p in plan(suite, set(lf.collect_schema().names())) if p.view == FULL_COLUMN for c in p.columns})
         whole = None
         if unique_cols:
-            copies = duplicate_copies(lf.select(ROW, *suite.column_names), suite)
+            if reuse:
+                copies = (quarantined.filter(pl.col(REASONS).str.split(";").list.contains(DUPLICATE_ROW))
+                          .select(ROW).collect().get_column(ROW))
+            else:
+                copies = duplicate_copies(lf.select(ROW, *suite.column_names), suite)
             whole = lf.filter(~pl.col(ROW).is_in(copies.implode())).select(unique_cols).collect(engine="streaming")
         if n <= sampling.full_rows:
             frame, info = lf.collect(engine="streaming"), None
@@ -740,21 +753,25 @@ def run_table_cached(
             return stored
     members = root / "restricted" / "tables" / "members.parquet"
     known = pl.scan_parquet(members) if table != "members" and members.is_file() else None
+    quarantined, ingest_read = _ingest_quarantine(root, table, key["input_sha256"])
     result = {**run_table(table, input_dir, parameters, known_members=known, batch_rows=batch_rows, context=context,
-                          sampling=sampling, quarantined=_ingest_quarantine(root, table, key["input_sha256"])), "key": key}
+                          sampling=sampling, quarantined=quarantined, ingest_read=ingest_read, input_sha256=key["input_sha256"]),
+              "key": key}
     write_text_atomic(json.dumps(result, indent=2, default=str) + "\n", stored_path)
     return result
 
 
-def _ingest_quarantine(root: Path, table: str, input_sha256: str | None) -> pl.LazyFrame | None:
-    """The ingest's quarantined rows of this input (same file hash and suite version), or None."""
+def _ingest_quarantine(root: Path, table: str, input_sha256: str | None) -> tuple[pl.LazyFrame | None, int | None]:
+    """The ingest's quarantined rows of this input (same file hash and suite version) and its rows
+    read, or (None, None)."""
     result_path, quarantine = root / "validation" / f"{table}.json", root / "restricted" / "quarantine" / f"{table}.parquet"
     if input_sha256 is None or not (result_path.is_file() and quarantine.is_file()):
-        return None
+        return None, None
     info = json.loads(result_path.read_text(encoding="utf-8"))
     if info.get("sha256") != input_sha256 or info.get("suite_version") != load_suite(table).version:
-        return None
-    return pl.scan_parquet(quarantine)
+        return None, None
+    read = info.get("read")
+    return pl.scan_parquet(quarantine), (int(read) if isinstance(read, int) else None)
 
 
 def compare_with_ingest(outcomes: list[dict[str, Any]], rule_counts: dict[str, int]) -> list[str]:

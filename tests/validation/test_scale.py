@@ -220,6 +220,20 @@ def test_failing_rows_from_quarantine_equal_own_pass(sampled):
     assert a["sample"] == b["sample"] and a["expectations"] == b["expectations"]
 
 
+@pytest.mark.parametrize("table", ["members", "medical_claims"])
+def test_reused_ingest_facts_equal_own_pass(sampled, gx_ctx, table):
+    """With the ingest's quarantine, GX takes the row count and the exact copies left out of uniqueness
+    rules from the ingest instead of its own pass over every row: the same results either way."""
+    assert sampled["results"][table]["rule_counts"].get(DUPLICATE_ROW, 0) > 0  # copies are planted: the reuse matters
+    known = None if table == "members" else pl.scan_parquet(sampled["root"] / "restricted" / "tables" / "members.parquet")
+    own = gx_runner.run_table(table, sampled["folder"], planted.PARAMETERS, known_members=known, context=gx_ctx, sampling=TINY)
+    reused = sampled["runs"][table]
+    # members: uniqueness rules, judged without the copies; medical_claims: none (the row count only)
+    assert any(o["evaluated_on"] == gx_runner.FULL_COLUMN for o in own["expectations"]) == (table == "members")
+    for field in ("rows", "sha256", "sample", "expectations", "polars_unexpected", "gx_polars_differ"):
+        assert reused[field] == own[field], field
+
+
 def test_full_mode_up_to_the_row_limit(sampled, gx_ctx):
     rows = sampled["results"]["members"]["read"]
     run = gx_runner.run_table("members", sampled["folder"], planted.PARAMETERS, context=gx_ctx,
