@@ -161,31 +161,44 @@ def fit_expected(stays: pl.DataFrame, model: dict[str, Any]) -> tuple[np.ndarray
     if min(events, n - events) < min_events or len(names) == 1:
         why = f"fewer than {min_events} readmissions or non-readmissions" if len(names) > 1 else "no covariate varies"
         return fallback, {**summary, "method": "intercept_only", "reason": why}
+    try:
+        fit, p = _binomial_fit(y, x, x)
+    except Exception as exc:  # separation, singular design, non-convergence: fall back, say why
+        return fallback, {**summary, "method": "intercept_only", "reason": f"logistic fit failed ({type(exc).__name__})"}
+    return p, _logistic_summary(summary, names, fit, c_statistic(y, p), float(p.sum()))
+
+
+def _binomial_fit(y: np.ndarray, x: np.ndarray, x_predict: np.ndarray, freq_weights: np.ndarray | None = None):
+    """statsmodels' binomial GLM of ``y`` on ``x`` (rows weighted by ``freq_weights`` when given) and
+    its predictions at ``x_predict``; raises when statsmodels warns of non-convergence or separation,
+    or the predictions are not finite."""
     import statsmodels.api as sm
 
     from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            fit = sm.GLM(y, x, family=sm.families.Binomial()).fit()
-        bad = [w for w in caught if issubclass(w.category, (ConvergenceWarning, PerfectSeparationWarning, RuntimeWarning))]
-        if bad:
-            raise bad[0].category(str(bad[0].message))
-        p = np.asarray(fit.predict(x), dtype=float)
-        if not np.all(np.isfinite(p)) or not fit.converged:
-            raise ConvergenceWarning("did not converge")
-    except Exception as exc:  # separation, singular design, non-convergence: fall back, say why
-        return fallback, {**summary, "method": "intercept_only", "reason": f"logistic fit failed ({type(exc).__name__})"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = sm.GLM(y, x, family=sm.families.Binomial(), freq_weights=freq_weights).fit()
+    bad = [w for w in caught if issubclass(w.category, (ConvergenceWarning, PerfectSeparationWarning, RuntimeWarning))]
+    if bad:
+        raise bad[0].category(str(bad[0].message))
+    p = np.asarray(fit.predict(x_predict), dtype=float)
+    if not np.all(np.isfinite(p)) or not fit.converged:
+        raise ConvergenceWarning("did not converge")
+    return fit, p
+
+
+def _logistic_summary(summary: dict[str, Any], names: list[str], fit: Any, c: float | None, expected: float) -> dict[str, Any]:
+    """The model summary of a fitted logistic risk model (aggregates only)."""
     params, se = np.asarray(fit.params), np.asarray(fit.bse)
-    return p, {
+    return {
         **summary,
         "method": "logistic",
         "covariates": names[1:],
         "coefficients": {nm: round(float(b), 6) for nm, b in zip(names, params)},
         "std_errors": {nm: round(float(s), 6) for nm, s in zip(names, se)},
-        "c_statistic": None if (c := c_statistic(y, p)) is None else round(c, 4),
-        "expected": round(float(p.sum()), 6),
+        "c_statistic": None if c is None else round(c, 4),
+        "expected": round(float(expected), 6),
     }
 
 
@@ -231,33 +244,11 @@ def fit_expected_cells(cells: pl.DataFrame, model: dict[str, Any]) -> tuple[np.n
     w = np.concatenate([e_cell, n_cell - e_cell])
     keep = w > 0
     x, y, w = x[keep], y[keep], w[keep]
-    import statsmodels.api as sm
-
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
-
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            fit = sm.GLM(y, x, family=sm.families.Binomial(), freq_weights=w).fit()
-        bad = [wn for wn in caught if issubclass(wn.category, (ConvergenceWarning, PerfectSeparationWarning, RuntimeWarning))]
-        if bad:
-            raise bad[0].category(str(bad[0].message))
-        p = np.asarray(fit.predict(x_cell), dtype=float)
-        if not np.all(np.isfinite(p)) or not fit.converged:
-            raise ConvergenceWarning("did not converge")
+        fit, p = _binomial_fit(y, x, x_cell, freq_weights=w)
     except Exception as exc:  # separation, singular design, non-convergence: fall back, say why
         return fallback, {**summary, "method": "intercept_only", "reason": f"logistic fit failed ({type(exc).__name__})"}
-    params, se = np.asarray(fit.params), np.asarray(fit.bse)
-    c = c_statistic_weighted(np.concatenate([p, p])[keep], y, w)
-    return p, {
-        **summary,
-        "method": "logistic",
-        "covariates": names[1:],
-        "coefficients": {nm: round(float(b), 6) for nm, b in zip(names, params)},
-        "std_errors": {nm: round(float(s), 6) for nm, s in zip(names, se)},
-        "c_statistic": None if c is None else round(c, 4),
-        "expected": round(float((p * n_cell).sum()), 6),
-    }
+    return p, _logistic_summary(summary, names, fit, c_statistic_weighted(np.concatenate([p, p])[keep], y, w), float((p * n_cell).sum()))
 
 
 def observed_expected(counts: pl.DataFrame, *, alpha: float = 0.05) -> pl.DataFrame:
