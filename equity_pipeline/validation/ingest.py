@@ -46,6 +46,10 @@ CANDIDATE_SHARE = 0.05
 #: at most this many duplicate candidates are compared value by value (in memory); beyond, a 128-bit row hash decides
 EXACT_ROWS = 1_000_000
 _HASH_SEED = 20260
+#: repeated hashes are looked for in buckets of about this many rows (by hash value), so the hash
+#: table of ``is_duplicated`` stays bounded whatever the table size (a whole-column hash table of
+#: 165M claim lines took about 9 GB at 5M members)
+HASH_BUCKET_ROWS = 10_000_000
 #: zstd level of the used and quarantined tables: level 1 writes a fifth faster than the default for 6% more bytes
 WRITE_ZSTD_LEVEL = 1
 _DUP, _BAD, _DATE, _SHORT = "__duplicate_copy", "__quarantined", "__date__", "__short_row"
@@ -165,16 +169,19 @@ def duplicate_copies(lf: pl.LazyFrame, suite: Suite) -> pl.Series:
     candidates = None
     if key and key != cols:
         hashed = norm.select(ROW, pl.struct(key).hash(_HASH_SEED).alias("h")).collect(engine="streaming")
-        candidates = hashed.filter(pl.col("h").is_duplicated()).get_column(ROW)
+        candidates = _in_buckets(hashed, "h", lambda part: part.filter(pl.col("h").is_duplicated())).get_column(ROW)
         if candidates.len() > min(EXACT_ROWS, CANDIDATE_SHARE * max(hashed.height, 1)):
             candidates = None
         del hashed
     if candidates is None:
         row = pl.struct(cols)
         hashed = norm.select(ROW, row.hash(_HASH_SEED).alias("h1"), row.hash(_HASH_SEED + 1).alias("h2")).collect(engine="streaming")
-        repeated = hashed.filter(pl.struct("h1", "h2").is_duplicated())
+        repeated = _in_buckets(hashed, "h1", lambda part: part.filter(pl.struct("h1", "h2").is_duplicated()))
+        del hashed
         if repeated.height > EXACT_ROWS:
-            return repeated.filter(~pl.struct("h1", "h2").is_first_distinct()).get_column(ROW)
+            # equal hashes share a bucket and keep row order within it: first distinct per bucket is first overall
+            return (_in_buckets(repeated, "h1", lambda part: part.filter(~pl.struct("h1", "h2").is_first_distinct()))
+                    .get_column(ROW).sort())
         candidates = repeated.get_column(ROW)
     if candidates.is_empty():
         return pl.Series(ROW, [], dtype=pl.UInt32)
@@ -183,6 +190,16 @@ def duplicate_copies(lf: pl.LazyFrame, suite: Suite) -> pl.Series:
         .select(ROW, *cols).collect(engine="streaming").sort(ROW)
     )
     return rows.filter(~pl.struct(cols).is_first_distinct()).get_column(ROW)
+
+
+def _in_buckets(hashed: pl.DataFrame, column: str, select: Any) -> pl.DataFrame:
+    """``select`` (a frame -> frame function that looks at equal values of ``column``, a hash) applied
+    to buckets of ``hashed`` by ``column``'s value, at most about :data:`HASH_BUCKET_ROWS` rows each,
+    the results concatenated. Rows with equal hashes always share a bucket, in their original order."""
+    buckets = -(-hashed.height // HASH_BUCKET_ROWS)
+    if buckets <= 1:
+        return select(hashed)
+    return pl.concat([select(hashed.filter(pl.col(column) % buckets == b)) for b in range(buckets)])
 
 
 def repeated_values(lf: pl.LazyFrame, columns: list[str]) -> dict[str, pl.Series]:

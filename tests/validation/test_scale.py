@@ -126,9 +126,13 @@ def test_streaming_ingest_equals_in_memory_evaluation(cases, tmp_path):
         assert results["members"]["rule_counts"].get(DUPLICATE_ROW, 0) > 0 or name != "planted"
 
 
+@pytest.mark.parametrize("bucket_rows", [None, 2])
 @pytest.mark.parametrize("path", ["key", "every_column", "row_hash"])
-def test_duplicate_copies_are_exact_on_every_path(monkeypatch, path):
-    """Copies after normalisation are found; a repeated key with different values is not a copy."""
+def test_duplicate_copies_are_exact_on_every_path(monkeypatch, path, bucket_rows):
+    """Copies after normalisation are found; a repeated key with different values is not a copy.
+    With ``bucket_rows`` the repeated hashes are looked for in several buckets (as in a big table)."""
+    if bucket_rows is not None:
+        monkeypatch.setattr(ingest_mod, "HASH_BUCKET_ROWS", bucket_rows)
     base = planted.BASE["medical_claims"]
     rows = [
         base,                                              # 1 first
