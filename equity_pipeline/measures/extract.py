@@ -54,24 +54,6 @@ ADJUDICATION_SCHEMA = {ROW: pl.UInt32, "claim_id": pl.String, "claim_version": p
                        "voided": pl.Boolean}
 
 
-def final_lines(lines: pl.LazyFrame) -> pl.LazyFrame:
-    """The lines of ``claims.final_claims(lines)``, in input order; the small per-claim facts are
-    computed now (two narrow passes), the lines stream when the frame is collected or sunk."""
-    filled, per_claim, _, _ = _adjudicated(lines)
-    return _final(filled, per_claim)
-
-
-def _final(filled: pl.LazyFrame, per_claim: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
-    return (
-        # input order kept: the lines come out in a fixed order every run (encounters.ed_visits takes
-        # the first facility of a member's ED day in row order)
-        filled.join(per_claim.lazy(), on="claim_id", how="left", maintain_order="left")
-        .filter(pl.col("_final_version").is_null()
-                | ((pl.col("claim_version") == pl.col("_final_version")) & ~pl.col("_voided")))
-        .drop("_final_version", "_voided")
-    )
-
-
 def final_from(lines: pl.LazyFrame, dropped: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     """The lines of ``claims.final_claims(lines)`` in input order, from ``lines`` (with a unique
     ``_row``, as every used table) and the dropped lines :func:`write_adjudication` wrote for them: one

@@ -138,11 +138,3 @@ def test_each_system_alone_matches_the_reference(system):
     got = extract.claim_events(_claims().lazy(), codes).collect()
     want = claim_events(_claims().lazy(), codes).collect()
     assert _sorted(got).equals(_sorted(want)) and got.height > 0
-
-
-def test_final_lines_are_the_reference_lines_in_input_order():
-    lines = _lines().with_row_index("_row")
-    got = extract.final_lines(lines.lazy()).collect()
-    want = final_claims(lines.lazy()).collect()
-    assert got["_row"].is_sorted()
-    assert got.equals(want.sort("_row"))
