@@ -47,6 +47,7 @@ import polars as pl
 from equity_pipeline.standards.race_ethnicity import CATEGORY_LABELS, DECLINED, MULTIRACIAL, UNKNOWN
 from equity_pipeline.stats.proportions import wilson_interval
 from equity_pipeline.stats.rates import poisson_count_interval
+from equity_pipeline.stratify import own_strings
 from equity_pipeline.suppression import PUBLIC_REASON, suppress
 
 METHOD = "bisg"
@@ -94,13 +95,6 @@ ALL = "All"
 #: hidden cells whose sum is 12
 SUPPRESSED_REASON = PUBLIC_REASON
 _KEY = ["measure_id", "measure_version", "submeasure", "period", "unit_level", "unit_id", "stratifier", "stratum"]
-
-
-def _own_strings(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` with string columns copied into buffers of their own. Polars' string columns are views:
-    the keys of a small aggregate can point into the buffers of the member-level frame it was grouped
-    from and keep all of it alive while the aggregate is kept."""
-    return frame.with_columns(pl.col(c).cast(pl.Categorical).cast(pl.String) for c, t in frame.schema.items() if t == pl.String)
 
 
 # ---------------------------------------------------------------- probabilities
@@ -244,7 +238,7 @@ def imputed_counts(results: pl.DataFrame | pl.LazyFrame, attributes: pl.DataFram
             for i, (c, label) in enumerate(PROBABILITY_COLUMNS.items()):
                 cat = wide.select(*keys, pl.lit(label).alias("stratum"), *[pl.col(f"_{i}_{s}").alias(s) for s in IMPUTED_SUMS])
                 # a category no member of the cell has (every w = 0) is no row, as before
-                parts.append(_own_strings(cat.filter(pl.col("n_members") > 0)).with_columns(
+                parts.append(own_strings(cat.filter(pl.col("n_members") > 0)).with_columns(
                     **{k: pl.lit(v, dtype=part.schema[k]) for k, v in constant.items()}))
         del part
     out = pl.concat(parts, how="diagonal").with_columns(stratifier=pl.lit(IMPUTED_STRATIFIER))

@@ -15,7 +15,6 @@ from typing import Any
 import polars as pl
 
 from equity_pipeline import __version__
-from equity_pipeline.claims import final_claims
 from equity_pipeline.config import ProgramConfig
 from equity_pipeline.events import observation_events, pharmacy_events, value_set_frame
 from equity_pipeline.io import sink_parquet_atomic, write_csv_atomic, write_json_atomic, write_parquet_atomic
@@ -122,7 +121,7 @@ def standardization_comorbidities(layout: OutputLayout, config: ProgramConfig, m
     events = pl.concat([
         claim_events_at_scale(dated(final_medical_claims(layout), "claim_from_date"), codes),
         observation_events(dated(pl.scan_parquet(layout.table("clinical_observations")), "observation_date"), codes),
-        pharmacy_events(dated(final_claims(pl.scan_parquet(layout.table("pharmacy_claims"))), "fill_date"), codes),
+        pharmacy_events(dated(final_pharmacy_claims(layout), "fill_date"), codes),
     ])
     counts = member_comorbidities(members.lazy().select("member_id"), events, value_sets, end, lookback).collect(engine="streaming")
     return counts, {"value_sets": value_sets, "lookback_days": lookback, "period_end": end.isoformat(),
@@ -284,14 +283,9 @@ def _all_member_results(layout: OutputLayout, config: ProgramConfig) -> pl.DataF
 def _member_results_lazy(layout: OutputLayout, config: ProgramConfig) -> pl.LazyFrame:
     """:func:`_all_member_results`, not read yet: the imputed and standardised steps collect one
     measure at a time (memory: never every measure's member rows at once)."""
-    from equity_pipeline.stratify import DENOMINATOR_COLUMNS
+    from equity_pipeline.stratify import denominator_scan
 
-    frames = []
-    for m in config.measures:
-        lf = pl.scan_parquet(layout.member_results(m))
-        names = lf.collect_schema().names()
-        frames.append(lf.select(c for c in DENOMINATOR_COLUMNS if c in names).filter(pl.col("in_denominator")))
-    return pl.concat(frames, how="diagonal_relaxed")
+    return pl.concat([denominator_scan(layout.member_results(m)) for m in config.measures], how="diagonal_relaxed")
 
 
 def build_imputed_race(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:

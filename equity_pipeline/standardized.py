@@ -64,6 +64,7 @@ import polars as pl
 from equity_pipeline.attributes import age_band_labels
 from equity_pipeline.stats.rates import standardised_ratio
 from equity_pipeline.stats.standardization import ESP2013, direct_standardised_rate
+from equity_pipeline.stratify import own_strings
 from equity_pipeline.suppression import publishable_reasons
 
 #: US 2000 standard population per million, (lower age, upper age inclusive or None for open, weight)
@@ -94,13 +95,6 @@ STANDARDIZED_COLUMNS = [
     "risk_model", "reference_stratum", "crude_difference", "standardized_difference", "crude_ratio", "standardized_ratio", "suppressed",
     "suppression_reason",
 ]
-
-
-def _own_strings(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` with string columns copied into buffers of their own. Polars' string columns are views:
-    the keys of a small aggregate can point into the buffers of the member-level frame it was grouped
-    from and keep all of it alive while the aggregate is kept."""
-    return frame.with_columns(pl.col(c).cast(pl.Categorical).cast(pl.String) for c, t in frame.schema.items() if t == pl.String)
 
 
 def band_of(age: pl.Expr, bands: tuple[int, ...]) -> pl.Expr:
@@ -160,7 +154,7 @@ def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: 
     sums are then the same every run), with the age band, sex and strata columns. Only the columns
     read travel (memory: one row per member x measure)."""
     from equity_pipeline.standards.race_ethnicity import UNKNOWN
-    from equity_pipeline.stratify import stratum_expr
+    from equity_pipeline.stratify import rolled_up_in_order, stratum_expr
 
     wanted = attribute_columns(stratifiers)
     used = wanted[2:]
@@ -171,12 +165,8 @@ def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: 
         .join(attributes, on="member_id", how="left")
         .with_columns(pl.col(c).fill_null(UNKNOWN) for c in ("state", *used))
     )
-    has_all = base.filter(pl.col("submeasure") == "all")["measure_id"].unique().to_list()
-    base = pl.concat([base, base.filter((pl.col("submeasure") != "all") & ~pl.col("measure_id").is_in(has_all))
-                      .with_columns(submeasure=pl.lit("all"))])
-    base = base.sort("measure_id", "submeasure", "member_id", "numerator_value", "denominator_value")
-    return base.with_columns(_band=band_of(pl.col("age"), bands), _sex=pl.col("sex"),
-                             **{f"_s_{s}": stratum_expr(s) for s in stratifiers})
+    return rolled_up_in_order(base).with_columns(_band=band_of(pl.col("age"), bands), _sex=pl.col("sex"),
+                                                 **{f"_s_{s}": stratum_expr(s) for s in stratifiers})
 
 
 def _units(frame: pl.DataFrame) -> list[tuple[pl.Expr, pl.Expr]]:
@@ -389,7 +379,7 @@ def standardized_rates(results: pl.DataFrame | pl.LazyFrame, attributes: pl.Data
         parts = ["_band", "_sex"] if standard == "run" else ["_band"]
         sums = _by_stratum(base, stratifiers, [pl.col("numerator_value").sum().alias("count"), pl.col("denominator_value").sum().alias("population"),
                                                pl.col("_expected").sum().alias("_e"), pl.col("_expected").is_not_null().any().alias("_has_e")], parts)
-        oe_parts.append(_own_strings(sums.group_by(_KEY, maintain_order=True).agg(
+        oe_parts.append(own_strings(sums.group_by(_KEY, maintain_order=True).agg(
             _o=pl.col("count").sum(), _e=pl.col("_e").sum(), _has_e=pl.col("_has_e").any())))
         in_cells = pl.col("_band").is_not_null() & (pl.col("_sex").is_in(SEXES) if standard == "run" else pl.lit(True))
         cell = pl.concat_str(["_band", "_sex"], separator=" | ") if standard == "run" else pl.col("_band")
@@ -397,7 +387,7 @@ def standardized_rates(results: pl.DataFrame | pl.LazyFrame, attributes: pl.Data
         ages = None if standard == "run" else base.filter(in_cells).group_by("measure_id", "submeasure").agg(
             lo=pl.col("age").min(), hi=pl.col("age").max())
         weights.update(_weights(ages, cells, standard, age_bands))
-        cell_parts.append(_own_strings(cells))
+        cell_parts.append(own_strings(cells))
         del base, sums
     oe, cells = pl.concat(oe_parts, how="diagonal_relaxed"), pl.concat(cell_parts, how="diagonal_relaxed")
     dsr = _dsr_rows(cells, weights, specs, method, alpha)

@@ -174,16 +174,18 @@ DENOMINATOR_COLUMNS = ("member_id", "measure_id", "measure_version", "submeasure
                        "numerator_value", "denominator_value", "expected_value")
 
 
+def denominator_scan(path) -> pl.LazyFrame:
+    """The denominator rows of one member-level result file, only the columns the counts read
+    (:data:`DENOMINATOR_COLUMNS` present in it), not read yet (projection and predicate pushdown)."""
+    lf = pl.scan_parquet(path)
+    names = lf.collect_schema().names()
+    return lf.select(c for c in DENOMINATOR_COLUMNS if c in names).filter(pl.col("in_denominator"))
+
+
 def denominator_results(paths) -> pl.DataFrame:
-    """The denominator rows of member-level result files, only the columns the counts read
-    (:data:`DENOMINATOR_COLUMNS` present in each), concatenated diagonally in the order given: all the
-    counts need of the results, read with projection and predicate pushdown (memory)."""
-    frames = []
-    for path in paths:
-        lf = pl.scan_parquet(path)
-        names = lf.collect_schema().names()
-        frames.append(lf.select(c for c in DENOMINATOR_COLUMNS if c in names).filter(pl.col("in_denominator")).collect())
-    return pl.concat(frames, how="diagonal_relaxed")
+    """:func:`denominator_scan` of each file, read and concatenated diagonally in the order given: all
+    the counts need of the results (memory)."""
+    return pl.concat([denominator_scan(path).collect() for path in paths], how="diagonal_relaxed")
 
 
 #: member-level result columns the counts read (besides the strata): keys and the summed values
@@ -225,6 +227,25 @@ class _Coded:
 _UNUSED_RESULT_COLUMNS = ("is_excluded", "exclusion_reason", "in_numerator", "evidence_date", "evidence_source")
 
 
+def own_strings(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with string columns copied into buffers of their own. Polars' string columns are views:
+    the keys of a small aggregate can point into the buffers of the member-level frame it was grouped
+    from and keep all of it alive while the aggregate is kept."""
+    return frame.with_columns(pl.col(c).cast(pl.Categorical).cast(pl.String) for c, t in frame.schema.items() if t == pl.String)
+
+
+def rolled_up_in_order(base: pl.DataFrame) -> pl.DataFrame:
+    """Denominator rows ``base`` with their sub-measure rows also rolled up into ``all``, in the fixed
+    row order every count sums in (stratified, imputed and standardised counts alike)."""
+    # age rows (e.g. CHL 16-20 and 21-24) also roll up into the measure's "all" row; measures whose
+    # rows are outcomes (SDOH positive by domain) carry their own "all" row already
+    has_all = base.filter(pl.col("submeasure") == "all")["measure_id"].unique().to_list()
+    base = pl.concat([base, base.filter((pl.col("submeasure") != "all") & ~pl.col("measure_id").is_in(has_all)).with_columns(submeasure=pl.lit("all"))])
+    # float addition is not associative and join output order varies run to run: fix the row order and
+    # keep it in the group_by so every run sums in the same order (byte-identical public outputs)
+    return base.sort("measure_id", "submeasure", "member_id", "numerator_value", "denominator_value")
+
+
 def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: tuple[str, ...]) -> pl.DataFrame:
     """Denominator members with their attribute labels; sub-measure rows also rolled up into ``all``
     (the imputed counts' rows; the stratified counts use :func:`_coded_denominators`, the same rows).
@@ -244,13 +265,7 @@ def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: 
         .join(attributes, on="member_id", how="left")
         .with_columns(pl.col(c).fill_null(UNKNOWN) for c in ("state", *used))
     )
-    # age rows (e.g. CHL 16-20 and 21-24) also roll up into the measure's "all" row; measures whose
-    # rows are outcomes (SDOH positive by domain) carry their own "all" row already
-    has_all = base.filter(pl.col("submeasure") == "all")["measure_id"].unique().to_list()
-    base = pl.concat([base, base.filter((pl.col("submeasure") != "all") & ~pl.col("measure_id").is_in(has_all)).with_columns(submeasure=pl.lit("all"))])
-    # float addition is not associative and join output order varies run to run: fix the row order and
-    # keep it in the group_by so every run sums in the same order (byte-identical public outputs)
-    return base.sort("measure_id", "submeasure", "member_id", "numerator_value", "denominator_value")
+    return rolled_up_in_order(base)
 
 
 def _coded_denominators(results: pl.DataFrame, coded: _Coded) -> pl.DataFrame:
@@ -266,13 +281,7 @@ def _coded_denominators(results: pl.DataFrame, coded: _Coded) -> pl.DataFrame:
         .join(coded.frame, on="member_id", how="left")
         .with_columns(pl.col(c).fill_null(coded.missing[c]) for c in ("_state", *coded.cols))
     )
-    # age rows (e.g. CHL 16-20 and 21-24) also roll up into the measure's "all" row; measures whose
-    # rows are outcomes (SDOH positive by domain) carry their own "all" row already
-    has_all = base.filter(pl.col("submeasure") == "all")["measure_id"].unique().to_list()
-    base = pl.concat([base, base.filter((pl.col("submeasure") != "all") & ~pl.col("measure_id").is_in(has_all)).with_columns(submeasure=pl.lit("all"))])
-    # float addition is not associative and join output order varies run to run: fix the row order and
-    # keep it in the group_by so every run sums in the same order (byte-identical public outputs)
-    return base.sort("measure_id", "submeasure", "member_id", "numerator_value", "denominator_value")
+    return rolled_up_in_order(base)
 
 
 def _key_codes(base: pl.DataFrame, keys: list[str], name: str) -> tuple[pl.DataFrame, pl.DataFrame]:

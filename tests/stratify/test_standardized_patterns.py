@@ -130,6 +130,7 @@ def test_comorbidities_count_the_look_back_window_only(tmp_path, monkeypatch):
     end; the count is per member of the list given, distinct value sets, 0 without any."""
     from equity_pipeline.config import config_from_dict
     from equity_pipeline.layout import OutputLayout
+    from equity_pipeline.measures.extract import write_adjudication
 
     config = config_from_dict({"measurement_year": 2025, "run_date": "2026-06-30"})
     end = config.period.end
@@ -151,8 +152,10 @@ def test_comorbidities_count_the_look_back_window_only(tmp_path, monkeypatch):
     (tmp_path / "restricted" / "tables").mkdir(parents=True)
     pl.DataFrame(schema={"member_id": pl.String, "observation_date": pl.Date, "loinc_code": pl.String, "value_numeric": pl.Float64}).write_parquet(
         layout.table("clinical_observations"))
-    pl.DataFrame(schema={"member_id": pl.String, "fill_date": pl.Date, "ndc": pl.String, "claim_id": pl.String, "claim_version": pl.Int64,
-                         "claim_status": pl.String}).write_parquet(layout.table("pharmacy_claims"))
+    pl.DataFrame(schema={"_row": pl.UInt32, "member_id": pl.String, "fill_date": pl.Date, "ndc": pl.String, "claim_id": pl.String,
+                         "claim_version": pl.Int64, "claim_status": pl.String}).write_parquet(layout.table("pharmacy_claims"))
+    # as build_events leaves it before this step: the pharmacy lines adjudication drops
+    write_adjudication(pl.scan_parquet(layout.table("pharmacy_claims")), layout.pharmacy_adjudication)
     monkeypatch.setattr(pipeline, "final_medical_claims", lambda lay: claims.lazy(), raising=False)
     members = pl.DataFrame({"member_id": ["A", "B", "C", "D", "E"]})
     counts, info = pipeline.standardization_comorbidities(layout, config, members)
