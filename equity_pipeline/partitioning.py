@@ -375,6 +375,7 @@ def plan_counts(layout: OutputLayout, config: ProgramConfig, specs: dict) -> dic
     earlier files removed) when no plan rules are in effect for the period."""
     from equity_pipeline import pipeline
     from equity_pipeline.equity_plans.hospital import hospital_counts
+    from equity_pipeline.equity_plans.inputs import read_denominator_results, read_members
     from equity_pipeline.equity_plans.state import state_counts
 
     for table in PLAN_TABLES:
@@ -383,8 +384,10 @@ def plan_counts(layout: OutputLayout, config: ProgramConfig, specs: dict) -> dic
     rules = pipeline._plan_rules(config)
     if rules is None:
         return {}
-    members, attributes = pl.read_parquet(layout.table("members")), pl.read_parquet(layout.member_attributes)
-    results = {m: pl.read_parquet(layout.member_results(m)) for m in sorted({rules.pqi_measure, "SDOH_SCREEN"}) if m in config.measures}
+    # the projected reads of the whole-run plan steps (equity_plans/inputs.py): no names or addresses
+    members, attributes = read_members(layout.table("members")), pl.read_parquet(layout.member_attributes)
+    results = {m: read_denominator_results(layout.member_results(m)) for m in sorted({rules.pqi_measure, "SDOH_SCREEN"})
+               if m in config.measures}
     written = {}
     for table, (counts, labels) in (
             ("state_metrics", state_counts(attributes=attributes, members=members, results=results, specs=specs, rules=rules,
