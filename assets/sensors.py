@@ -41,9 +41,6 @@ SETTLE_SECONDS_ENV = "EQUITY_SENSOR_SETTLE_SECONDS"
 DEFAULT_SETTLE_SECONDS = 60.0
 TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp", "~")
 
-_hash_cache: dict[tuple[str, int, int, int], str] = {}
-
-
 def settle_seconds() -> float:
     raw = os.environ.get(SETTLE_SECONDS_ENV)
     try:
@@ -59,13 +56,6 @@ def is_table_file(name: str) -> bool:
     return any(name == f"{table}{suffix}" for table in TABLES for suffix in SUFFIXES)
 
 
-def _sha256(path: Path, stat: os.stat_result) -> str:
-    key = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
-    if key not in _hash_cache:
-        _hash_cache[key] = sha256_file(path)
-    return _hash_cache[key]
-
-
 def scan_input_folder(input_dir: Path, *, now: float | None = None, settle: float | None = None) -> tuple[dict[str, str], list[str]]:
     """``({file name: sha256}, [names still settling])`` for the table files in ``input_dir``."""
     now = time.time() if now is None else now
@@ -79,7 +69,7 @@ def scan_input_folder(input_dir: Path, *, now: float | None = None, settle: floa
         if now - stat.st_mtime < settle:
             settling.append(entry.name)
             continue
-        hashes[entry.name] = _sha256(Path(entry.path), stat)
+        hashes[entry.name] = sha256_file(Path(entry.path))  # hashed once while unchanged
     return hashes, settling
 
 

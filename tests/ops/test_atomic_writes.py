@@ -119,3 +119,24 @@ def test_atomic_files_get_the_umask_mode_not_mkstemp_0600(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_sha256_file_hashes_once_while_unchanged_and_again_after_a_write(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    path = tmp_path / "members.csv"
+    path.write_bytes(b"member_id\nA1\n")
+    first = io.sha256_file(path)
+    assert first == hashlib.sha256(b"member_id\nA1\n").hexdigest()
+    opened = []
+    real_open = Path.open
+    monkeypatch.setattr(Path, "open", lambda self, *a, **k: opened.append(self) or real_open(self, *a, **k))
+    assert io.sha256_file(path) == first and opened == []  # unchanged: not read again
+    # same size, modification time put back: the change time still moves, so the file is hashed again
+    st = path.stat()
+    path.write_bytes(b"member_id\nB2\n")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    opened.clear()
+    assert io.sha256_file(path) == hashlib.sha256(b"member_id\nB2\n").hexdigest()
+    assert opened == [path]
