@@ -26,6 +26,7 @@ from equity_pipeline.standards.geography import valid_county_fips
 from equity_pipeline.standards.sdoh import screening_events
 from equity_pipeline.suites import TABLES, load_suite
 from equity_pipeline.validation.ingest import TableResult, ingest_table
+from equity_pipeline.validation.sampling import Sampling
 
 
 def suite_parameters(config: ProgramConfig) -> dict[str, Any]:
@@ -45,7 +46,9 @@ def ingest(table: str, input_dir: Path, layout: OutputLayout, config: ProgramCon
     """Validate one input table; members must be ingested before the others (orphan check)."""
     layout.prepare()
     known = pl.scan_parquet(layout.table("members")) if table != "members" else None
-    result = ingest_table(table, input_dir, layout.restricted, parameters=suite_parameters(config), known_members=known)
+    # the GX check's random sample rows are written in the same pass (docs/validation.md "GX at scale")
+    result = ingest_table(table, input_dir, layout.restricted, parameters=suite_parameters(config), known_members=known,
+                          gx_sampling=Sampling.from_env())
     write_json_atomic(result.to_dict(), layout.table_result(table))
     return result.to_dict()
 

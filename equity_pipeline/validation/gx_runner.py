@@ -61,8 +61,7 @@ import json
 import re
 import time
 import warnings
-import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -74,9 +73,10 @@ from equity_pipeline.errors import StructuralError
 from equity_pipeline.io import ROW, find_input, scan_text, sha256_file
 from equity_pipeline.suites import Suite, load_suite
 from equity_pipeline.validation.derived import add_derived
-from equity_pipeline.validation.ingest import DUPLICATE_ROW, REASONS, check_structure, duplicate_copies
+from equity_pipeline.validation.ingest import DUPLICATE_ROW, REASONS, check_structure, duplicate_copies, gx_sample_path
 from equity_pipeline.validation.normalize import normalize
 from equity_pipeline.validation.rules import failure_expr, row_rules
+from equity_pipeline.validation.sampling import Sampling, choose_rows, random_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -110,85 +110,6 @@ OUTCOME_FIELDS: tuple[str, ...] = (
 # which rows GX evaluates
 
 FULL, SAMPLE = "full", "sample"
-#: environment variables read by :meth:`Sampling.from_env`
-SAMPLING_ENV = {
-    "full_rows": "EQUITY_GX_FULL_ROWS",
-    "sample_rows": "EQUITY_GX_SAMPLE_ROWS",
-    "failing_rows": "EQUITY_GX_FAILING_ROWS",
-    "seed": "EQUITY_GX_SEED",
-}
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Which rows GX evaluates (the polars evaluator always evaluates every row).
-
-    A table of at most ``full_rows`` rows: every row. A larger table: a seeded random sample of
-    ``sample_rows`` rows, plus for every row-level expectation up to ``failing_rows`` of the rows the
-    polars evaluator found failing it (chosen with the same seed; all of them when fewer), plus the
-    whole column for uniqueness rules. A ``full_rows`` above the largest table runs GX on every row
-    of every table; ``full_rows = 0`` samples every table.
-    """
-
-    full_rows: int = 100_000
-    sample_rows: int = 20_000
-    failing_rows: int = 100
-    seed: int = 20260
-
-    def __post_init__(self) -> None:
-        for name in ("full_rows", "sample_rows", "failing_rows", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"GX sampling: {name} must be a whole number >= 0")
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Sampling:
-        """Defaults, overridden by ``EQUITY_GX_FULL_ROWS``, ``EQUITY_GX_SAMPLE_ROWS``,
-        ``EQUITY_GX_FAILING_ROWS`` and ``EQUITY_GX_SEED``."""
-        env = os.environ if env is None else env
-        values = {}
-        for name, var in SAMPLING_ENV.items():
-            raw = (env.get(var) or "").strip().replace("_", "")
-            if raw:
-                if not raw.isdigit():
-                    raise ValueError(f"{var} must be a whole number >= 0")
-                values[name] = int(raw)
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-
-def choose_rows(n: int, failing: pl.DataFrame, sampling: Sampling) -> tuple[pl.Series, dict[str, int]]:
-    """The ``_row`` numbers GX evaluates in sample mode, sorted, and what they are made of.
-
-    ``failing``: ``_row`` plus one boolean column per row-level expectation (named by its suite
-    index) for the rows the polars evaluator found failing. Random rows come from
-    ``numpy.random.default_rng(seed)``; the failing rows of expectation ``i`` from
-    ``default_rng([seed, i])``; so the sample depends only on the seed, the table size and the
-    polars evaluator's verdicts.
-    """
-    import numpy as np
-
-    k = min(sampling.sample_rows, n)
-    random_rows = np.random.default_rng(sampling.seed).choice(n, size=k, replace=False).astype(np.int64) + 1
-    parts = [random_rows]
-    failing_chosen = []
-    for col in failing.columns:
-        if col == ROW:
-            continue
-        rows = failing.filter(pl.col(col)).get_column(ROW).to_numpy().astype(np.int64)
-        if rows.size > sampling.failing_rows:
-            rows = np.random.default_rng([sampling.seed, int(col)]).choice(rows, size=sampling.failing_rows, replace=False)
-        failing_chosen.append(rows)
-    failing_rows = np.unique(np.concatenate(failing_chosen)) if failing_chosen else np.array([], dtype=np.int64)
-    chosen = np.unique(np.concatenate([random_rows, failing_rows]))
-    info = {
-        "seed": sampling.seed, "table_rows": n, "random_rows": int(k),
-        "failing_rows": int(failing_rows.size), "failing_rows_per_expectation": sampling.failing_rows,
-        "rows_evaluated": int(chosen.size),
-    }
-    return pl.Series(ROW, chosen, dtype=pl.UInt32), info
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -547,6 +468,7 @@ def run_table(
     quarantined: pl.LazyFrame | None = None,
     ingest_read: int | None = None,
     input_sha256: str | None = None,
+    ingest_sample: pl.LazyFrame | None = None,
 ) -> dict[str, Any]:
     """Run ``table``'s suite in GX on its input file; a JSON-safe dict with counts only.
 
@@ -567,7 +489,12 @@ def run_table(
     with a pass over every row: ``ingest_read`` (its rows read) is the row count, and the exact
     copies left out of uniqueness rules are its ``duplicate_row`` rows (the ingest finds them with
     the same :func:`duplicate_copies`). ``input_sha256``: the file's hash when the caller has just
-    computed it (:func:`run_table_cached`).
+    computed it (:func:`run_table_cached`). ``ingest_sample``: the random rows of the sample as the
+    ingest wrote them in its pass over every row (``restricted/gx_sample/<table>.parquet``, made with
+    the same ``sampling``): then the evaluated frame is those rows plus the chosen failing rows from
+    ``quarantined`` with the derived columns added (:func:`sample_frame`), instead of a filtered read
+    of the whole input. Without it, or when it does not hold exactly the sample's random rows, the
+    rows are read from the input.
     """
     suite = load_suite(table)
     sampling = sampling if sampling is not None else Sampling.from_env()
@@ -599,7 +526,12 @@ def run_table(
         else:
             failing = failing_rows(table, quarantined, lf, parameters, known_members=known_members)
             rows, info = choose_rows(n, failing, sampling)
-            frame = lf.filter(pl.col(ROW).is_in(rows.implode())).collect(engine="streaming")
+            frame = None
+            if reuse and ingest_sample is not None:
+                frame = sample_frame(table, ingest_sample, quarantined, rows, n, sampling, lf.collect_schema(),
+                                     known_members=known_members)
+            if frame is None:
+                frame = lf.filter(pl.col(ROW).is_in(rows.implode())).collect(engine="streaming")
     except (StructuralError, pl.exceptions.ComputeError):
         try:
             header = file_header(scan_text(path), suite)
@@ -615,6 +547,29 @@ def run_table(
         "gx_polars_differ": differences(outcomes, polars),
         "seconds": round(time.perf_counter() - started, 3), "expectations": outcomes,
     }
+
+
+def sample_frame(
+    table: str, drawn: pl.LazyFrame, quarantined: pl.LazyFrame, rows: pl.Series, n: int, sampling: Sampling,
+    schema: pl.Schema, *, known_members: pl.LazyFrame | None = None,
+) -> pl.DataFrame | None:
+    """The rows ``rows`` of the text frame (schema ``schema``) without reading the input: the random
+    rows from ``drawn`` (the ingest's copy of them) and the other rows, all failing rows and so all
+    quarantined, from ``quarantined`` with the derived columns added as the ingest adds them.
+    None when ``drawn`` is not exactly :func:`random_rows` of ``n`` and ``sampling``, or a part does
+    not have ``schema`` (the caller then reads the rows from the input)."""
+    random = random_rows(n, sampling)
+    first = drawn.collect().sort(ROW)
+    if not first.get_column(ROW).equals(random, check_names=False) or first.schema != schema:
+        return None
+    others = rows.filter(~rows.is_in(random.implode()))
+    suite = load_suite(table)
+    second = (add_derived(quarantined.select(ROW, *suite.column_names), table,
+                          known_members=known_members if table != "members" else None)
+              .filter(pl.col(ROW).is_in(others.implode())).collect(engine="streaming"))
+    if second.schema != schema or second.height != others.len():
+        return None
+    return pl.concat([first, second]).sort(ROW)
 
 
 def failing_rows(
@@ -753,25 +708,30 @@ def run_table_cached(
             return stored
     members = root / "restricted" / "tables" / "members.parquet"
     known = pl.scan_parquet(members) if table != "members" and members.is_file() else None
-    quarantined, ingest_read = _ingest_quarantine(root, table, key["input_sha256"])
+    quarantined, ingest_read, drawn = _ingest_quarantine(root, table, key["input_sha256"], sampling)
     result = {**run_table(table, input_dir, parameters, known_members=known, batch_rows=batch_rows, context=context,
-                          sampling=sampling, quarantined=quarantined, ingest_read=ingest_read, input_sha256=key["input_sha256"]),
+                          sampling=sampling, quarantined=quarantined, ingest_read=ingest_read, input_sha256=key["input_sha256"],
+                          ingest_sample=drawn),
               "key": key}
     write_text_atomic(json.dumps(result, indent=2, default=str) + "\n", stored_path)
     return result
 
 
-def _ingest_quarantine(root: Path, table: str, input_sha256: str | None) -> tuple[pl.LazyFrame | None, int | None]:
-    """The ingest's quarantined rows of this input (same file hash and suite version) and its rows
-    read, or (None, None)."""
+def _ingest_quarantine(
+    root: Path, table: str, input_sha256: str | None, sampling: Sampling,
+) -> tuple[pl.LazyFrame | None, int | None, pl.LazyFrame | None]:
+    """The ingest's quarantined rows of this input (same file hash and suite version), its rows
+    read, and its copy of the sample's random rows when made with ``sampling``; or Nones."""
     result_path, quarantine = root / "validation" / f"{table}.json", root / "restricted" / "quarantine" / f"{table}.parquet"
     if input_sha256 is None or not (result_path.is_file() and quarantine.is_file()):
-        return None, None
+        return None, None, None
     info = json.loads(result_path.read_text(encoding="utf-8"))
     if info.get("sha256") != input_sha256 or info.get("suite_version") != load_suite(table).version:
-        return None, None
+        return None, None, None
     read = info.get("read")
-    return pl.scan_parquet(quarantine), (int(read) if isinstance(read, int) else None)
+    sample = gx_sample_path(root / "restricted", table)
+    drawn = pl.scan_parquet(sample) if info.get("gx_sample") == sampling.to_dict() and sample.is_file() else None
+    return pl.scan_parquet(quarantine), (int(read) if isinstance(read, int) else None), drawn
 
 
 def compare_with_ingest(outcomes: list[dict[str, Any]], rule_counts: dict[str, int]) -> list[str]:

@@ -34,6 +34,7 @@ from equity_pipeline.suites import Suite, load_suite
 from equity_pipeline.validation.derived import add_derived, known_member_ids
 from equity_pipeline.validation.normalize import normalize
 from equity_pipeline.validation.rules import date_formats, failure_expr, rule_ids, row_rules, strptime_date, unique_columns
+from equity_pipeline.validation.sampling import Sampling, random_rows
 
 REASONS = "quarantine_reasons"
 DUPLICATE_ROW = "duplicate_row"
@@ -73,6 +74,9 @@ class TableResult:
     #: authoritative counts that a sampled GX check is compared with (a shared rule id such as
     #: invalid_icd10cm has one count per expectation here and one per row in ``rule_counts``)
     expectation_counts: dict[str, int] = field(default_factory=dict)
+    #: the :class:`~equity_pipeline.validation.sampling.Sampling` whose random rows this ingest wrote to
+    #: ``restricted/gx_sample/<table>.parquet`` for the GX check (None: no sample written)
+    gx_sample: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,11 +126,20 @@ def ingest_table(
     *,
     parameters: dict[str, Any],
     known_members: pl.LazyFrame | pl.DataFrame | pl.Series | None = None,
+    gx_sampling: Sampling | None = None,
 ) -> TableResult:
-    """Validate ``table`` from ``input_dir`` and write its used and quarantined rows."""
+    """Validate ``table`` from ``input_dir`` and write its used and quarantined rows.
+
+    ``gx_sampling``: when the table has more than its ``full_rows`` rows, the same pass also writes the
+    random rows of the GX check's sample (:func:`~equity_pipeline.validation.sampling.random_rows`:
+    normalised text plus the derived columns, as :func:`~equity_pipeline.validation.gx_runner.text_frame`
+    gives them) to ``restricted/gx_sample/<table>.parquet``, and the result records the sampling.
+    """
     suite = load_suite(table)
     used_path = restricted_dir / "tables" / f"{table}.parquet"
     quarantine_path = restricted_dir / "quarantine" / f"{table}.parquet"
+    sample_path = gx_sample_path(restricted_dir, table)
+    sample_path.unlink(missing_ok=True)  # never a sample of an earlier input
     path = find_input(input_dir, table)
     if path is None:
         if table in REQUIRED_TABLES:
@@ -138,8 +151,9 @@ def ingest_table(
     raw = scan_text(path, field_counts=True)
     lf, extras, missing_optional = check_structure(raw, suite, path.name)
     try:
-        read, used, rule_counts, expectation_counts = _validate_and_write(
-            lf, suite, table, parameters, known_members, used_path, quarantine_path)
+        read, used, rule_counts, expectation_counts, sampled = _validate_and_write(
+            lf, suite, table, parameters, known_members, used_path, quarantine_path,
+            gx_sample=(sample_path, gx_sampling) if gx_sampling is not None else None)
     except pl.exceptions.ComputeError as exc:
         # polars' message can quote the offending line (member data): name the fault, never the text
         fault = "a row has more fields than the header line" if "more fields" in str(exc) else "malformed rows, e.g. an unclosed quote"
@@ -148,12 +162,23 @@ def ingest_table(
         table=table, file=path.name, sha256=sha256_file(path), suite_version=suite.version,
         read=read, used=used, quarantined=read - used,
         rule_counts=dict(sorted(rule_counts.items())), extra_columns=extras, missing_optional_columns=missing_optional,
-        expectation_counts=expectation_counts,
+        expectation_counts=expectation_counts, gx_sample=sampled.to_dict() if sampled is not None else None,
     )
 
 
+def gx_sample_path(restricted_dir: Path, table: str) -> Path:
+    """Where the ingest writes the random rows of the GX check's sample (member-level: restricted)."""
+    return Path(restricted_dir) / "gx_sample" / f"{table}.parquet"
+
+
 def duplicate_copies(lf: pl.LazyFrame, suite: Suite) -> pl.Series:
-    """``_row`` of every exact copy of an earlier row (after normalisation), in row order.
+    """:func:`copies_and_rows` without the row count."""
+    return copies_and_rows(lf, suite)[0]
+
+
+def copies_and_rows(lf: pl.LazyFrame, suite: Suite) -> tuple[pl.Series, int]:
+    """(copies, rows in the table): ``_row`` of every exact copy of an earlier row (after
+    normalisation), in row order; the row count comes with the hash pass over every row.
 
     ``lf``: the structure-checked text frame (``_row`` + contract columns, not yet normalised).
     Candidates are rows sharing a hash of their normalised key columns (a superset of the copies:
@@ -166,9 +191,10 @@ def duplicate_copies(lf: pl.LazyFrame, suite: Suite) -> pl.Series:
     cols = list(suite.column_names)
     norm = normalize(lf, suite)
     key = [c for c in suite.key if c in cols]
-    candidates = None
+    candidates, n = None, 0
     if key and key != cols:
         hashed = norm.select(ROW, pl.struct(key).hash(_HASH_SEED).alias("h")).collect(engine="streaming")
+        n = hashed.height
         candidates = _in_buckets(hashed, "h", lambda part: part.filter(pl.col("h").is_duplicated())).get_column(ROW)
         if candidates.len() > min(EXACT_ROWS, CANDIDATE_SHARE * max(hashed.height, 1)):
             candidates = None
@@ -176,20 +202,21 @@ def duplicate_copies(lf: pl.LazyFrame, suite: Suite) -> pl.Series:
     if candidates is None:
         row = pl.struct(cols)
         hashed = norm.select(ROW, row.hash(_HASH_SEED).alias("h1"), row.hash(_HASH_SEED + 1).alias("h2")).collect(engine="streaming")
+        n = hashed.height
         repeated = _in_buckets(hashed, "h1", lambda part: part.filter(pl.struct("h1", "h2").is_duplicated()))
         del hashed
         if repeated.height > EXACT_ROWS:
             # equal hashes share a bucket and keep row order within it: first distinct per bucket is first overall
             return (_in_buckets(repeated, "h1", lambda part: part.filter(~pl.struct("h1", "h2").is_first_distinct()))
-                    .get_column(ROW).sort())
+                    .get_column(ROW).sort()), n
         candidates = repeated.get_column(ROW)
     if candidates.is_empty():
-        return pl.Series(ROW, [], dtype=pl.UInt32)
+        return pl.Series(ROW, [], dtype=pl.UInt32), n
     rows = (
         normalize(lf.filter(pl.col(ROW).is_in(candidates.implode())), suite)
         .select(ROW, *cols).collect(engine="streaming").sort(ROW)
     )
-    return rows.filter(~pl.struct(cols).is_first_distinct()).get_column(ROW)
+    return rows.filter(~pl.struct(cols).is_first_distinct()).get_column(ROW), n
 
 
 def _in_buckets(hashed: pl.DataFrame, column: str, select: Any) -> pl.DataFrame:
@@ -214,14 +241,22 @@ def repeated_values(lf: pl.LazyFrame, columns: list[str]) -> dict[str, pl.Series
 def _validate_and_write(
     lf: pl.LazyFrame, suite: Suite, table: str, parameters: dict[str, Any],
     known_members: pl.LazyFrame | pl.DataFrame | pl.Series | None, used_path: Path, quarantine_path: Path,
-) -> tuple[int, int, dict[str, int], dict[str, int]]:
-    """The streaming pass; returns (rows read, rows used, rows per rule id, rows per expectation)."""
+    *, gx_sample: tuple[Path, Sampling] | None = None,
+) -> tuple[int, int, dict[str, int], dict[str, int], Sampling | None]:
+    """The streaming pass; returns (rows read, rows used, rows per rule id, rows per expectation, the
+    sampling whose random rows were written to ``gx_sample``'s path, or None)."""
     cols = list(suite.column_names)
     short = pl.col(SHORT_ROW) if SHORT_ROW in lf.collect_schema().names() else pl.lit(False)
-    copies = duplicate_copies(lf, suite)
+    copies, n = copies_and_rows(lf, suite)
     known = known_member_ids(known_members) if known_members is not None else None
     checked = add_derived(normalize(lf, suite), table, known_members=known)
     present = set(checked.collect_schema().names())
+    sinks: dict[Path, pl.LazyFrame] = {}
+    sampled = None
+    if gx_sample is not None and n > gx_sample[1].full_rows:
+        sample_path, sampled = gx_sample
+        frame_columns = [c for c in checked.collect_schema().names() if c != SHORT_ROW]  # text_frame's columns
+        sinks[sample_path] = checked.filter(pl.col(ROW).is_in(random_rows(n, sampled).implode())).select(frame_columns)
     rules = row_rules(suite, present)
     # uniqueness is judged without the later exact copies: they are duplicate_row, and the first copy is
     # then the only row with its key (a second row with the same key and other values still fails)
@@ -259,9 +294,9 @@ def _validate_and_write(
         *(pl.col(flag_names[rid]).sum().alias(rid) for rid in ids),
         *(pl.col(name).sum() for name in fail_names.values()),
     )
-    (totals,) = sink_parquet_atomic({used_path: used, quarantine_path: quarantined}, collect=(counts,),
+    (totals,) = sink_parquet_atomic({used_path: used, quarantine_path: quarantined, **sinks}, collect=(counts,),
                                     compression_level=WRITE_ZSTD_LEVEL)
     row = totals.row(0, named=True)
     read, n_used = int(row.pop("__read")), int(row.pop("__used"))
     per_expectation = {str(i): int(row.pop(name)) for i, name in fail_names.items()}
-    return read, n_used, {rule: int(n) for rule, n in row.items() if n}, per_expectation
+    return read, n_used, {rule: int(n) for rule, n in row.items() if n}, per_expectation, sampled

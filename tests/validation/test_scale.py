@@ -98,11 +98,11 @@ def cases(tmp_path_factory) -> list[tuple[str, Path]]:
     return _folder_cases(tmp_path_factory.mktemp("scale"))
 
 
-def _ingest_folder(folder: Path, out: Path, parameters: dict[str, Any]) -> dict[str, Any]:
+def _ingest_folder(folder: Path, out: Path, parameters: dict[str, Any], gx_sampling: gx_runner.Sampling | None = None) -> dict[str, Any]:
     results = {}
     for t in TABLES:
         known = pl.scan_parquet(out / "tables" / "members.parquet") if t != "members" else None
-        results[t] = ingest_table(t, folder, out, parameters=parameters, known_members=known).to_dict()
+        results[t] = ingest_table(t, folder, out, parameters=parameters, known_members=known, gx_sampling=gx_sampling).to_dict()
     return results
 
 
@@ -187,7 +187,7 @@ def sampled(tmp_path_factory, gx_ctx, cases):
     """Ingest, then GX in sample mode (failing rows from the quarantine file, as in a run) and from its own pass."""
     name, folder = cases[0]
     root = tmp_path_factory.mktemp("sampled")
-    results = _ingest_folder(folder, root / "restricted", planted.PARAMETERS)
+    results = _ingest_folder(folder, root / "restricted", planted.PARAMETERS, gx_sampling=TINY)
     (root / "validation").mkdir()
     for t, r in results.items():
         (root / "validation" / f"{t}.json").write_text(json.dumps(r))
@@ -236,6 +236,37 @@ def test_reused_ingest_facts_equal_own_pass(sampled, gx_ctx, table):
     assert any(o["evaluated_on"] == gx_runner.FULL_COLUMN for o in own["expectations"]) == (table == "members")
     for field in ("rows", "sha256", "sample", "expectations", "polars_unexpected", "gx_polars_differ"):
         assert reused[field] == own[field], field
+
+
+def test_ingest_writes_the_sample_rows_gx_would_read(cases, tmp_path):
+    """The ingest writes the sample's random rows in its pass; with the quarantine's failing rows they
+    are exactly the rows GX would otherwise read from the input (same values, columns and types)."""
+    for name, folder in cases:
+        out = tmp_path / name
+        results = _ingest_folder(folder, out, planted.PARAMETERS, gx_sampling=TINY)
+        for t in TABLES:
+            assert results[t]["gx_sample"] == TINY.to_dict(), (name, t)
+            drawn = pl.read_parquet(ingest_mod.gx_sample_path(out, t))
+            assert drawn["_row"].to_list() == gx_runner.random_rows(results[t]["read"], TINY).to_list(), (name, t)
+            known = pl.scan_parquet(out / "tables" / "members.parquet") if t != "members" else None
+            from equity_pipeline.io import find_input
+
+            lf, _ = gx_runner.text_frame(t, find_input(folder, t), known_members=known)
+            quarantined = pl.scan_parquet(out / "quarantine" / f"{t}.parquet")
+            failing = gx_runner.failing_rows(t, quarantined, lf, planted.PARAMETERS, known_members=known)
+            rows, _ = gx_runner.choose_rows(results[t]["read"], failing, TINY)
+            via = gx_runner.sample_frame(t, drawn.lazy(), quarantined, rows, results[t]["read"], TINY, lf.collect_schema(),
+                                         known_members=known)
+            direct = lf.filter(pl.col("_row").is_in(rows.implode())).collect()
+            assert via is not None and via.height > drawn.height, (name, t)  # failing rows were added from the quarantine
+            assert via.equals(direct), (name, t)
+            # another sampling's rows are not taken for this one
+            assert gx_runner.sample_frame(t, drawn.lazy(), quarantined, rows, results[t]["read"],
+                                          gx_runner.Sampling(full_rows=0, sample_rows=4, failing_rows=2, seed=8),
+                                          lf.collect_schema(), known_members=known) is None
+        # a table within full_rows: no sample written, and none left from before
+        small = _ingest_folder(folder, out, planted.PARAMETERS, gx_sampling=gx_runner.Sampling())
+        assert all(r["gx_sample"] is None and not ingest_mod.gx_sample_path(out, t).exists() for t, r in small.items())
 
 
 def test_full_mode_up_to_the_row_limit(sampled, gx_ctx):
