@@ -27,7 +27,7 @@ STAGE_OF_GROUP = {
     "reports": "reports",
 }
 STAGES = ("read", "validate", "measures", "stratify", "disparities", "equity_plans", "reports")
-FIELDS = ("members", "claim_lines", "input_bytes", "scan_floor_s", "stages_s", "total_s", "ratio_to_floor", "peak_rss_mb", "cpu_s",
+FIELDS = ("members", "claim_lines", "input_bytes", "scan_floor_s", "stages_s", "total_s", "ratio_to_floor", "peak_rss_mb", "cpu_s", "steps_s",
           "load_average")
 
 #: CPU seconds of this process and its children when the scan floor was last measured: the bench
@@ -97,7 +97,8 @@ def stage_seconds(step_seconds: dict[str, float], group_of_step: dict[str, str])
     return {k: round(v, 3) for k, v in out.items()}
 
 
-def result(*, members: int, input_dir: Path, floor: float, stages: dict[str, float], total: float) -> dict:
+def result(*, members: int, input_dir: Path, floor: float, stages: dict[str, float], total: float,
+           steps: dict[str, float] | None = None) -> dict:
     out = {
         "members": members,
         "claim_lines": table_rows(input_dir, "medical_claims"),
@@ -113,6 +114,8 @@ def result(*, members: int, input_dir: Path, floor: float, stages: dict[str, flo
         "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
     out["stage_ratios_to_floor"] = {k: (round(v / floor, 2) if floor > 0 else None) for k, v in stages.items()}
+    # every Dagster step's wall seconds, the slowest first (where a stage's time goes)
+    out["steps_s"] = {k: round(v, 3) for k, v in sorted((steps or {}).items(), key=lambda kv: (-kv[1], kv[0]))}
     return out
 
 

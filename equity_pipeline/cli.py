@@ -274,7 +274,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     total = time.perf_counter() - started
     secs, groups = _step_seconds(run_id)
     result = bench.result(members=args.members, input_dir=input_dir, floor=floor,
-                          stages=bench.stage_seconds(secs, groups), total=total)
+                          stages=bench.stage_seconds(secs, groups), total=total, steps=secs)
     print(json.dumps(result, indent=2))
     return 0
 

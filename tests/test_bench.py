@@ -26,6 +26,9 @@ def test_bench_prints_every_field(tmp_path):
     # also holds reading the run's event log, hence the margin)
     assert 0 < out["cpu_s"] <= (os.cpu_count() or 2) * out["total_s"] + 10
     assert len(out["load_average"]) == 3
+    steps = out["steps_s"]  # every step, slowest first, adding up to the stages
+    assert "measure_events" in steps and list(steps.values()) == sorted(steps.values(), reverse=True)
+    assert abs(sum(steps.values()) - sum(out["stages_s"].values())) < 0.01 * len(steps) + 0.01
     # the dataset is kept for reuse: same size and seed match, others do not
     from equity_pipeline.bench import dataset_matches
 
