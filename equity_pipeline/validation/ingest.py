@@ -250,13 +250,9 @@ def _validate_and_write(
     copies, n = copies_and_rows(lf, suite)
     known = known_member_ids(known_members) if known_members is not None else None
     checked = add_derived(normalize(lf, suite), table, known_members=known)
-    present = set(checked.collect_schema().names())
-    sinks: dict[Path, pl.LazyFrame] = {}
-    sampled = None
-    if gx_sample is not None and n > gx_sample[1].full_rows:
-        sample_path, sampled = gx_sample
-        frame_columns = [c for c in checked.collect_schema().names() if c != SHORT_ROW]  # text_frame's columns
-        sinks[sample_path] = checked.filter(pl.col(ROW).is_in(random_rows(n, sampled).implode())).select(frame_columns)
+    names = checked.collect_schema().names()
+    present = set(names)
+    frame_columns = [c for c in names if c != SHORT_ROW]  # text_frame's columns, in its order
     rules = row_rules(suite, present)
     # uniqueness is judged without the later exact copies: they are duplicate_row, and the first copy is
     # then the only row with its key (a second row with the same key and other values still fails)
@@ -288,6 +284,11 @@ def _validate_and_write(
         separator=";", ignore_nulls=True,
     )
     quarantined = checked.filter(pl.col(_BAD)).select(ROW, *cols, reasons.alias(REASONS))
+    sinks: dict[Path, pl.LazyFrame] = {}
+    sampled = None
+    if gx_sample is not None and n > gx_sample[1].full_rows:
+        sample_path, sampled = gx_sample
+        sinks[sample_path] = checked.filter(pl.col(ROW).is_in(random_rows(n, sampled).implode())).select(frame_columns)
     counts = checked.select(
         pl.len().alias("__read"), (~pl.col(_BAD)).sum().alias("__used"), pl.col(_DUP).sum().alias(DUPLICATE_ROW),
         pl.col(_SHORT).sum().alias(WRONG_FIELD_COUNT),
