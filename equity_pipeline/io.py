@@ -226,16 +226,25 @@ def write_parquet_atomic(frame: pl.DataFrame | pl.LazyFrame, path: Path) -> None
 
 
 def sink_parquet_atomic(targets: dict[Path, pl.LazyFrame], *, collect: tuple[pl.LazyFrame, ...] = (),
-                        compression_level: int | None = None) -> list[pl.DataFrame]:
+                        compression_level: int | None = None, metadata: dict[Path, dict[str, str]] | None = None) -> list[pl.DataFrame]:
     """Write several lazy frames to Parquet in one streaming pass, each atomically (:func:`atomic_path`).
 
     Frames built on one plan (the used and the quarantined rows of an ingest) share its work: the input
-    is read once. ``collect``: small frames computed in the same pass (counts), returned in order."""
+    is read once. ``collect``: small frames computed in the same pass (counts), returned in order.
+    ``metadata``: key-value metadata stored in a target's Parquet footer (written with the data, so
+    it can never describe another version of the file; :func:`parquet_metadata` reads it)."""
+    metadata = metadata or {}
     with ExitStack() as stack:
         tmps = [stack.enter_context(atomic_path(path)) for path in targets]
-        sinks = [lf.sink_parquet(tmp, compression_level=compression_level, lazy=True) for lf, tmp in zip(targets.values(), tmps)]
+        sinks = [lf.sink_parquet(tmp, compression_level=compression_level, metadata=metadata.get(path), lazy=True)
+                 for (path, lf), tmp in zip(targets.items(), tmps)]
         results = pl.collect_all([*sinks, *collect], engine="streaming")
     return list(results[len(sinks):])
+
+
+def parquet_metadata(path: Path) -> dict[str, str]:
+    """The key-value metadata of a Parquet file's footer ({} when the file is absent)."""
+    return pl.read_parquet_metadata(path) if Path(path).is_file() else {}
 
 
 def write_text_atomic(text: str, path: Path) -> None:

@@ -64,7 +64,8 @@ def build_events(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
     write_adjudication(pl.scan_parquet(layout.table("pharmacy_claims")), layout.pharmacy_adjudication)
     (layout.restricted / "claims" / "medical_claims_final.parquet").unlink(missing_ok=True)  # written by older versions
     names = set().union(*(specs[m].value_set_names for m in config.measures))
-    sink_parquet_atomic({layout.events: _coded_events(layout, names)}, compression_level=1)
+    sink_parquet_atomic({layout.events: _coded_events(layout, names)}, compression_level=1,
+                        metadata={layout.events: {EVENTS_VALUE_SETS: json.dumps(sorted(names))}})
     write_json_atomic(counts, layout.adjudication)
     return {**counts, "events": pl.scan_parquet(layout.events).select(pl.len()).collect().item()}
 
@@ -100,13 +101,27 @@ def _coded_events(layout: OutputLayout, names: set[str], *, screenings: bool = T
     return pl.concat(parts)
 
 
+#: Parquet footer key of restricted/events.parquet: the value sets whose events the file holds (JSON list)
+EVENTS_VALUE_SETS = "equity_pipeline.value_sets"
+
+
+def events_value_sets(layout: OutputLayout) -> set[str] | None:
+    """The value sets whose events restricted/events.parquet holds (from its footer), None when unknown."""
+    from equity_pipeline.io import parquet_metadata
+
+    raw = parquet_metadata(layout.events).get(EVENTS_VALUE_SETS)
+    return set(json.loads(raw)) if raw else None
+
+
 def standardization_comorbidities(layout: OutputLayout, config: ProgramConfig, members: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, Any]]:
     """member_id, comorbidities of ``members`` for the O/E risk models: the PCR risk model's
     comorbidity value sets and look-back (``measures.readmission.member_comorbidities``) counted in
-    the year before the measurement period end. restricted/events.parquet holds only the value sets
-    of the configured measures, so the comorbidity events are extracted here with the same code,
-    from the claim lines, observations and fills dated in the look-back window only (the window is
-    the same for every member), streaming (memory: docs/performance.md)."""
+    the year before the measurement period end. When restricted/events.parquet holds the comorbidity
+    value sets (its footer says which it holds: those of the configured measures; PCR's include
+    them), its events dated in the look-back window are used; otherwise they are extracted here with
+    the same code, from the claim lines, observations and fills dated in the look-back window only
+    (the window is the same for every member, and an event's date is its line's), streaming
+    (memory: docs/performance.md)."""
     from datetime import timedelta
 
     from equity_pipeline.measures.extract import claim_events as claim_events_at_scale
@@ -120,12 +135,17 @@ def standardization_comorbidities(layout: OutputLayout, config: ProgramConfig, m
     def dated(lf: pl.LazyFrame, column: str) -> pl.LazyFrame:
         return lf.filter(pl.col(column).is_between(end - timedelta(days=lookback), end))
 
-    codes = value_set_frame(set(value_sets))
-    events = pl.concat([
-        claim_events_at_scale(dated(final_medical_claims(layout), "claim_from_date"), codes),
-        observation_events(dated(pl.scan_parquet(layout.table("clinical_observations")), "observation_date"), codes),
-        pharmacy_events(dated(final_pharmacy_claims(layout), "fill_date"), codes),
-    ])
+    held = events_value_sets(layout)
+    if held is not None and set(value_sets) <= held:
+        # the run's coded events already hold them (PCR configured): the same events, dated as the lines they come from
+        events = dated(pl.scan_parquet(layout.events), "event_date").filter(pl.col("value_set").is_in(value_sets))
+    else:
+        codes = value_set_frame(set(value_sets))
+        events = pl.concat([
+            claim_events_at_scale(dated(final_medical_claims(layout), "claim_from_date"), codes),
+            observation_events(dated(pl.scan_parquet(layout.table("clinical_observations")), "observation_date"), codes),
+            pharmacy_events(dated(final_pharmacy_claims(layout), "fill_date"), codes),
+        ])
     counts = member_comorbidities(members.lazy().select("member_id"), events, value_sets, end, lookback).collect(engine="streaming")
     return counts, {"value_sets": value_sets, "lookback_days": lookback, "period_end": end.isoformat(),
                     "comorbidity_cap": int(risk.get("comorbidity_cap", 4))}

@@ -162,3 +162,47 @@ def test_comorbidities_count_the_look_back_window_only(tmp_path, monkeypatch):
     assert dict(counts.sort("member_id").iter_rows()) == {"A": 2, "B": 1, "C": 0, "D": 1, "E": 0}
     assert info["lookback_days"] == 365 and info["period_end"] == "2025-12-31"
     json.dumps(info)   # metadata stays plain data (no ids)
+
+
+def test_comorbidities_from_the_runs_coded_events_equal_the_extraction(tmp_path, monkeypatch):
+    """When restricted/events.parquet says (in its footer) that it holds the comorbidity value sets, the
+    counts come from its events in the look-back window, without reading the claim lines again: the
+    same counts as the extraction. A file that does not hold them all is not used."""
+    from equity_pipeline.config import config_from_dict
+    from equity_pipeline.events import value_set_frame
+    from equity_pipeline.io import sink_parquet_atomic
+    from equity_pipeline.layout import OutputLayout
+    from equity_pipeline.measures.extract import claim_events, write_adjudication
+    from equity_pipeline.measures.spec import load_specs
+
+    config = config_from_dict({"measurement_year": 2025, "run_date": "2026-06-30"})
+    lines = [("A", date(2025, 6, 1), "E119", "J449"), ("A", date(2024, 12, 30), "I509", None), ("B", date(2024, 12, 31), None, "I509"),
+             ("B", date(2026, 1, 1), "J449", None), ("C", date(2023, 5, 1), "E119", None), ("D", date(2025, 12, 31), "Z000", "E119"),
+             ("D", date(2025, 2, 1), "F329", "C50911")]
+    claims = pl.DataFrame(lines, schema={"member_id": pl.String, "claim_from_date": pl.Date, "diagnosis_code_1": pl.String,
+                                         "diagnosis_code_2": pl.String}, orient="row")
+    layout = OutputLayout(tmp_path)
+    (tmp_path / "restricted" / "tables").mkdir(parents=True)
+    pl.DataFrame(schema={"member_id": pl.String, "observation_date": pl.Date, "loinc_code": pl.String, "value_numeric": pl.Float64}).write_parquet(
+        layout.table("clinical_observations"))
+    pl.DataFrame(schema={"_row": pl.UInt32, "member_id": pl.String, "fill_date": pl.Date, "ndc": pl.String, "claim_id": pl.String,
+                         "claim_version": pl.Int64, "claim_status": pl.String}).write_parquet(layout.table("pharmacy_claims"))
+    write_adjudication(pl.scan_parquet(layout.table("pharmacy_claims")), layout.pharmacy_adjudication)
+    reads = []
+    monkeypatch.setattr(pipeline, "final_medical_claims", lambda lay: reads.append(1) or claims.lazy(), raising=False)
+    members = pl.DataFrame({"member_id": ["A", "B", "C", "D", "E"]})
+    extracted, _ = pipeline.standardization_comorbidities(layout, config, members)
+    assert dict(extracted.sort("member_id").iter_rows()) == {"A": 2, "B": 1, "C": 0, "D": 3, "E": 0} and reads == [1]
+
+    held = set(load_specs()["PCR"].value_set_names)  # what build_events writes when PCR is configured
+    every_date = claim_events(claims.lazy(), value_set_frame(held))
+    sink_parquet_atomic({layout.events: every_date}, metadata={layout.events: {pipeline.EVENTS_VALUE_SETS: json.dumps(sorted(held))}})
+    assert pipeline.events_value_sets(layout) == held
+    reads.clear()
+    from_events, _ = pipeline.standardization_comorbidities(layout, config, members)
+    assert reads == [] and from_events.sort("member_id").equals(extracted.sort("member_id"))
+
+    # a file without every comorbidity value set (PCR not configured) is not used
+    sink_parquet_atomic({layout.events: every_date}, metadata={layout.events: {pipeline.EVENTS_VALUE_SETS: json.dumps(["diabetes"])}})
+    again, _ = pipeline.standardization_comorbidities(layout, config, members)
+    assert reads == [1] and again.sort("member_id").equals(extracted.sort("member_id"))
