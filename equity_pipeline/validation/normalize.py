@@ -10,19 +10,14 @@ _FALSE = ["n", "no", "false", "f", "0"]
 
 
 def _normalise(col: pl.Expr, how: str | None) -> pl.Expr:
+    """The column's normalisation of an already trimmed, non-empty-or-null text column, in one
+    expression (:func:`normalize` runs the same steps in stages, which is cheaper)."""
     if how == "upper":
         return col.str.to_uppercase()
     if how == "lower":
         return col.str.to_lowercase()
     if how == "icd":
-        # dots removed (E11.9 -> E119); a value of dots only stays as written, so the code rule
-        # quarantines it instead of it turning into an empty value no rule sees
-        upper = col.str.to_uppercase()
-        undotted = upper.str.replace_all(".", "", literal=True)
-        undot = pl.when(undotted == "").then(upper).otherwise(undotted)
-        # most codes carry no dot and keep ``upper`` as it is: normalising the 18 code columns of a
-        # million claim lines takes 0.54 CPU-s instead of 0.70 (streaming)
-        return pl.when(upper.str.contains(".", literal=True)).then(undot).otherwise(upper)
+        return _undot(col.str.to_uppercase())
     if how == "boolean":
         low = col.str.to_lowercase()
         return pl.when(low.is_in(_TRUE)).then(pl.lit("true")).when(low.is_in(_FALSE)).then(pl.lit("false")).otherwise(col)
@@ -35,11 +30,30 @@ def _normalise(col: pl.Expr, how: str | None) -> pl.Expr:
     return col
 
 
+def _undot(upper: pl.Expr) -> pl.Expr:
+    """ICD codes: dots removed (E11.9 -> E119); a value of dots only stays as written, so the code rule
+    quarantines it instead of it turning into an empty value no rule sees. Most codes carry no dot and
+    stay as they are (normalising the 18 code columns of a million claim lines: 0.54 CPU-s instead
+    of 0.70, streaming)."""
+    undotted = upper.str.replace_all(".", "", literal=True)
+    undot = pl.when(undotted == "").then(upper).otherwise(undotted)
+    return pl.when(upper.str.contains(".", literal=True)).then(undot).otherwise(upper)
+
+
 def normalize(lf: pl.LazyFrame, suite: Suite) -> pl.LazyFrame:
-    """Trim every contract column, turn '' into null, then apply the column's normalisation."""
-    exprs = []
-    for spec in suite.columns:
-        col = pl.col(spec.name).str.strip_chars()
-        col = pl.when(col.str.len_bytes() > 0).then(col)  # '' -> null; a third cheaper than comparing strings
-        exprs.append(_normalise(col, spec.normalize).alias(spec.name))
-    return lf.with_columns(exprs)
+    """Trim every contract column, turn '' into null, then apply the column's normalisation.
+
+    In stages, each reading the columns the previous one wrote: polars does not share a
+    subexpression between the branches of a ``when/then``, so the one-expression form
+    (:func:`_normalise` of the trimmed text) trimmed every value twice and upper-cased ICD codes
+    three times. Staged, the 41 columns of a million claim lines normalise in about 0.8 CPU-s
+    instead of 1.3 (the same values; docs/performance.md)."""
+    names = [spec.name for spec in suite.columns]
+    lf = lf.with_columns(pl.col(n).str.strip_chars() for n in names)
+    lf = lf.with_columns(pl.when(pl.col(n).str.len_bytes() > 0).then(pl.col(n)).alias(n) for n in names)  # '' -> null
+    cased = [_normalise(pl.col(spec.name), "upper" if spec.normalize == "icd" else spec.normalize).alias(spec.name)
+             for spec in suite.columns if spec.normalize is not None]
+    if cased:
+        lf = lf.with_columns(cased)
+    icd = [_undot(pl.col(spec.name)).alias(spec.name) for spec in suite.columns if spec.normalize == "icd"]
+    return lf.with_columns(icd) if icd else lf
