@@ -125,12 +125,28 @@ def test_expected_values_equal_a_per_row_fit_on_member_rows():
         assert ("comorbidities" in models["BCS/all"]["coefficients"]) == (cap is not None)
 
 
+def _claims_only_layout(tmp_path, lines):
+    """(claim lines: member, claim_from_date, dx1, dx2; an output layout with no observations and no
+    fills, and the pharmacy adjudication file as build_events leaves it before the standardised rates)."""
+    from equity_pipeline.layout import OutputLayout
+    from equity_pipeline.measures.extract import write_adjudication
+
+    claims = pl.DataFrame(lines, schema={"member_id": pl.String, "claim_from_date": pl.Date, "diagnosis_code_1": pl.String,
+                                         "diagnosis_code_2": pl.String}, orient="row")
+    layout = OutputLayout(tmp_path)
+    (tmp_path / "restricted" / "tables").mkdir(parents=True)
+    pl.DataFrame(schema={"member_id": pl.String, "observation_date": pl.Date, "loinc_code": pl.String, "value_numeric": pl.Float64}).write_parquet(
+        layout.table("clinical_observations"))
+    pl.DataFrame(schema={"_row": pl.UInt32, "member_id": pl.String, "fill_date": pl.Date, "ndc": pl.String, "claim_id": pl.String,
+                         "claim_version": pl.Int64, "claim_status": pl.String}).write_parquet(layout.table("pharmacy_claims"))
+    write_adjudication(pl.scan_parquet(layout.table("pharmacy_claims")), layout.pharmacy_adjudication)
+    return claims, layout
+
+
 def test_comorbidities_count_the_look_back_window_only(tmp_path, monkeypatch):
     """standardization_comorbidities reads only the claim lines dated in the year before the period
     end; the count is per member of the list given, distinct value sets, 0 without any."""
     from equity_pipeline.config import config_from_dict
-    from equity_pipeline.layout import OutputLayout
-    from equity_pipeline.measures.extract import write_adjudication
 
     config = config_from_dict({"measurement_year": 2025, "run_date": "2026-06-30"})
     end = config.period.end
@@ -146,16 +162,7 @@ def test_comorbidities_count_the_look_back_window_only(tmp_path, monkeypatch):
         ("D", end, "Z000", "E119"),                   # on the last day, second column: 1
         ("X", date(2025, 3, 1), "E119", None),        # not in the member list
     ]
-    claims = pl.DataFrame(lines, schema={"member_id": pl.String, "claim_from_date": pl.Date, "diagnosis_code_1": pl.String,
-                                         "diagnosis_code_2": pl.String}, orient="row")
-    layout = OutputLayout(tmp_path)
-    (tmp_path / "restricted" / "tables").mkdir(parents=True)
-    pl.DataFrame(schema={"member_id": pl.String, "observation_date": pl.Date, "loinc_code": pl.String, "value_numeric": pl.Float64}).write_parquet(
-        layout.table("clinical_observations"))
-    pl.DataFrame(schema={"_row": pl.UInt32, "member_id": pl.String, "fill_date": pl.Date, "ndc": pl.String, "claim_id": pl.String,
-                         "claim_version": pl.Int64, "claim_status": pl.String}).write_parquet(layout.table("pharmacy_claims"))
-    # as build_events leaves it before this step: the pharmacy lines adjudication drops
-    write_adjudication(pl.scan_parquet(layout.table("pharmacy_claims")), layout.pharmacy_adjudication)
+    claims, layout = _claims_only_layout(tmp_path, lines)
     monkeypatch.setattr(pipeline, "final_medical_claims", lambda lay: claims.lazy(), raising=False)
     members = pl.DataFrame({"member_id": ["A", "B", "C", "D", "E"]})
     counts, info = pipeline.standardization_comorbidities(layout, config, members)
@@ -171,23 +178,14 @@ def test_comorbidities_from_the_runs_coded_events_equal_the_extraction(tmp_path,
     from equity_pipeline.config import config_from_dict
     from equity_pipeline.events import value_set_frame
     from equity_pipeline.io import sink_parquet_atomic
-    from equity_pipeline.layout import OutputLayout
-    from equity_pipeline.measures.extract import claim_events, write_adjudication
+    from equity_pipeline.measures.extract import claim_events
     from equity_pipeline.measures.spec import load_specs
 
     config = config_from_dict({"measurement_year": 2025, "run_date": "2026-06-30"})
     lines = [("A", date(2025, 6, 1), "E119", "J449"), ("A", date(2024, 12, 30), "I509", None), ("B", date(2024, 12, 31), None, "I509"),
              ("B", date(2026, 1, 1), "J449", None), ("C", date(2023, 5, 1), "E119", None), ("D", date(2025, 12, 31), "Z000", "E119"),
              ("D", date(2025, 2, 1), "F329", "C50911")]
-    claims = pl.DataFrame(lines, schema={"member_id": pl.String, "claim_from_date": pl.Date, "diagnosis_code_1": pl.String,
-                                         "diagnosis_code_2": pl.String}, orient="row")
-    layout = OutputLayout(tmp_path)
-    (tmp_path / "restricted" / "tables").mkdir(parents=True)
-    pl.DataFrame(schema={"member_id": pl.String, "observation_date": pl.Date, "loinc_code": pl.String, "value_numeric": pl.Float64}).write_parquet(
-        layout.table("clinical_observations"))
-    pl.DataFrame(schema={"_row": pl.UInt32, "member_id": pl.String, "fill_date": pl.Date, "ndc": pl.String, "claim_id": pl.String,
-                         "claim_version": pl.Int64, "claim_status": pl.String}).write_parquet(layout.table("pharmacy_claims"))
-    write_adjudication(pl.scan_parquet(layout.table("pharmacy_claims")), layout.pharmacy_adjudication)
+    claims, layout = _claims_only_layout(tmp_path, lines)
     reads = []
     monkeypatch.setattr(pipeline, "final_medical_claims", lambda lay: reads.append(1) or claims.lazy(), raising=False)
     members = pl.DataFrame({"member_id": ["A", "B", "C", "D", "E"]})
