@@ -10,8 +10,10 @@ from equity_pipeline.measures.spec import MeasureSpec, load_specs
 
 @dg.asset(
     group_name=MEASURES_GROUP, owners=OWNERS, kinds={"polars"},
-    deps=["medical_claims", "clinical_observations"],
-    description="Final claim versions (adjustments applied, voids removed) and the coded events every measure's value sets need.",
+    deps=["medical_claims", "pharmacy_claims", "clinical_observations", "sdoh_screenings", "enrollment", "providers"],
+    description="Final claim versions (adjustments applied, voids removed), the coded events every measure's value sets need, "
+                "and the frames several measures share (inpatient stays, member months, payer in the period, paid amounts; "
+                "members continuously enrolled under a fixed-date rule, payer on a fixed date).",
 )
 def measure_events(pipeline_config: PipelineResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=pipeline.build_events(pipeline_config.layout, pipeline_config.program))

@@ -54,7 +54,8 @@ def ingest(table: str, input_dir: Path, layout: OutputLayout, config: ProgramCon
 
 
 def build_events(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
-    """Adjudicate medical claims and extract the coded events every configured measure needs."""
+    """Adjudicate medical claims, extract the coded events every configured measure needs and write the
+    frames several measures share (:func:`_measure_base`)."""
     from equity_pipeline.measures.extract import write_adjudication
 
     specs = load_specs()
@@ -67,7 +68,74 @@ def build_events(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
     sink_parquet_atomic({layout.events: _coded_events(layout, names)}, compression_level=1,
                         metadata={layout.events: {EVENTS_VALUE_SETS: json.dumps(sorted(names))}})
     write_json_atomic(counts, layout.adjudication)
+    _write_measure_base(layout, config)
     return {**counts, "events": pl.scan_parquet(layout.events).select(pl.len()).collect().item()}
+
+
+def _measure_base(layout: OutputLayout, config: ProgramConfig, measures: list[str] | None = None, *,
+                  frames: bool = True) -> dict[str, tuple[Path, pl.LazyFrame | None, list[str]]]:
+    """The frames several measures share, that build_events writes: per frame name, its path
+    ``restricted/measure_base/<name>_<period begin>_<period end>_<inputs>.parquet`` (the period and a
+    key of the input files in the name, so that a frame is never read for another period or after its
+    inputs changed: :func:`_measure_base_inputs`), the lazy frame and its sort key. The frames of
+    ``utilization.shared_frames`` (inpatient stays, member months, payer in the period, paid amounts)
+    that the configured utilisation, cost and readmission measures use, and the proportion measures'
+    ``engine.enrollment_frames`` (enrolled members per fixed-date rule, payer on a fixed date);
+    ``measures``: only those of these measures (default: the configured ones); ``frames=False``: the
+    paths and keys only (the frames are None; nothing is read)."""
+    from equity_pipeline.measures.engine import enrollment_frames
+    from equity_pipeline.measures.utilization import SHARED, SHARED_KEYS, shared_frames
+
+    specs = load_specs()
+    wanted = [specs[m] for m in (config.measures if measures is None else measures)]
+    kinds = {s.kind for s in wanted}
+    enrollment = pl.scan_parquet(layout.table("enrollment"))
+    out: dict[str, tuple[pl.LazyFrame | None, list[str]]] = {}
+    names = [name for name, users in SHARED.items() if kinds & set(users)]
+    if names:
+        made = shared_frames(config.period, enrollment, final_medical_claims(layout), final_pharmacy_claims(layout),
+                             pl.scan_parquet(layout.table("providers"))) if frames else {}
+        out |= {name: (made.get(name), SHARED_KEYS[name]) for name in names}
+    for spec in wanted:
+        if spec.kind == "proportion":
+            out |= {name: (frame if frames else None, ["member_id"])
+                    for name, frame in enrollment_frames(spec, config.period, enrollment).items()}
+    folder = layout.restricted / "measure_base"
+    inputs = _measure_base_inputs(layout)
+    if inputs is None:
+        return {}
+    tag = f"{config.period.begin.isoformat()}_{config.period.end.isoformat()}_{inputs}"
+    return {name: (folder / f"{name}_{tag}.parquet", frame, key) for name, (frame, key) in out.items()}
+
+
+def _measure_base_inputs(layout: OutputLayout) -> str | None:
+    """A short key of the files the shared frames are computed from (used tables and adjudication
+    files: name, size, modification time), part of their file names: a frame is read only while the
+    files it came from are unchanged (a measure step re-run after a new ingest without the events
+    step computes its frames itself). None when one of them is missing."""
+    import hashlib
+
+    paths = [layout.table(t) for t in ("medical_claims", "pharmacy_claims", "enrollment", "providers")]
+    paths += [layout.claim_adjudication, layout.pharmacy_adjudication]
+    try:
+        facts = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
+    except FileNotFoundError:
+        return None
+    return hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:12]
+
+
+def _write_measure_base(layout: OutputLayout, config: ProgramConfig) -> None:
+    """The frames several measures share (:func:`_measure_base`), computed once per run instead of
+    once per measure (docs/performance.md); frames of other periods or configurations are removed."""
+    base = _measure_base(layout, config)
+    folder = layout.restricted / "measure_base"
+    keep = {path for path, _, _ in base.values()}
+    for old in folder.glob("*.parquet") if folder.is_dir() else []:
+        if old not in keep:
+            old.unlink(missing_ok=True)
+    names = list(base)
+    for name, frame in zip(names, pl.collect_all([base[n][1] for n in names])):
+        write_parquet_atomic(frame.sort(base[name][2]), base[name][0])
 
 
 def final_medical_claims(layout: OutputLayout) -> pl.LazyFrame:
@@ -92,7 +160,7 @@ def _coded_events(layout: OutputLayout, names: set[str], *, screenings: bool = T
 
     codes = value_set_frame(names)
     parts = [
-        claim_events_at_scale(final_medical_claims(layout), codes),
+        claim_events_at_scale(final_medical_claims(layout), codes, vocabulary_from=pl.scan_parquet(layout.table("medical_claims"))),
         observation_events(pl.scan_parquet(layout.table("clinical_observations")), codes),
         pharmacy_events(final_pharmacy_claims(layout), codes),
     ]
@@ -157,17 +225,21 @@ def evaluate_measure(measure_id: str, layout: OutputLayout, config: ProgramConfi
     spec = load_specs()[measure_id]
     period = config.period
     members, enrollment = pl.scan_parquet(layout.table("members")), pl.scan_parquet(layout.table("enrollment"))
+    # the frames build_events wrote for this period, when there (else the measure computes them)
+    shared = {name: pl.scan_parquet(path) for name, (path, _, _) in _measure_base(layout, config, [measure_id], frames=False).items()
+              if path.is_file()}
     if spec.kind == "proportion":
-        results, counts = evaluate(spec, period, members, enrollment, pl.scan_parquet(layout.events))
+        results, counts = evaluate(spec, period, members, enrollment, pl.scan_parquet(layout.events), shared=shared)
     elif spec.kind == "readmission":
         from equity_pipeline.measures.readmission import evaluate_readmission
 
         results, counts = evaluate_readmission(spec, period, members, enrollment, final_medical_claims(layout),
-                                               pl.scan_parquet(layout.events), risk_stays=risk_stays)
+                                               pl.scan_parquet(layout.events), risk_stays=risk_stays,
+                                               stays=shared.get("inpatient_stays"))
     else:
         results, counts = evaluate_utilization(
             spec, period, members, enrollment, final_medical_claims(layout),
-            final_pharmacy_claims(layout), pl.scan_parquet(layout.table("providers")),
+            final_pharmacy_claims(layout), pl.scan_parquet(layout.table("providers")), shared=shared,
         )
     write_parquet_atomic(results, layout.member_results(measure_id))
     out = {"measure_id": measure_id, "measure_version": spec.version, "period": period.label, **counts.__dict__, "reconciles": counts.reconciles()}

@@ -42,7 +42,7 @@ import polars as pl
 from equity_pipeline.encounters import inpatient_stays
 from equity_pipeline.enrollment import enrolled_in_windows, payer_on_dates
 from equity_pipeline.events import _tag, value_set_frame
-from equity_pipeline.measures.engine import ALL_ROWS, MeasureCounts, _age_on_event, _in_band, bound, matching
+from equity_pipeline.measures.engine import ALL_ROWS, MeasureCounts, _age_on_event, _in_band, bound, matching_members
 from equity_pipeline.measures.spec import MeasureSpec
 from equity_pipeline.periods import MeasurementPeriod
 
@@ -94,7 +94,9 @@ def comorbidities_in_windows(windows: pl.LazyFrame, key: list[str], events: pl.L
     """``key`` + comorbidities: distinct comorbidity ``value_sets`` with an event dated in the row's
     window ``_from`` .. ``_to`` (inclusive), 0 when none. Shared by PCR (per stay) and the
     standardised rates' risk adjustment (per member, :func:`member_comorbidities`)."""
-    dx = events.filter(pl.col("value_set").is_in(list(value_sets))).select("member_id", "value_set", _d=pl.col("event_date")).unique()
+    # not made distinct first: repeated (member, set, date) rows do not change the distinct count, and
+    # the join keeps only the windows' members (a distinct pass over every diagnosis costs more)
+    dx = events.filter(pl.col("value_set").is_in(list(value_sets))).select("member_id", "value_set", _d=pl.col("event_date"))
     hits = (
         windows.select(*key, "_from", "_to").join(dx, on="member_id", how="inner")
         .filter(pl.col("_d").is_between(pl.col("_from"), pl.col("_to")))
@@ -280,13 +282,15 @@ def evaluate_readmission(
     claims: pl.LazyFrame,
     events: pl.LazyFrame,
     risk_stays: list | None = None,
+    stays: pl.LazyFrame | None = None,
 ) -> tuple[pl.DataFrame, MeasureCounts]:
     """Member-level results of a readmission spec and the reconciliation counts. ``risk_stays``, when
     a list, receives the risk model's input per denominator stay (member_id, age, sex, comorbidities,
-    readmitted): what a partitioned run's roll-up refits the model from (``equity_pipeline.partitioning``)."""
+    readmitted): what a partitioned run's roll-up refits the model from (``equity_pipeline.partitioning``).
+    ``stays``: ``inpatient_stays(claims)`` when already computed (``utilization.shared_frames``)."""
     people = members.select("member_id", "sex", "birth_date", "death_date")
     members_in = people.select(pl.len()).collect().item()
-    stays = inpatient_stays(claims).collect().lazy()
+    stays = (inpatient_stays(claims) if stays is None else stays).collect().lazy()
     cfg = spec.index_stays
     lo, hi = bound(cfg.get("discharged_from", "period_begin"), period), bound(cfg.get("discharged_to", "period_end"), period)
     index = (
@@ -332,7 +336,7 @@ def evaluate_readmission(
             flagged = flagged.join(hit, on=STAY_KEY, how="left")
             cond = cond | pl.col(f"_x{order}").fill_null(False)
         if excl.events is not None:
-            hit = matching(events, excl.events, period, dates).select("member_id").with_columns(**{f"_e{order}": pl.lit(True)})
+            hit = matching_members(events, excl.events, period, dates).with_columns(**{f"_e{order}": pl.lit(True)})
             flagged = flagged.join(hit, on="member_id", how="left")
             cond = cond | pl.col(f"_e{order}").fill_null(False)
         reasons = pl.when(cond).then(pl.lit(excl.reason)).otherwise(reasons)

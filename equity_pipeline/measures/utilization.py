@@ -39,8 +39,8 @@ def payer_in_period(enrollment: pl.LazyFrame, period: MeasurementPeriod) -> pl.L
     return latest.join(dual, on="member_id", how="left")
 
 
-def _stay_counts(spec: MeasureSpec, period: MeasurementPeriod, claims: pl.LazyFrame, births: pl.LazyFrame) -> pl.LazyFrame:
-    stays = inpatient_stays(claims).filter(pl.col("admit_date").is_between(period.begin, period.end))
+def _stay_counts(spec: MeasureSpec, period: MeasurementPeriod, all_stays: pl.LazyFrame, births: pl.LazyFrame) -> pl.LazyFrame:
+    stays = all_stays.filter(pl.col("admit_date").is_between(period.begin, period.end))
     components = spec.counting.get("principal_diagnosis")
     if components:
         codes = value_set_frame(c["value_set"] for c in components)
@@ -65,7 +65,9 @@ def _paid(claims: pl.LazyFrame, fills: pl.LazyFrame, period: MeasurementPeriod, 
     rx = fills.filter(pl.col("fill_date").is_between(period.begin, period.end)).select("member_id", pl.lit(None, dtype=pl.String).alias("billing_npi"), paid=paid)
     lines = pl.concat([med, rx])
     if primary_care is not None:
-        lines = lines.join(primary_care.with_columns(_pc=pl.lit(True)), left_on="billing_npi", right_on="provider_id", how="left")
+        # a membership test, not a join of every line with the providers (the same flag; no line order to keep)
+        ids = primary_care.select("provider_id").collect()["provider_id"]
+        lines = lines.with_columns(_pc=pl.col("billing_npi").is_in(ids.implode()))
     else:
         lines = lines.with_columns(_pc=pl.lit(False))
     # Money is summed exactly (decimal, 6 places) so the total does not depend on row order: float addition
@@ -77,6 +79,32 @@ def _paid(claims: pl.LazyFrame, fills: pl.LazyFrame, period: MeasurementPeriod, 
     )
 
 
+def _primary_care(providers: pl.LazyFrame) -> pl.LazyFrame:
+    return providers.filter(pl.col("is_primary_care").fill_null(False)).select("provider_id").unique()
+
+
+#: the frames of :func:`shared_frames`, and the spec kinds that use each
+SHARED = {"inpatient_stays": ("event_rate", "readmission"), "member_months": ("event_rate", "cost", "cost_share"),
+          "payers": ("event_rate", "cost", "cost_share"), "paid": ("cost", "cost_share")}
+#: sort keys of the frames as written (one row per key), so that the files are the same every run
+SHARED_KEYS = {"inpatient_stays": ["member_id", "stay_id"], "member_months": ["member_id"], "payers": ["member_id"], "paid": ["member_id"]}
+
+
+def shared_frames(period: MeasurementPeriod, enrollment: pl.LazyFrame, claims: pl.LazyFrame, fills: pl.LazyFrame,
+                  providers: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
+    """The frames several utilisation, cost and readmission specs need whatever the spec, so that a run
+    can compute them once (``pipeline.build_events``) instead of once per measure: the inpatient stays
+    of the final claims (``encounters.inpatient_stays``: PQI admissions, ED visits that resulted in an
+    admission, readmission index stays), and per member for ``period`` the member months, the payer
+    in the period and the paid amounts (total and primary care)."""
+    return {
+        "inpatient_stays": inpatient_stays(claims),
+        "member_months": member_months(enrollment, period),
+        "payers": payer_in_period(enrollment, period),
+        "paid": _paid(claims, fills, period, _primary_care(providers)),
+    }
+
+
 def evaluate_utilization(
     spec: MeasureSpec,
     period: MeasurementPeriod,
@@ -85,8 +113,12 @@ def evaluate_utilization(
     claims: pl.LazyFrame,
     fills: pl.LazyFrame,
     providers: pl.LazyFrame,
+    shared: dict[str, pl.LazyFrame] | None = None,
 ) -> tuple[pl.DataFrame, MeasureCounts]:
-    """Member-level values for an event_rate / cost / cost_share spec and reconciliation counts."""
+    """Member-level values for an event_rate / cost / cost_share spec and reconciliation counts.
+    ``shared``: the frames of :func:`shared_frames` for ``period`` when already computed (the same
+    frames, read instead of recomputed); those missing are computed here."""
+    shared = {**shared_frames(period, enrollment, claims, fills, providers), **(shared or {})}
     people = members.select("member_id", "birth_date").with_columns(age=age_at(pl.col("birth_date"), period.resolve(spec.age_at)))
     births = members.select("member_id", "birth_date")
     members_in = people.select(pl.len()).collect().item()
@@ -97,25 +129,23 @@ def evaluate_utilization(
         before = eligible.select(pl.len()).collect().item()
         eligible = eligible.filter(keep)
         not_eligible["not_age"] = int(before - eligible.select(pl.len()).collect().item())
-    months = member_months(enrollment, period)
     before = eligible.select(pl.len()).collect().item()
-    eligible = eligible.join(months, on="member_id", how="inner")
+    eligible = eligible.join(shared["member_months"], on="member_id", how="inner").collect().lazy()
     not_eligible["no_member_months"] = int(before - eligible.select(pl.len()).collect().item())
 
     rate_type = spec.rate.get("type")
     if spec.kind == "event_rate":
         what = spec.counting["count"]
         if what == "ed_visits":
-            num = ed_visits(claims, inpatient_stays(claims)).filter(pl.col("visit_date").is_between(period.begin, period.end)) \
+            num = ed_visits(claims, shared["inpatient_stays"]).filter(pl.col("visit_date").is_between(period.begin, period.end)) \
                 .group_by("member_id").agg(numerator_value=pl.len().cast(pl.Float64))
         elif what == "inpatient_stays":
-            num = _stay_counts(spec, period, claims, births)
+            num = _stay_counts(spec, period, shared["inpatient_stays"], births)
         else:
             raise ValueError(f"{spec.measure_id}: unknown count {what!r}")
         den = pl.col("member_months").cast(pl.Float64) / (12.0 if rate_type == "per_member_years" else 1.0)
     else:
-        pcp = providers.filter(pl.col("is_primary_care").fill_null(False)).select("provider_id").unique()
-        money = _paid(claims, fills, period, pcp)
+        money = shared["paid"].collect().lazy()
         column = spec.counting["sum"]
         num = money.select("member_id", numerator_value=pl.col("total_paid" if column == "paid_amount" else column))
         den = pl.col("member_months").cast(pl.Float64) if spec.kind == "cost" else pl.col("total_paid").fill_null(0.0)
@@ -123,7 +153,7 @@ def evaluate_utilization(
 
     result = (
         eligible.join(num, on="member_id", how="left")
-        .join(payer_in_period(enrollment, period), on="member_id", how="left")
+        .join(shared["payers"], on="member_id", how="left")
         .with_columns(numerator_value=pl.col("numerator_value").fill_null(0.0), denominator_value=den)
         .select(
             "member_id", pl.lit(spec.measure_id).alias("measure_id"), pl.lit(spec.version).alias("measure_version"),

@@ -63,8 +63,9 @@ def test_final_from_reads_only_the_selected_columns(tmp_path):
     lines.write_parquet(table)
     extract.write_adjudication(pl.scan_parquet(table), out)
     plan = extract.final_from(pl.scan_parquet(table), pl.scan_parquet(out)).select("member_id", "paid_amount").explain()
-    # the scan of the lines reads 4 of its 7 columns: the 2 selected, claim_id and _row (the filter's)
-    assert "PROJECT 4/7 COLUMNS" in plan
+    # the scan of the lines reads 3 of its 7 columns: the 2 selected and _row (the filter's; the line
+    # without a claim id was found by its own narrow pass and is filtered out by its row number)
+    assert "PROJECT 3/7 COLUMNS" in plan
     got = extract.final_from(pl.scan_parquet(table), pl.scan_parquet(out)).select("member_id", "paid_amount").collect()
     assert got.equals(final_claims(lines.lazy()).collect().sort("_row").select("member_id", "paid_amount"))
 
@@ -123,13 +124,37 @@ def test_claim_events_match_the_reference():
     assert got.height == got.unique().height == 10   # C184 matches CANCER twice (C18*, C184*): one row
 
 
-def test_overlapping_rules_are_detected():
-    star = pl.col("code").str.ends_with("*")
-    icd = _codes().filter(pl.col("code_system") == "ICD10CM").select("value_set", "code")
-    prefixed = icd.filter(star).with_columns(pl.col("code").str.strip_suffix("*"))
-    assert extract._overlapping(icd.filter(~star), prefixed)          # C184* under C18*
-    plain = icd.filter(pl.col("value_set") == "DIAB")
-    assert not extract._overlapping(plain.filter(~star), plain.filter(star).with_columns(pl.col("code").str.strip_suffix("*")))
+def test_code_map_tags_each_code_once_per_value_set():
+    vocabulary = pl.Series(["E11.9", "C184", "C18.4", "E10.9", "I10", "E1", "C184"])
+    got = extract._code_map(vocabulary, "ICD10CM", _codes())
+    # reasoned from _codes(): E11.9 is in DIAB (E11*) and DIAB_EXACT (exact); C184 is under CANCER's C18*
+    # and C184* (one row); C18.4 under C18* only; E10.9 exact DIAB; I10 and E1 in no set; the repeated
+    # C184 of the vocabulary changes nothing
+    assert got.rows() == [("C18.4", "CANCER"), ("C184", "CANCER"), ("E10.9", "DIAB"), ("E11.9", "DIAB"), ("E11.9", "DIAB_EXACT")]
+    assert extract._code_map(vocabulary, "CPT", _codes()).height == 0
+
+
+def test_claim_events_read_the_lines_through_final_from(tmp_path):
+    # the production path: final lines of a Parquet table, codes looked up in the whole used table
+    lines = _claims().with_columns(claim_id=pl.Series([f"c{i}" for i in range(6)]), claim_version=pl.lit(1, dtype=pl.Int64),
+                                   claim_status=pl.lit("paid"))
+    m9 = lines.head(1).with_columns(member_id=pl.lit("m9"), claim_id=pl.lit("c9"))
+    lines = pl.concat([
+        lines,
+        # m9's version 1 line has E11.5 (DIAB by E11*), a code no other line has; version 2 replaces it
+        m9.with_columns(diagnosis_code_1=pl.lit("E11.5")),
+        m9.with_columns(claim_version=pl.lit(2, dtype=pl.Int64), diagnosis_code_1=pl.lit("I10"), diagnosis_code_2=pl.lit(None, dtype=pl.String)),
+    ])
+    table, out = tmp_path / "lines.parquet", tmp_path / "adjudication.parquet"
+    lines.with_row_index("_row", offset=1).write_parquet(table)
+    extract.write_adjudication(pl.scan_parquet(table), out)
+    final = extract.final_from(pl.scan_parquet(table), pl.scan_parquet(out))
+    want = claim_events(final_claims(pl.scan_parquet(table)), _codes()).collect()
+    got = extract.claim_events(final, _codes(), vocabulary_from=pl.scan_parquet(table)).collect()
+    assert _sorted(got).equals(_sorted(want))
+    assert _sorted(extract.claim_events(final, _codes()).collect()).equals(_sorted(want))
+    # the superseded E11.5 gives no event; the version 2 line keeps only 99213, 0450 and 23 (I10 is in no set)
+    assert sorted(got.filter(pl.col("member_id") == "m9")["code"].to_list()) == ["0450", "23", "99213"]
 
 
 @pytest.mark.parametrize("system", ["CPT", "HCPCS", "ICD10CM"])

@@ -1,0 +1,263 @@
+"""The measures stage's shared work (docs/performance.md, "Measures stage: shared frames"):
+
+- ``utilization.shared_frames`` (inpatient stays, member months, payer in the period, paid amounts)
+  and ``engine.enrollment_frames`` (members continuously enrolled under a fixed-date rule, payer on a
+  fixed date), written once by ``pipeline.build_events`` to ``restricted/measure_base/`` and read by
+  the measures: reasoned on hand-built members, and on a small generated dataset the measures give
+  the same results with the files as without (each measure computing them itself, as before);
+- ``engine.matching``'s source flags, ``matching_members`` and the one-part ``any`` shortcut of
+  ``engine.satisfied``: the same frames as the list aggregations they replace;
+- composites evaluated one at a time: the same events as all in one lazy plan.
+"""
+from __future__ import annotations
+
+import random
+import shutil
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from equity_pipeline.events import EVENT_SCHEMA
+from equity_pipeline.measures import engine
+from equity_pipeline.measures.spec import AnyOf, EventCriterion, load_specs
+from equity_pipeline.measures.utilization import SHARED_KEYS, shared_frames
+from equity_pipeline.periods import MeasurementPeriod
+
+MY = MeasurementPeriod.calendar_year(2025)
+
+ENROLLMENT_SCHEMA = {"member_id": pl.String, "payer": pl.String, "line_of_business": pl.String, "dual_status": pl.String,
+                     "enrollment_start": pl.Date, "enrollment_end": pl.Date}
+CLAIM_SCHEMA = {"member_id": pl.String, "claim_id": pl.String, "claim_line": pl.Int64, "claim_type": pl.String, "bill_type": pl.String,
+                "claim_from_date": pl.Date, "claim_thru_date": pl.Date, "admit_date": pl.Date, "discharge_date": pl.Date,
+                "diagnosis_code_1": pl.String, "discharge_status": pl.String, "facility_ccn": pl.String, "payer": pl.String,
+                "billing_npi": pl.String, "paid_amount": pl.Float64, "claim_status": pl.String}
+
+
+def _claim(mid, cid, d, paid, *, npi="N2", status="paid", inst=None):
+    row = {"member_id": mid, "claim_id": cid, "claim_line": 1, "claim_type": "professional", "bill_type": None, "claim_from_date": d,
+           "claim_thru_date": d, "admit_date": None, "discharge_date": None, "diagnosis_code_1": "I10", "discharge_status": None,
+           "facility_ccn": None, "payer": "commercial", "billing_npi": npi, "paid_amount": paid, "claim_status": status}
+    if inst:
+        admit, discharge = inst
+        row.update(claim_type="institutional", bill_type="111", admit_date=admit, discharge_date=discharge, claim_thru_date=discharge,
+                   discharge_status="01", facility_ccn="220071")
+    return row
+
+
+def test_shared_frames_hand_built():
+    spans = pl.DataFrame([
+        # m1: all year, commercial
+        ("m1", "commercial", "x", "none", date(2020, 1, 1), None),
+        # m2: 10 March - 14 June: covered on the 15th of March, April and May only
+        ("m2", "medicaid", "x", "none", date(2025, 3, 10), date(2025, 6, 14)),
+        # m3: commercial all year and a full-dual Medicaid span to June: 12 months counted once; the
+        # latest-ending span is the commercial one (open end), dual status full from the Medicaid span
+        ("m3", "commercial", "x", "none", date(2024, 1, 1), None),
+        ("m3", "medicaid", "x", "full", date(2025, 1, 1), date(2025, 6, 30)),
+    ], schema=ENROLLMENT_SCHEMA, orient="row")
+    claims = pl.DataFrame([
+        _claim("m1", "c1", date(2025, 2, 1), 100.0, npi="P1"),     # primary-care provider
+        _claim("m1", "c2", date(2025, 3, 1), 50.5),
+        _claim("m1", "c3", date(2025, 4, 1), 70.0, status="denied"),  # denied: 0 paid
+        _claim("m1", "c4", date(2024, 12, 31), 999.0),             # before the period
+        # two inpatient claims of m2, the second admitted the day after the first discharge: one stay
+        _claim("m2", "s1", date(2025, 4, 1), 1000.0, inst=(date(2025, 4, 1), date(2025, 4, 3))),
+        _claim("m2", "s2", date(2025, 4, 4), 500.0, inst=(date(2025, 4, 4), date(2025, 4, 6))),
+    ], schema=CLAIM_SCHEMA, orient="row")
+    fills = pl.DataFrame({"member_id": ["m1", "m3"], "fill_date": [date(2025, 5, 1), date(2026, 1, 2)], "paid_amount": [20.25, 5.0],
+                          "claim_status": ["paid", "paid"]})
+    providers = pl.DataFrame({"provider_id": ["P1", "N2"], "is_primary_care": [True, False]})
+    got = {k: v.collect().sort(SHARED_KEYS[k]) for k, v in shared_frames(MY, spans.lazy(), claims.lazy(), fills.lazy(), providers.lazy()).items()}
+
+    assert got["member_months"].rows() == [("m1", 12), ("m2", 3), ("m3", 12)]
+    assert got["payers"].select("member_id", "payer", "dual_status").rows() == [("m1", "commercial", "none"), ("m2", "medicaid", "none"),
+                                                                                   ("m3", "commercial", "full")]
+    # m1: 100 + 50.5 + 0 (denied) + 20.25 (fill) = 170.75, of which 100 primary care; m2: the two stays; m3's fill is in 2026
+    assert got["paid"].rows() == [("m1", 170.75, 100.0), ("m2", 1500.0, 0.0)]
+    stays = got["inpatient_stays"]
+    assert stays.select("member_id", "admit_date", "discharge_date").rows() == [("m2", date(2025, 4, 1), date(2025, 4, 6))]
+
+
+# ---------------------------------------------------------------- a small generated run
+MEASURES = ["ED_VISITS", "PQI90", "PCR", "TCOC_PMPM", "PRIMARY_CARE_SHARE", "IET", "CBP", "WCV", "W30"]
+
+
+@pytest.fixture(scope="module")
+def generated_run(tmp_path_factory):
+    from equity_pipeline import pipeline
+    from equity_pipeline.config import config_from_dict
+    from equity_pipeline.generate import generate
+    from equity_pipeline.layout import OutputLayout
+    from equity_pipeline.suites import TABLES
+
+    root = tmp_path_factory.mktemp("measure_base")
+    generate(2_000, 11, root / "input")
+    config = config_from_dict({"measures": MEASURES}, run_date=date(2026, 11, 22))
+    layout = OutputLayout(root / "out").prepare()
+    for table in TABLES:
+        pipeline.ingest(table, root / "input", layout, config)
+    pipeline.build_events(layout, config)
+    return layout, config
+
+
+def _results(layout, config) -> dict[str, tuple[pl.DataFrame, dict]]:
+    from equity_pipeline import pipeline
+
+    out = {}
+    for m in MEASURES:
+        counts = pipeline.evaluate_measure(m, layout, config)
+        out[m] = (pl.read_parquet(layout.member_results(m)), counts)
+    return out
+
+
+def test_measure_base_files_change_no_result(generated_run):
+    from equity_pipeline import pipeline
+
+    layout, config = generated_run
+    folder = layout.restricted / "measure_base"
+    files = sorted(p.name for p in folder.glob("*.parquet"))
+    # CBP and WCV share one fixed-date enrollment rule and the payer on December 31; IET's and W30's
+    # enrollment windows and payer dates are per member (index episode, birthday): no frame
+    fixed = ["enrolled_2025-01-01_2025-12-31_gaps1_max45_on2025-12-31", "payer_on_2025-12-31"]
+    inputs = pipeline._measure_base_inputs(layout)
+    assert len(inputs) == 12
+    assert files == sorted(f"{n}_2025-01-01_2025-12-31_{inputs}.parquet" for n in ("inpatient_stays", "member_months", "paid", "payers", *fixed))
+    with_files = _results(layout, config)
+    # the files hold the frames the measures would compute
+    for name, (path, frame, key) in pipeline._measure_base(layout, config).items():
+        assert pl.read_parquet(path).equals(frame.collect().sort(key)), name
+    shutil.rmtree(folder)
+    try:
+        without = _results(layout, config)   # each measure computes the frames itself (the code path before the files)
+    finally:
+        pipeline.build_events(layout, config)
+    for m in MEASURES:
+        assert with_files[m][0].equals(without[m][0]), m
+        assert with_files[m][1] == without[m][1], m
+    assert with_files["ED_VISITS"][1]["denominator"] > 1000 and with_files["PCR"][1]["denominator"] > 10   # not vacuous
+    assert with_files["CBP"][1]["not_eligible"]["not_continuously_enrolled"] > 0
+
+
+def test_enrollment_frames_hand_built():
+    spans = pl.DataFrame([
+        ("m1", "commercial", "x", "none", date(2020, 1, 1), None),                  # enrolled all year
+        ("m2", "medicaid", "x", "none", date(2025, 1, 1), date(2025, 5, 31)),       # a 214-day gap to the year end
+        ("m2", "medicaid", "x", "none", date(2026, 1, 1), None),
+        ("m3", "medicare", "x", "none", date(2025, 1, 1), date(2025, 3, 1)),        # one 31-day gap, then covered
+        ("m3", "medicaid", "x", "full", date(2025, 4, 2), None),
+    ], schema=ENROLLMENT_SCHEMA, orient="row").lazy()
+    frames = engine.enrollment_frames(load_specs()["CBP"], MY, spans)
+    assert sorted(frames) == ["enrolled_2025-01-01_2025-12-31_gaps1_max45_on2025-12-31", "payer_on_2025-12-31"]
+    assert sorted(frames["enrolled_2025-01-01_2025-12-31_gaps1_max45_on2025-12-31"].collect()["member_id"]) == ["m1", "m3"]
+    payers = frames["payer_on_2025-12-31"].collect().sort("member_id")
+    # on December 31: m1 commercial, m3 medicaid (full dual); m2 is not covered that day
+    assert payers.select("member_id", "payer", "dual_status").rows() == [("m1", "commercial", "none"), ("m3", "medicaid", "full")]
+    assert engine.enrollment_frames(load_specs()["IET"], MY, spans) == {}   # per-member windows and payer date
+
+
+def test_measure_base_of_another_period_is_removed_and_not_read(generated_run, tmp_path):
+    from equity_pipeline import pipeline
+    from equity_pipeline.config import config_from_dict
+    from equity_pipeline.layout import OutputLayout
+
+    layout, config = generated_run
+    other = OutputLayout(tmp_path / "out")
+    shutil.copytree(layout.root, other.root)
+    earlier = config_from_dict({"measures": ["ED_VISITS", "CBP"], "measurement_year": 2024}, run_date=date(2026, 11, 22))
+    pipeline.build_events(other, earlier)
+    # the 2025 frames are gone; ED_VISITS (event rate) needs stays, member months and payers, not paid amounts
+    inputs = pipeline._measure_base_inputs(other)
+    assert sorted(p.name for p in (other.restricted / "measure_base").glob("*.parquet")) == sorted(
+        f"{n}_2024-01-01_2024-12-31_{inputs}.parquet" for n in ("inpatient_stays", "member_months", "payers",
+                                                                "enrolled_2024-01-01_2024-12-31_gaps1_max45_on2024-12-31",
+                                                                "payer_on_2024-12-31"))
+    got = {m: pipeline.evaluate_measure(m, other, earlier) for m in ("ED_VISITS", "CBP")}
+    shutil.rmtree(other.restricted / "measure_base")
+    assert {m: pipeline.evaluate_measure(m, other, earlier) for m in ("ED_VISITS", "CBP")} == got
+
+
+def test_measure_base_is_not_read_after_its_inputs_changed(generated_run, tmp_path):
+    from equity_pipeline import pipeline
+    from equity_pipeline.layout import OutputLayout
+
+    layout, config = generated_run
+    other = OutputLayout(tmp_path / "out")
+    shutil.copytree(layout.root, other.root)   # copies keep sizes and modification times: the frames are read
+    assert pipeline._measure_base_inputs(other) == pipeline._measure_base_inputs(layout)
+    before = {m: pipeline.evaluate_measure(m, other, config) for m in ("CBP", "ED_VISITS")}
+    # a new ingest of the enrollment (here: every span ends on June 30, 2025) without the events step
+    spans = pl.read_parquet(other.table("enrollment")).with_columns(enrollment_end=pl.lit(date(2025, 6, 30)))
+    spans.write_parquet(other.table("enrollment"))
+    assert pipeline._measure_base_inputs(other) != pipeline._measure_base_inputs(layout)
+    after = {m: pipeline.evaluate_measure(m, other, config) for m in ("CBP", "ED_VISITS")}
+    # nobody is enrolled on December 31 now, and member months stop in June: the old frames were not read
+    assert after["CBP"]["denominator"] == 0 < before["CBP"]["denominator"]
+    assert after["CBP"]["not_eligible"]["not_continuously_enrolled"] > before["CBP"]["not_eligible"]["not_continuously_enrolled"]
+    shutil.rmtree(other.restricted / "measure_base")
+    assert {m: pipeline.evaluate_measure(m, other, config) for m in ("CBP", "ED_VISITS")} == after
+
+
+def test_composites_one_at_a_time_equal_one_plan(generated_run):
+    layout, _ = generated_run
+    spec = load_specs()["IET"]
+    events = pl.scan_parquet(layout.events).filter(pl.col("value_set").is_in(sorted(spec.value_set_names))).collect().lazy()
+    at_once = engine.with_composites(events, spec.composites).collect()
+    stepwise = events
+    for comp in spec.composites:
+        stepwise = engine.with_composites(stepwise, (comp,)).collect().lazy()
+    stepwise = stepwise.collect()
+    assert stepwise.sort(stepwise.columns).equals(at_once.sort(at_once.columns))
+    assert stepwise.filter(pl.col("value_set") == "sud_treatment").height > 0
+
+
+# ---------------------------------------------------------------- matching: source flags and shortcuts
+def _reference_matching(events: pl.LazyFrame, criterion: EventCriterion, dates: pl.LazyFrame) -> pl.DataFrame:
+    """engine.matching as it was: lists of sources per member."""
+    per_member = engine._window(events, criterion, MY, dates).group_by("member_id").agg(
+        evidence_date=pl.col("event_date").max(), source=pl.col("source").unique().sort().str.join("+"),
+        n_dates=pl.col("event_date").n_unique(), n_sets=pl.col("value_set").n_unique(),
+    )
+    keep = pl.col("n_dates") >= criterion.min_count
+    if criterion.all_of:
+        keep = keep & (pl.col("n_sets") >= len(set(criterion.all_of)))
+    return per_member.filter(keep).select("member_id", "evidence_date", "source").collect()
+
+
+def _random_events(seed: int) -> pl.DataFrame:
+    rng = random.Random(seed)
+    sources = ["claims", "clinical", "pharmacy", "claims+clinical", "sdoh", None]
+    rows = [(f"m{rng.randrange(60)}", date(2025, 1, 1).fromordinal(date(2025, 1, 1).toordinal() + rng.randrange(-40, 400)),
+             rng.choice(["a", "b", "c"]), None, None, rng.choice(sources), None) for _ in range(1500)]
+    return pl.DataFrame(rows, schema=EVENT_SCHEMA, orient="row")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("criterion", [
+    EventCriterion(any_of=("a",), start="period_begin", end="period_end"),
+    EventCriterion(any_of=("a", "b"), start="period_begin", end="period_end", min_count=3),
+    EventCriterion(all_of=("a", "c"), start="period_begin", end="period_end"),
+])
+def test_matching_equals_the_list_aggregation(seed, criterion):
+    events = _random_events(seed).lazy()
+    dates = events.select("member_id").unique().with_columns(birth_date=pl.lit(date(1980, 1, 1)))
+    want = _reference_matching(events, criterion, dates).sort("member_id")
+    got = engine.matching(events, criterion, MY, dates).collect().sort("member_id")
+    assert got.equals(want)
+    assert want.height > 5 and want["source"].str.contains(r"\+").any()   # several members, joined sources
+    members = engine.matching_members(events, criterion, MY, dates).collect().sort("member_id")
+    assert members.equals(want.select("member_id"))
+    # a one-part "any": the shortcut gives what the general aggregation of its one part gives
+    one = engine.satisfied(events, AnyOf((criterion,)), MY, dates).collect().sort("member_id")
+    general = engine._any_of([engine.matching(events, criterion, MY, dates)]).collect().sort("member_id")
+    assert one.equals(general.select(one.columns))
+
+
+def test_sources_joined_without_sources_and_with_only_null_sources():
+    events = pl.DataFrame([("m1", date(2025, 3, 1), "a", None, None, None, None)], schema=EVENT_SCHEMA, orient="row").lazy()
+    dates = pl.LazyFrame({"member_id": ["m1"], "birth_date": [date(1980, 1, 1)]})
+    criterion = EventCriterion(any_of=("a",), start="period_begin", end="period_end")
+    got = engine.matching(events, criterion, MY, dates).collect()
+    assert got.equals(_reference_matching(events, criterion, dates))
+    assert got["source"].to_list() == [""]
