@@ -73,10 +73,10 @@ from equity_pipeline.errors import StructuralError
 from equity_pipeline.io import ROW, find_input, scan_text, sha256_file
 from equity_pipeline.suites import Suite, load_suite
 from equity_pipeline.validation.derived import add_derived
-from equity_pipeline.validation.ingest import DUPLICATE_ROW, REASONS, check_structure, duplicate_copies, gx_sample_path
+from equity_pipeline.validation.ingest import DUPLICATE_ROW, REASONS, check_structure, duplicate_copies, gx_failing_path, gx_sample_path
 from equity_pipeline.validation.normalize import normalize
 from equity_pipeline.validation.rules import failure_expr, row_rules
-from equity_pipeline.validation.sampling import Sampling, choose_rows, random_rows
+from equity_pipeline.validation.sampling import Sampling, choose_rows, parameters_digest, random_rows, sample_key
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -450,12 +450,6 @@ def run_suite(
     return [_outcome(p, totals.get(p.index) if p.view != SKIPPED else None, parameters) for p in planned]
 
 
-def parameters_digest(parameters: dict[str, Any]) -> str:
-    """Short digest of the suite parameters (to tell whether stored results are still current)."""
-    blob = json.dumps(parameters, sort_keys=True, default=str).encode("utf-8")
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
 def run_table(
     table: str,
     input_dir: Path,
@@ -469,6 +463,7 @@ def run_table(
     ingest_read: int | None = None,
     input_sha256: str | None = None,
     ingest_sample: pl.LazyFrame | None = None,
+    ingest_failing: pl.LazyFrame | None = None,
 ) -> dict[str, Any]:
     """Run ``table``'s suite in GX on its input file; a JSON-safe dict with counts only.
 
@@ -494,7 +489,9 @@ def run_table(
     the same ``sampling``): then the evaluated frame is those rows plus the chosen failing rows from
     ``quarantined`` with the derived columns added (:func:`sample_frame`), instead of a filtered read
     of the whole input. Without it, or when it does not hold exactly the sample's random rows, the
-    rows are read from the input.
+    rows are read from the input. ``ingest_failing``: the ingest's failing flags of the same input
+    (``restricted/gx_sample/<table>.failing.parquet``: what :func:`failing_rows` computes from the
+    quarantine), read instead of evaluating the rules again on the quarantined rows.
     """
     suite = load_suite(table)
     sampling = sampling if sampling is not None else Sampling.from_env()
@@ -524,7 +521,9 @@ def run_table(
         if n <= sampling.full_rows:
             frame, info = lf.collect(engine="streaming"), None
         else:
-            failing = failing_rows(table, quarantined, lf, parameters, known_members=known_members)
+            failing = _ingest_failing(table, ingest_failing, lf) if reuse and ingest_failing is not None else None
+            if failing is None:
+                failing = failing_rows(table, quarantined, lf, parameters, known_members=known_members)
             rows, info = choose_rows(n, failing, sampling)
             frame = None
             if reuse and ingest_sample is not None:
@@ -570,6 +569,16 @@ def sample_frame(
     if second.schema != schema or second.height != others.len():
         return None
     return pl.concat([first, second]).sort(ROW)
+
+
+def _ingest_failing(table: str, flags: pl.LazyFrame, prepared: pl.LazyFrame) -> pl.DataFrame | None:
+    """The ingest's failing flags, as :func:`failing_rows` gives them; None when their columns are not
+    the row-level expectations of ``prepared`` (the caller then evaluates them)."""
+    rules = [r for r in row_rules(load_suite(table), set(prepared.collect_schema().names())) if r.type not in WHOLE_COLUMN_TYPES]
+    frame = flags.collect()
+    if frame.columns != [ROW, *[str(r.index) for r in rules]]:
+        return None
+    return frame.sort(ROW)
 
 
 def failing_rows(
@@ -708,30 +717,33 @@ def run_table_cached(
             return stored
     members = root / "restricted" / "tables" / "members.parquet"
     known = pl.scan_parquet(members) if table != "members" and members.is_file() else None
-    quarantined, ingest_read, drawn = _ingest_quarantine(root, table, key["input_sha256"], sampling)
+    quarantined, ingest_read, drawn, flags = _ingest_quarantine(root, table, key["input_sha256"], sampling, parameters)
     result = {**run_table(table, input_dir, parameters, known_members=known, batch_rows=batch_rows, context=context,
                           sampling=sampling, quarantined=quarantined, ingest_read=ingest_read, input_sha256=key["input_sha256"],
-                          ingest_sample=drawn),
+                          ingest_sample=drawn, ingest_failing=flags),
               "key": key}
     write_text_atomic(json.dumps(result, indent=2, default=str) + "\n", stored_path)
     return result
 
 
 def _ingest_quarantine(
-    root: Path, table: str, input_sha256: str | None, sampling: Sampling,
-) -> tuple[pl.LazyFrame | None, int | None, pl.LazyFrame | None]:
+    root: Path, table: str, input_sha256: str | None, sampling: Sampling, parameters: dict[str, Any],
+) -> tuple[pl.LazyFrame | None, int | None, pl.LazyFrame | None, pl.LazyFrame | None]:
     """The ingest's quarantined rows of this input (same file hash and suite version), its rows
-    read, and its copy of the sample's random rows when made with ``sampling``; or Nones."""
+    read, and, when made with ``sampling`` and ``parameters``, its copy of the sample's random rows
+    and its failing flags; or Nones."""
     result_path, quarantine = root / "validation" / f"{table}.json", root / "restricted" / "quarantine" / f"{table}.parquet"
     if input_sha256 is None or not (result_path.is_file() and quarantine.is_file()):
-        return None, None, None
+        return None, None, None, None
     info = json.loads(result_path.read_text(encoding="utf-8"))
     if info.get("sha256") != input_sha256 or info.get("suite_version") != load_suite(table).version:
-        return None, None, None
+        return None, None, None, None
     read = info.get("read")
-    sample = gx_sample_path(root / "restricted", table)
-    drawn = pl.scan_parquet(sample) if info.get("gx_sample") == sampling.to_dict() and sample.is_file() else None
-    return pl.scan_parquet(quarantine), (int(read) if isinstance(read, int) else None), drawn
+    same = info.get("gx_sample") == sample_key(sampling, parameters)
+    sample, failing = gx_sample_path(root / "restricted", table), gx_failing_path(root / "restricted", table)
+    return (pl.scan_parquet(quarantine), (int(read) if isinstance(read, int) else None),
+            pl.scan_parquet(sample) if same and sample.is_file() else None,
+            pl.scan_parquet(failing) if same and failing.is_file() else None)
 
 
 def compare_with_ingest(outcomes: list[dict[str, Any]], rule_counts: dict[str, int]) -> list[str]:

@@ -34,7 +34,7 @@ from equity_pipeline.suites import Suite, load_suite
 from equity_pipeline.validation.derived import add_derived, known_member_ids
 from equity_pipeline.validation.normalize import normalize
 from equity_pipeline.validation.rules import date_formats, failure_expr, rule_ids, row_rules, strptime_date, unique_columns
-from equity_pipeline.validation.sampling import Sampling, random_rows
+from equity_pipeline.validation.sampling import Sampling, random_rows, sample_key
 
 REASONS = "quarantine_reasons"
 DUPLICATE_ROW = "duplicate_row"
@@ -74,9 +74,9 @@ class TableResult:
     #: authoritative counts that a sampled GX check is compared with (a shared rule id such as
     #: invalid_icd10cm has one count per expectation here and one per row in ``rule_counts``)
     expectation_counts: dict[str, int] = field(default_factory=dict)
-    #: the :class:`~equity_pipeline.validation.sampling.Sampling` whose random rows this ingest wrote to
-    #: ``restricted/gx_sample/<table>.parquet`` for the GX check (None: no sample written)
-    gx_sample: dict[str, int] | None = None
+    #: :func:`~equity_pipeline.validation.sampling.sample_key` of the files this ingest wrote for the GX
+    #: check's sample (``restricted/gx_sample/``: the random rows and the failing flags; None: none written)
+    gx_sample: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,13 +133,17 @@ def ingest_table(
     ``gx_sampling``: when the table has more than its ``full_rows`` rows, the same pass also writes the
     random rows of the GX check's sample (:func:`~equity_pipeline.validation.sampling.random_rows`:
     normalised text plus the derived columns, as :func:`~equity_pipeline.validation.gx_runner.text_frame`
-    gives them) to ``restricted/gx_sample/<table>.parquet``, and the result records the sampling.
+    gives them) to ``restricted/gx_sample/<table>.parquet``, and the rows failing a row-level
+    expectation other than uniqueness with one flag per such expectation (what the check's
+    :func:`~equity_pipeline.validation.gx_runner.failing_rows` computes from the quarantine) to
+    ``restricted/gx_sample/<table>.failing.parquet``; the result records what they depend on.
     """
     suite = load_suite(table)
     used_path = restricted_dir / "tables" / f"{table}.parquet"
     quarantine_path = restricted_dir / "quarantine" / f"{table}.parquet"
-    sample_path = gx_sample_path(restricted_dir, table)
+    sample_path, failing_path = gx_sample_path(restricted_dir, table), gx_failing_path(restricted_dir, table)
     sample_path.unlink(missing_ok=True)  # never a sample of an earlier input
+    failing_path.unlink(missing_ok=True)
     path = find_input(input_dir, table)
     if path is None:
         if table in REQUIRED_TABLES:
@@ -153,7 +157,7 @@ def ingest_table(
     try:
         read, used, rule_counts, expectation_counts, sampled = _validate_and_write(
             lf, suite, table, parameters, known_members, used_path, quarantine_path,
-            gx_sample=(sample_path, gx_sampling) if gx_sampling is not None else None)
+            gx_sample=(sample_path, failing_path, gx_sampling) if gx_sampling is not None else None)
     except pl.exceptions.ComputeError as exc:
         # polars' message can quote the offending line (member data): name the fault, never the text
         fault = "a row has more fields than the header line" if "more fields" in str(exc) else "malformed rows, e.g. an unclosed quote"
@@ -162,13 +166,18 @@ def ingest_table(
         table=table, file=path.name, sha256=sha256_file(path), suite_version=suite.version,
         read=read, used=used, quarantined=read - used,
         rule_counts=dict(sorted(rule_counts.items())), extra_columns=extras, missing_optional_columns=missing_optional,
-        expectation_counts=expectation_counts, gx_sample=sampled.to_dict() if sampled is not None else None,
+        expectation_counts=expectation_counts, gx_sample=sample_key(sampled, parameters) if sampled is not None else None,
     )
 
 
 def gx_sample_path(restricted_dir: Path, table: str) -> Path:
     """Where the ingest writes the random rows of the GX check's sample (member-level: restricted)."""
     return Path(restricted_dir) / "gx_sample" / f"{table}.parquet"
+
+
+def gx_failing_path(restricted_dir: Path, table: str) -> Path:
+    """Where the ingest writes its failing flags for the GX check's sample (row numbers and booleans)."""
+    return Path(restricted_dir) / "gx_sample" / f"{table}.failing.parquet"
 
 
 def duplicate_copies(lf: pl.LazyFrame, suite: Suite) -> pl.Series:
@@ -241,10 +250,10 @@ def repeated_values(lf: pl.LazyFrame, columns: list[str]) -> dict[str, pl.Series
 def _validate_and_write(
     lf: pl.LazyFrame, suite: Suite, table: str, parameters: dict[str, Any],
     known_members: pl.LazyFrame | pl.DataFrame | pl.Series | None, used_path: Path, quarantine_path: Path,
-    *, gx_sample: tuple[Path, Sampling] | None = None,
+    *, gx_sample: tuple[Path, Path, Sampling] | None = None,
 ) -> tuple[int, int, dict[str, int], dict[str, int], Sampling | None]:
     """The streaming pass; returns (rows read, rows used, rows per rule id, rows per expectation, the
-    sampling whose random rows were written to ``gx_sample``'s path, or None)."""
+    sampling whose random rows and failing flags were written to ``gx_sample``'s paths, or None)."""
     cols = list(suite.column_names)
     short = pl.col(SHORT_ROW) if SHORT_ROW in lf.collect_schema().names() else pl.lit(False)
     copies, n = copies_and_rows(lf, suite)
@@ -286,9 +295,13 @@ def _validate_and_write(
     quarantined = checked.filter(pl.col(_BAD)).select(ROW, *cols, reasons.alias(REASONS))
     sinks: dict[Path, pl.LazyFrame] = {}
     sampled = None
-    if gx_sample is not None and n > gx_sample[1].full_rows:
-        sample_path, sampled = gx_sample
+    if gx_sample is not None and n > gx_sample[2].full_rows:
+        sample_path, failing_path, sampled = gx_sample
         sinks[sample_path] = checked.filter(pl.col(ROW).is_in(random_rows(n, sampled).implode())).select(frame_columns)
+        flagged = [fail_names[r.index] for r in rules if r.type != "expect_column_values_to_be_unique"]
+        if flagged:
+            sinks[failing_path] = checked.filter(pl.any_horizontal(flagged)).select(
+                ROW, *(pl.col(f).alias(f.removeprefix("__expectation_")) for f in flagged))
     counts = checked.select(
         pl.len().alias("__read"), (~pl.col(_BAD)).sum().alias("__used"), pl.col(_DUP).sum().alias(DUPLICATE_ROW),
         pl.col(_SHORT).sum().alias(WRONG_FIELD_COUNT),

@@ -7,8 +7,11 @@ them (``restricted/gx_sample/<table>.parquet``). No GX import here.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import polars as pl
 
@@ -102,3 +105,15 @@ def random_rows(n: int, sampling: Sampling) -> pl.Series:
     k = min(sampling.sample_rows, n)
     rows = np.sort(np.random.default_rng(sampling.seed).choice(n, size=k, replace=False).astype(np.int64) + 1)
     return pl.Series(ROW, rows, dtype=pl.UInt32)
+
+
+def parameters_digest(parameters: dict[str, Any]) -> str:
+    """Short digest of the suite parameters (to tell whether stored results are still current)."""
+    blob = json.dumps(parameters, sort_keys=True, default=str).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def sample_key(sampling: Sampling, parameters: dict[str, Any]) -> dict[str, Any]:
+    """What the ingest's GX sample files depend on besides the input and the suite (which
+    ``validation/<table>.json`` records anyway): the sampling, and the parameters (the failing flags)."""
+    return {"sampling": sampling.to_dict(), "parameters_digest": parameters_digest(parameters)}

@@ -245,7 +245,8 @@ def test_ingest_writes_the_sample_rows_gx_would_read(cases, tmp_path):
         out = tmp_path / name
         results = _ingest_folder(folder, out, planted.PARAMETERS, gx_sampling=TINY)
         for t in TABLES:
-            assert results[t]["gx_sample"] == TINY.to_dict(), (name, t)
+            assert results[t]["gx_sample"] == {"sampling": TINY.to_dict(),
+                                               "parameters_digest": gx_runner.parameters_digest(planted.PARAMETERS)}, (name, t)
             drawn = pl.read_parquet(ingest_mod.gx_sample_path(out, t))
             assert drawn["_row"].to_list() == gx_runner.random_rows(results[t]["read"], TINY).to_list(), (name, t)
             known = pl.scan_parquet(out / "tables" / "members.parquet") if t != "members" else None
@@ -254,6 +255,10 @@ def test_ingest_writes_the_sample_rows_gx_would_read(cases, tmp_path):
             lf, _ = gx_runner.text_frame(t, find_input(folder, t), known_members=known)
             quarantined = pl.scan_parquet(out / "quarantine" / f"{t}.parquet")
             failing = gx_runner.failing_rows(t, quarantined, lf, planted.PARAMETERS, known_members=known)
+            # the ingest's failing flags are what the check would compute from the quarantine
+            flags = pl.scan_parquet(ingest_mod.gx_failing_path(out, t))
+            assert gx_runner._ingest_failing(t, flags, lf).equals(failing) and failing.height > 0, (name, t)
+            assert gx_runner._ingest_failing(t, flags.select(pl.all().exclude(failing.columns[-1])), lf) is None
             rows, _ = gx_runner.choose_rows(results[t]["read"], failing, TINY)
             via = gx_runner.sample_frame(t, drawn.lazy(), quarantined, rows, results[t]["read"], TINY, lf.collect_schema(),
                                          known_members=known)
@@ -266,7 +271,8 @@ def test_ingest_writes_the_sample_rows_gx_would_read(cases, tmp_path):
                                           lf.collect_schema(), known_members=known) is None
         # a table within full_rows: no sample written, and none left from before
         small = _ingest_folder(folder, out, planted.PARAMETERS, gx_sampling=gx_runner.Sampling())
-        assert all(r["gx_sample"] is None and not ingest_mod.gx_sample_path(out, t).exists() for t, r in small.items())
+        assert all(r["gx_sample"] is None and not ingest_mod.gx_sample_path(out, t).exists()
+                   and not ingest_mod.gx_failing_path(out, t).exists() for t, r in small.items())
 
 
 def test_full_mode_up_to_the_row_limit(sampled, gx_ctx):
