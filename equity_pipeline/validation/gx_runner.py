@@ -562,13 +562,18 @@ def sample_frame(
     if not first.get_column(ROW).equals(random, check_names=False) or first.schema != schema:
         return None
     others = rows.filter(~rows.is_in(random.implode()))
-    suite = load_suite(table)
-    second = (add_derived(quarantined.select(ROW, *suite.column_names), table,
-                          known_members=known_members if table != "members" else None)
+    second = (_quarantined_text(table, quarantined, known_members)
               .filter(pl.col(ROW).is_in(others.implode())).collect(engine="streaming"))
     if second.schema != schema or second.height != others.len():
         return None
     return pl.concat([first, second]).sort(ROW)
+
+
+def _quarantined_text(table: str, quarantined: pl.LazyFrame, known_members: pl.LazyFrame | None) -> pl.LazyFrame:
+    """The ingest's quarantined rows (normalised text) as the text frame has them: the contract
+    columns with the derived columns added as the ingest adds them."""
+    return add_derived(quarantined.select(ROW, *load_suite(table).column_names), table,
+                       known_members=known_members if table != "members" else None)
 
 
 def _ingest_failing(table: str, flags: pl.LazyFrame, prepared: pl.LazyFrame) -> pl.DataFrame | None:
@@ -592,13 +597,8 @@ def failing_rows(
     From ``quarantined`` (the ingest's quarantine rows: every failing row is there) when given, with
     the derived columns added as the ingest adds them; otherwise from ``prepared`` (every row).
     """
-    suite = load_suite(table)
-    if quarantined is not None:
-        frame = add_derived(quarantined.select(ROW, *suite.column_names), table,
-                            known_members=known_members if table != "members" else None)
-    else:
-        frame = prepared
-    rules = [r for r in row_rules(suite, set(frame.collect_schema().names())) if r.type not in WHOLE_COLUMN_TYPES]
+    frame = _quarantined_text(table, quarantined, known_members) if quarantined is not None else prepared
+    rules = [r for r in row_rules(load_suite(table), set(frame.collect_schema().names())) if r.type not in WHOLE_COLUMN_TYPES]
     if not rules:
         return pl.DataFrame(schema={ROW: pl.UInt32})
     flags = [failure_expr(r, parameters).fill_null(False).alias(str(r.index)) for r in rules]

@@ -282,7 +282,7 @@ def _validate_and_write(
              & (~is_copy if r.type == "expect_column_values_to_be_unique" else pl.lit(True))).alias(fail_names[r.index]) for r in rules
         )
         .with_columns(
-            pl.col(ROW).is_in(copies.implode()).alias(_DUP), short.alias(_SHORT),
+            is_copy.alias(_DUP), short.alias(_SHORT),
             *(pl.any_horizontal(by_id[rid]).alias(flag_names[rid]) for rid in ids),
         )
         .with_columns(pl.any_horizontal(_SHORT, _DUP, *flag_names.values()).alias(_BAD))
