@@ -20,6 +20,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from equity_pipeline.io import scan_text
 from equity_pipeline.suites import TABLES, load_suite
 from equity_pipeline.validation import gx_runner
 from equity_pipeline.validation import ingest as ingest_mod
@@ -126,13 +127,12 @@ def test_streaming_ingest_equals_in_memory_evaluation(cases, tmp_path):
         assert results["members"]["rule_counts"].get(DUPLICATE_ROW, 0) > 0 or name != "planted"
 
 
-@pytest.mark.parametrize("bucket_rows", [None, 2])
+@pytest.mark.parametrize("columnar", [False, True])
 @pytest.mark.parametrize("path", ["key", "every_column", "row_hash"])
-def test_duplicate_copies_are_exact_on_every_path(monkeypatch, path, bucket_rows):
+def test_duplicate_copies_are_exact_on_every_path(monkeypatch, tmp_path, path, columnar):
     """Copies after normalisation are found; a repeated key with different values is not a copy.
-    With ``bucket_rows`` the repeated hashes are looked for in several buckets (as in a big table)."""
-    if bucket_rows is not None:
-        monkeypatch.setattr(ingest_mod, "HASH_BUCKET_ROWS", bucket_rows)
+    ``columnar``: read from a Parquet file, where the candidates are also filtered on their raw first
+    key column (claim_id; rows 9-12 have none: a null value must still find its copies)."""
     base = planted.BASE["medical_claims"]
     rows = [
         base,                                              # 1 first
@@ -143,15 +143,25 @@ def test_duplicate_copies_are_exact_on_every_path(monkeypatch, path, bucket_rows
         {**base, "claim_line": "2"},                       # 6 copy of 2
         {**base, "claim_line": None},                      # 7 empty line number
         {**base, "claim_line": "   "},                     # 8 copy of 7 (blank is empty)
+        {**base, "claim_id": None},                        # 9 no claim id
+        {**base, "claim_id": None, "paid_amount": "1"},    # 10 no claim id, other amount: not a copy
+        {**base, "claim_id": " "},                         # 11 copy of 9 (blank is empty), another raw value
+        {**base, "claim_id": None},                        # 12 copy of 9
     ]
-    raw = pl.DataFrame(rows, schema={c: pl.String for c in base}).with_row_index("_row", offset=1)
+    raw = pl.DataFrame(rows, schema={c: pl.String for c in base})
+    if columnar:
+        raw.write_parquet(tmp_path / "medical_claims.parquet")
+        source = scan_text(tmp_path / "medical_claims.parquet")
+    else:
+        source = raw.with_row_index("_row", offset=1).lazy()
     suite = load_suite("medical_claims")
-    lf, _, _ = ingest_mod.check_structure(raw.lazy(), suite, "test")
+    lf, _, _ = ingest_mod.check_structure(source, suite, "test")
     if path in ("every_column", "row_hash"):
         monkeypatch.setattr(ingest_mod, "CANDIDATE_SHARE", 0.0)  # key candidates always "too many"
     if path == "row_hash":
         monkeypatch.setattr(ingest_mod, "EXACT_ROWS", 0)  # decide by the 128-bit row hash
-    assert ingest_mod.duplicate_copies(lf, suite).to_list() == [3, 5, 6, 8]
+    copies, n = ingest_mod.copies_and_rows(lf, suite, columnar=columnar)
+    assert copies.to_list() == [3, 5, 6, 8, 11, 12] and n == len(rows)
 
 
 def test_sampling_is_seeded_and_configurable():
