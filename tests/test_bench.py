@@ -20,6 +20,7 @@ def test_bench_prints_every_field(tmp_path):
     assert set(STAGES) <= set(out["stages_s"])
     assert out["stages_s"]["read"] > 0 and out["stages_s"]["measures"] > 0 and out["stages_s"]["reports"] > 0
     assert 0 < out["scan_floor_s"] < out["total_s"]
+    assert len(out["scan_floor_runs_s"]) == 3 and out["scan_floor_s"] == min(out["scan_floor_runs_s"])
     assert abs(out["ratio_to_floor"] - out["total_s"] / out["scan_floor_s"]) <= 0.05 * out["ratio_to_floor"]  # printed figures are rounded
     assert out["peak_rss_mb"] > 50
     # the run's CPU seconds: some, and no more than every core's worth of its wall time (the window
