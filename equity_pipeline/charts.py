@@ -35,9 +35,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
-
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    import polars as pl
     from matplotlib.figure import Figure
 
 # Okabe-Ito palette: distinguishable under the common colour-vision deficiencies.
@@ -287,6 +286,8 @@ class GroupRate:
 
 
 def _selection(rates: pl.DataFrame, measure_id: str, stratifier: str, unit_id: str, submeasure: str | None) -> pl.DataFrame:
+    import polars as pl  # here, not at the top: chart worker processes never need polars (chart_pool)
+
     cond = (pl.col("measure_id") == measure_id) & (pl.col("stratifier") == stratifier) & (pl.col("unit_id") == unit_id)
     if submeasure is not None and "submeasure" in rates.columns:
         cond &= pl.col("submeasure") == submeasure
@@ -337,6 +338,8 @@ def overall_rate(rates: pl.DataFrame, *, measure_id: str, unit_id: str, submeasu
 
 def rate_scale(rates: pl.DataFrame, measure_id: str) -> RateScale:
     """The RateScale of a measure from its rows' ``rate_type``/``rate_per`` (proportion when absent)."""
+    import polars as pl
+
     if "rate_type" not in rates.columns:
         return PROPORTION
     sub = rates.filter(pl.col("measure_id") == measure_id).select(
@@ -415,6 +418,8 @@ def rate_chart(
     unit_label: str | None = None,
 ) -> RateChart:
     """The :class:`RateChart` of one measure x unit x stratifier from the rates table."""
+    import polars as pl
+
     groups = group_rates(rates, measure_id=measure_id, stratifier=stratifier, unit_id=unit_id, submeasure=submeasure)
     if not groups:
         raise ValueError(f"no rows for measure {measure_id!r}, stratifier {stratifier!r}, unit {unit_id!r}")

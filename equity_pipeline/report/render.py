@@ -24,8 +24,10 @@ reference group (:func:`_forest_blocks`); ``completeness`` adds the REL data com
 :mod:`equity_pipeline.report.trends`) a trend chart and table per measure, or a line saying there
 is one period only. See docs/reports.md.
 
-Speed: all charts are drawn on one reused :class:`~equity_pipeline.charts.ChartCanvas`; a run of
-about ten measures by six units renders in seconds.
+Speed: the charts are collected while the page is built and drawn at the end, on reused canvases
+(:class:`~equity_pipeline.charts.ChartCanvas`, the forest canvas), in worker processes as well when
+there are several cores (:mod:`equity_pipeline.chart_pool`, ``EQUITY_PIPELINE_WORKERS``); the page is
+the same byte for byte whoever draws it.
 """
 from __future__ import annotations
 
@@ -42,20 +44,19 @@ from typing import Any
 import polars as pl
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from equity_pipeline.chart_pool import ChartJobs
 from equity_pipeline.charts import (
     FIG_WIDTH,
     MAX_FOREST_ROWS,
     NO_RATE,
     PNG_DPI,
     PROPORTION,
-    ChartCanvas,
     ForestChart,
     GroupRate,
     RateChart,
     RateScale,
     RatioPoint,
     figure_png,
-    forest_png,
     groups_from_rows,
     stratifier_label,
     submeasure_label,
@@ -548,27 +549,21 @@ def county_display_names(rates: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-class _Charts:
-    """Draws charts on demand on one reused canvas (created at the first chart)."""
+def _rate_image(section: dict[str, Any]) -> Callable[[bytes, float], None]:
+    """The callback that puts a drawn rate chart into its section (PNG as base64, size in CSS px)."""
+    def done(png: bytes, height_in: float) -> None:
+        section.update(img=base64.b64encode(png).decode("ascii"), img_width=round(FIG_WIDTH * CSS_PX_PER_INCH),
+                       img_height=round(height_in * CSS_PX_PER_INCH))
+    return done
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._canvas: ChartCanvas | None = None
-        self.count = 0
 
-    def image(self, chart: RateChart) -> dict[str, Any]:
-        if not self.enabled:
-            return {"img": "", "img_width": 0, "img_height": 0}
-        if self._canvas is None:
-            self._canvas = ChartCanvas(dpi=PNG_DPI)
-        png = self._canvas.png(chart)
-        width_in, height_in = self._canvas.figure.get_size_inches()[0], self._canvas.height
-        self.count += 1
-        return {
-            "img": base64.b64encode(png).decode("ascii"),
-            "img_width": round(width_in * CSS_PX_PER_INCH),
-            "img_height": round(height_in * CSS_PX_PER_INCH),
-        }
+def _png_image(block: dict[str, Any]) -> Callable[[bytes, float], None]:
+    """The callback that puts a drawn forest or trend chart into its block (size from the PNG's pixels)."""
+    def done(png: bytes, _height_in: float) -> None:
+        w, h = struct.unpack(">II", png[16:24])  # PNG IHDR: width, height in pixels
+        block.update(img=base64.b64encode(png).decode("ascii"), img_width=round(w * CSS_PX_PER_INCH / PNG_DPI),
+                     img_height=round(h * CSS_PX_PER_INCH / PNG_DPI))
+    return done
 
 
 def _submeasure_block(rows: list[dict[str, Any]], title: str, scale: RateScale, source_label: str) -> dict[str, Any] | None:
@@ -678,9 +673,10 @@ def largest_gaps(frame: pl.DataFrame, meta: dict[str, dict[str, Any]], limit: in
 
 
 def _forest_blocks(frame: pl.DataFrame, mid: str, title: str, direction: str | None, scale: RateScale,
-                   draw: bool) -> list[dict[str, Any]]:
+                   jobs: ChartJobs) -> list[dict[str, Any]]:
     """Per stratifier of the population unit (whole measure): a forest plot of rate ratios against
-    the reference group (up to ``MAX_FOREST_ROWS`` strata; more are left to the table) and its table."""
+    the reference group (up to ``MAX_FOREST_ROWS`` strata; more are left to the table) and its table.
+    The plots are added to ``jobs`` (their images are in the blocks once ``jobs`` has run)."""
     if frame.height == 0:
         return []
     blocks = []
@@ -723,15 +719,12 @@ def _forest_blocks(frame: pl.DataFrame, mid: str, title: str, direction: str | N
             block["alt"] = (f"Forest plot of {title} rate ratios by {label.lower()} against {ref_label}. "
                             f"{n_sig} of {len(shown)} groups differ significantly; furthest from parity: "
                             f"{furthest.group}, {_ratio_text(furthest)}. All values are in the table below.")
-            if draw:
+            if jobs.enabled:
                 chart = ForestChart(points=[RatioPoint(c.group, c.ratio, c.ratio_lower, c.ratio_upper, c.significant)
                                             for c in compared],
                                     reference=ref_label, title=title,
                                     subtitle=f"rate ratio by {label.lower()} vs {ref_label}, all members", direction=direction)
-                png = forest_png(chart)
-                w, h = struct.unpack(">II", png[16:24])  # PNG IHDR: width, height in pixels
-                block.update(img=base64.b64encode(png).decode("ascii"),
-                             img_width=round(w * CSS_PX_PER_INCH / PNG_DPI), img_height=round(h * CSS_PX_PER_INCH / PNG_DPI))
+                jobs.add(chart, _png_image(block))
         blocks.append(block)
     return blocks
 
@@ -791,8 +784,13 @@ def build_context(
     measures = measures or {}
     rates = rates.select(REQUIRED_COLUMNS)  # nothing else reaches the page
     trends = trends if trends is not None else trend_rates(rates)  # this run alone: one period
-    drawer = _Charts(charts)
+    with ChartJobs(charts) as jobs:  # drawn at the end, in worker processes as well (equity_pipeline.chart_pool)
+        return _build_context(rates, manifest, measures, trends, disparities, completeness, jobs)
 
+
+def _build_context(rates: pl.DataFrame, manifest: dict[str, Any], measures: dict[str, dict], trends: Trends,
+                   disparities: pl.DataFrame | None, completeness: pl.DataFrame | None, jobs: ChartJobs) -> dict[str, Any]:
+    """:func:`build_context` after its checks: the charts go to ``jobs``, drawn before it returns."""
     measure_ids = sorted(rates.get_column("measure_id").unique().to_list())
     periods = sorted(str(p) for p in rates.get_column("period").drop_nulls().unique().to_list())
     sources = sorted(rates.get_column("data_source").drop_nulls().unique().to_list())
@@ -809,7 +807,8 @@ def build_context(
         compared = county_display_names(compared).with_columns(
             reference_stratum=pl.when(pl.col("reference_stratum").is_null()).then(None).otherwise(reference))
     measure_meta: dict[str, dict[str, Any]] = {}
-    forests_drawn = 0
+    forest_blocks: list[dict[str, Any]] = []
+    rate_charts = 0
     summaries: list[dict[str, Any]] = []
     measure_blocks: list[dict[str, Any]] = []
     for mid in measure_ids:
@@ -886,7 +885,8 @@ def build_context(
                         subtitle=f"by {label.lower()}, {'all members' if uid == 'all' else unit_label}",
                         direction=direction, scale=scale,
                     )
-                    section.update(drawer.image(chart))
+                    jobs.add(chart, _rate_image(section))
+                    rate_charts += 1
                 sections.append(section)
             unit_blocks.append({
                 "unit_id": uid, "label": unit_label, "anchor": _slug(mid, uid),
@@ -896,8 +896,8 @@ def build_context(
         sub_rows = [r for (m, sub, uid, strat), rs in cells.items() if m == mid and strat == "overall"
                     and population is not None and uid == population[1] for r in rs]
         measure_meta[mid] = {"title": title, "direction": direction, "scale": scale, "anchor": anchor}
-        forests = _forest_blocks(compared, mid, title, direction, scale, draw=charts)
-        forests_drawn += sum(bool(f["img"]) for f in forests)
+        forests = _forest_blocks(compared, mid, title, direction, scale, jobs)
+        forest_blocks += forests
         measure_blocks.append({
             "measure_id": mid,
             "anchor": anchor,
@@ -911,10 +911,11 @@ def build_context(
             "source": source_label,
             "submeasures": _submeasure_block(sub_rows, title, scale, source_label),
             "forests": forests,
-            "trend": trend_block(trends, mid, title, scale, source_label, draw=charts),
+            "trend": trend_block(trends, mid, title, scale, source_label, draw=jobs.enabled, jobs=jobs),
             "units": unit_blocks,
         })
 
+    jobs.run()  # every chart drawn; the images are in their sections and blocks now
     config = manifest.get("config")
     if not periods and isinstance(config, dict) and isinstance(config.get("measurement_period"), dict):
         periods = [str(config["measurement_period"].get("label"))]  # no data: the configured rolling period
@@ -936,11 +937,11 @@ def build_context(
         "rate_notes": [RATE_TYPE_NOTES[t] for t in RATE_TYPE_NOTES if t in rate_types],
         "non_response": sorted(NON_RESPONSE_STRATA),
         "fig_width_px": round(FIG_WIDTH * CSS_PX_PER_INCH),
-        "charts_drawn": drawer.count,
+        "charts_drawn": rate_charts if jobs.enabled else 0,
         "has_disparities": compared.height > 0,
         "gaps": largest_gaps(compared, measure_meta),
         "gap_excluded": [stratifier_label(s).lower() for s in GAP_EXCLUDED_STRATIFIERS],
-        "forests_drawn": forests_drawn,
+        "forests_drawn": sum(bool(f["img"]) for f in forest_blocks),
         "completeness": completeness_context(completeness),
         "trend_periods": sorted(trends.table.get_column("period").unique().to_list()),
     }

@@ -193,11 +193,12 @@ def _denominator_text(value: float | None, scale: Any) -> str:
 
 
 def trend_block(trends: Trends | None, measure_id: str, title: str, scale: Any, source_label: str,
-                draw: bool = True) -> dict[str, Any]:
+                draw: bool = True, jobs: Any = None) -> dict[str, Any]:
     """The report's trend subsection of one measure: with two or more periods a chart (small
     multiples: overall, then each race and ethnicity group) and a table of the same numbers (rate,
     CI, denominator per group and period; suppressed cells their label only); with one period a
-    sentence saying so, and no chart."""
+    sentence saying so, and no chart. ``jobs`` (a :class:`~equity_pipeline.chart_pool.ChartJobs`):
+    the chart is added to it and its image is in the block once ``jobs`` has run; else it is drawn now."""
     from equity_pipeline.charts import MAX_TREND_PANELS, TrendChart, TrendPoint, TrendSeries, trend_png
     from equity_pipeline.report.render import CSS_PX_PER_INCH, PNG_DPI, _slug, format_count, suppression_label
 
@@ -248,12 +249,19 @@ def trend_block(trends: Trends | None, measure_id: str, title: str, scale: Any, 
     block["alt"] = (f"Trend chart of {title} from {periods[0]} to {periods[-1]}, all members and by race and ethnicity, "
                     f"with 95% confidence bands; {n_sup} suppressed cells marked without a value. All values are in the table.")
     if draw:
-        png = trend_png(TrendChart(periods=periods, series=series, title=title,
-                                   subtitle=f"by period, all members and by race and ethnicity ({scale.column_label.lower()})",
-                                   scale=scale))
-        w, h = struct.unpack(">II", png[16:24])  # PNG IHDR: width, height in pixels
-        block.update(img=base64.b64encode(png).decode("ascii"), img_width=round(w * CSS_PX_PER_INCH / PNG_DPI),
-                     img_height=round(h * CSS_PX_PER_INCH / PNG_DPI))
+        chart = TrendChart(periods=periods, series=series, title=title,
+                           subtitle=f"by period, all members and by race and ethnicity ({scale.column_label.lower()})",
+                           scale=scale)
+
+        def done(png: bytes, _height_in: float = 0.0) -> None:
+            w, h = struct.unpack(">II", png[16:24])  # PNG IHDR: width, height in pixels
+            block.update(img=base64.b64encode(png).decode("ascii"), img_width=round(w * CSS_PX_PER_INCH / PNG_DPI),
+                         img_height=round(h * CSS_PX_PER_INCH / PNG_DPI))
+
+        if jobs is not None:
+            jobs.add(chart, done)
+        else:
+            done(trend_png(chart))
     return block
 
 

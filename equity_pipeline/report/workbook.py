@@ -184,7 +184,9 @@ def suppressed_text(reason: Any) -> str:
 def _write_table(book: _Book, sheet: Sheet) -> dict[str, int]:
     """One table sheet. Cell formats depend on the column and, for some columns, on the row's rate
     type, rate_per and metric: they are looked up once per distinct combination, not per cell (a
-    sheet has about a million cells and a handful of distinct formats)."""
+    sheet has about a million cells and a handful of distinct formats). Cells are written row by
+    row, and each xlsxwriter format is created at the first cell that uses it, as before: the
+    shared strings and styles come out in the same order (the same sheet XML)."""
     ws = book.book.add_worksheet(sheet.name)
     frame = sheet.frame
     columns = frame.columns
@@ -193,73 +195,117 @@ def _write_table(book: _Book, sheet: Sheet) -> dict[str, int]:
     header = book.header
     for j, c in enumerate(columns):
         ws.write_string(0, j, c, header)
-    has_type = "rate_type" in columns
-    has_suppressed = "suppressed" in columns
+    position = {c: j for j, c in enumerate(columns)}
+    type_at, per_at = position.get("rate_type"), position.get("rate_per")
+    suppressed_at, reason_at = position.get("suppressed"), position.get("suppression_reason")
     # a suppressed row shows its label in every empty number column (counts, rates, CIs, statistics)
     numeric = [dtype.is_numeric() for dtype in frame.schema.values()]
     # what _column_format reads of a row: the rate scale, the metric, whether the sheet has 'share'
-    metric_of = [c for c in ("metric", "measure") if c in columns]
+    metric_at = [position[c] for c in ("metric", "measure") if c in position]
     probe_share = {"share": None} if "share" in columns else {}
     scales: dict[tuple[Any, Any], RateScale] = {}
     row_formats: dict[tuple[Any, str], list[str | None]] = {}
+    # per (row formats, hidden): the cell format of each column, resolved at its first use
+    row_cells: dict[tuple[Any, str, bool], list[Any]] = {}
     cells: dict[tuple[str | None, bool], Any] = {}
+    unset = object()
     label_cell = book.suppressed()
     write_string, write_number, write_blank, write_boolean = ws.write_string, ws.write_number, ws.write_blank, ws.write_boolean
+    isfinite = math.isfinite
     n_columns = len(columns)
     n_suppressed = 0
     labels: dict[Any, str] = {}
+    label = ""
     for i, values in enumerate(frame.iter_rows(), start=1):
-        row = dict(zip(columns, values)) if (has_type or has_suppressed or metric_of) else {}
         scale = None
-        if has_type:
-            key = (row.get("rate_type"), row.get("rate_per"))
+        if type_at is not None:
+            key = (values[type_at], values[per_at] if per_at is not None else None)
             scale = scales.get(key)
             if scale is None:
                 scale = scales[key] = RateScale.of(*key)
-        metric = str(next((row[c] for c in metric_of if row[c]), "") or "")
-        fkey = (scale, metric)
-        formats = row_formats.get(fkey)
-        if formats is None:
-            probe = {**probe_share, "metric": metric}
-            formats = row_formats[fkey] = [_column_format(c, probe, scale) for c in columns]
-        hidden = bool(row.get("suppressed")) if has_suppressed else False
-        n_suppressed += hidden
+        metric = ""
+        for m in metric_at:
+            if values[m]:
+                metric = str(values[m])
+                break
+        hidden = bool(values[suppressed_at]) if suppressed_at is not None else False
+        rkey = (scale, metric, hidden)
+        row_cell = row_cells.get(rkey)
+        if row_cell is None:
+            fkey = (scale, metric)
+            formats = row_formats.get(fkey)
+            if formats is None:
+                probe = {**probe_share, "metric": metric}
+                formats = row_formats[fkey] = [_column_format(c, probe, scale) for c in columns]
+            row_cell = row_cells[rkey] = [unset] * n_columns
+        else:
+            formats = row_formats[(scale, metric)]
         if hidden:
-            reason = row.get("suppression_reason")
+            n_suppressed += 1
+            reason = values[reason_at] if reason_at is not None else None
             label = labels.get(reason)
             if label is None:
                 label = labels[reason] = suppressed_text(reason)
         for j in range(n_columns):
             value = values[j]
-            num_format = formats[j]
-            if hidden and value is None and numeric[j]:
+            if value is None and hidden and numeric[j]:
                 write_string(i, j, label, label_cell)
-                widths[j] = max(widths[j], min(len(label) + 2, MAX_COL_WIDTH))
+                width = min(len(label) + 2, MAX_COL_WIDTH)
+                if width > widths[j]:
+                    widths[j] = width
                 continue
-            ckey = (num_format, hidden)
-            cell = cells.get(ckey, cells)
-            if cell is cells:
-                cell = cells[ckey] = (book.suppressed(num_format) if hidden
-                                      else (book.fmt(num_format=num_format) if num_format else None))
+            cell = row_cell[j]
+            if cell is unset:
+                num_format = formats[j]
+                ckey = (num_format, hidden)
+                cell = cells.get(ckey, unset)
+                if cell is unset:
+                    cell = cells[ckey] = (book.suppressed(num_format) if hidden
+                                          else (book.fmt(num_format=num_format) if num_format else None))
+                row_cell[j] = cell
             if value is None:
                 write_blank(i, j, None, cell)
-            elif isinstance(value, bool):
+                continue
+            kind = type(value)
+            if kind is str:
+                write_string(i, j, value, cell)
+                width = min(len(value) + 2, MAX_COL_WIDTH)
+            elif kind is float or kind is int:
+                if isfinite(value):
+                    write_number(i, j, value, cell)
+                    num_format = formats[j]
+                    if not num_format:
+                        continue
+                    width = min(len(num_format) + 2, 30)
+                else:  # NaN / infinity: not a number Excel can hold; say so in words
+                    write_string(i, j, "not defined" if value != value else ("infinite" if value > 0 else "-infinite"), cell)
+                    continue
+            elif kind is bool:
                 write_boolean(i, j, value, cell)
+                continue
             elif isinstance(value, list | tuple):  # e.g. the strata a summary measure used
                 text = "; ".join(str(v) for v in value)
                 write_string(i, j, text, cell)
-                widths[j] = max(widths[j], min(len(text) + 2, MAX_COL_WIDTH))
-            elif isinstance(value, int | float):
+                width = min(len(text) + 2, MAX_COL_WIDTH)
+            elif isinstance(value, bool):  # pragma: no cover - a bool subclass
+                write_boolean(i, j, value, cell)
+                continue
+            elif isinstance(value, int | float):  # int / float subclasses (numpy scalars are not in frames)
                 if _finite(value):
                     write_number(i, j, value, cell)
-                    if num_format:
-                        widths[j] = max(widths[j], min(len(num_format) + 2, 30))
-                else:  # NaN / infinity: not a number Excel can hold; say so in words
+                    num_format = formats[j]
+                    if not num_format:
+                        continue
+                    width = min(len(num_format) + 2, 30)
+                else:
                     write_string(i, j, "not defined" if value != value else ("infinite" if value > 0 else "-infinite"), cell)
+                    continue
             else:
                 text = str(value)
                 write_string(i, j, text, cell)
-                widths[j] = max(widths[j], min(len(text) + 2, MAX_COL_WIDTH))
+                width = min(len(text) + 2, MAX_COL_WIDTH)
+            if width > widths[j]:
+                widths[j] = width
     for j, w in enumerate(widths):
         ws.set_column(j, j, w)
     ws.freeze_panes(1, 0)
