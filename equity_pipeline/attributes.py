@@ -242,6 +242,34 @@ def coverage_attributes(enrollment: pl.LazyFrame, period: MeasurementPeriod) -> 
     )
     if spans.height == 0:
         return pl.DataFrame(schema={"member_id": pl.String, "payer": pl.String, "line_of_business": pl.String, "dual_status": pl.String})
+    # most members have one span in the period: their rules need no grouping (the same answers as the
+    # group-bys below give for one row, found per row); members with several spans are grouped
+    several = spans.get_column("member_id").is_duplicated()
+    one = spans.filter(~several)
+    one = one.select(
+        "member_id", full=pl.col("dual_status") == "full", partial=pl.col("dual_status") == "partial", overlap=pl.lit(False),
+        main_payer="payer", lob=pl.when(pl.col("payer") == _lob_payer(pl.col("dual_status").is_in(["full", "partial"]).fill_null(False),
+                                                                       (pl.col("payer") == "medicare").fill_null(False), pl.col("payer")))
+        .then(pl.col("line_of_business")),
+    ).with_columns(pl.col("full", "partial").fill_null(False))
+    return pl.concat([one, _coverage_of_spans(spans.filter(several))], how="vertical_relaxed").select(
+        "member_id",
+        payer=pl.when(pl.col("full") | pl.col("partial") | pl.col("overlap")).then(pl.lit(DUAL)).otherwise(pl.col("main_payer")).fill_null(UNKNOWN),
+        line_of_business=pl.col("lob").fill_null(UNKNOWN),
+        dual_status=pl.when(pl.col("full")).then(pl.lit("full")).when(pl.col("partial")).then(pl.lit("partial"))
+        .when(pl.col("overlap")).then(pl.lit(DUAL_LEVEL_NOT_REPORTED)).otherwise(pl.lit(NOT_DUAL)),
+    )
+
+
+def _lob_payer(dual: pl.Expr, has_medicare: pl.Expr, main_payer: pl.Expr) -> pl.Expr:
+    """The payer whose spans give the line of business: duals' Medicare (or Medicaid without a
+    Medicare span in the period), else the main payer."""
+    return pl.when(dual).then(pl.when(has_medicare).then(pl.lit("medicare")).otherwise(pl.lit("medicaid"))).otherwise(main_payer)
+
+
+def _coverage_of_spans(spans: pl.DataFrame) -> pl.DataFrame:
+    """:func:`coverage_attributes`' flags (full, partial, overlap), main payer and line of business
+    (``lob``) per member from the member's spans in the period (grouped)."""
     care = spans.filter(pl.col("payer") == "medicare").select("member_id", s1="start", e1="end")
     caid = spans.filter(pl.col("payer") == "medicaid").select("member_id", s2="start", e2="end")
     overlap = (
@@ -263,8 +291,7 @@ def coverage_attributes(enrollment: pl.LazyFrame, period: MeasurementPeriod) -> 
         .group_by("member_id", maintain_order=True).agg(main_payer=pl.col("payer").first())
     )
     out = flags.join(by_payer, on="member_id", how="left").with_columns(
-        lob_payer=pl.when(pl.col("dual")).then(pl.when(pl.col("has_medicare")).then(pl.lit("medicare")).otherwise(pl.lit("medicaid")))
-        .otherwise(pl.col("main_payer"))
+        lob_payer=_lob_payer(pl.col("dual"), pl.col("has_medicare"), pl.col("main_payer"))
     )
     lob = (
         spans.join(out.select("member_id", "lob_payer"), on="member_id")
@@ -273,13 +300,7 @@ def coverage_attributes(enrollment: pl.LazyFrame, period: MeasurementPeriod) -> 
         .sort("member_id", "days", "line_of_business", descending=[False, True, False], nulls_last=True)
         .group_by("member_id", maintain_order=True).agg(lob=pl.col("line_of_business").first())
     )
-    return out.join(lob, on="member_id", how="left").select(
-        "member_id",
-        payer=pl.when(pl.col("dual")).then(pl.lit(DUAL)).otherwise(pl.col("main_payer")).fill_null(UNKNOWN),
-        line_of_business=pl.col("lob").fill_null(UNKNOWN),
-        dual_status=pl.when(pl.col("full")).then(pl.lit("full")).when(pl.col("partial")).then(pl.lit("partial"))
-        .when(pl.col("overlap")).then(pl.lit(DUAL_LEVEL_NOT_REPORTED)).otherwise(pl.lit(NOT_DUAL)),
-    )
+    return out.join(lob, on="member_id", how="left").select("member_id", "full", "partial", "overlap", "main_payer", "lob")
 
 
 # ---------------------------------------------------------------------------------------------

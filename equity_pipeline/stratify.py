@@ -198,7 +198,8 @@ class _Coded:
     and one UInt32 column per stratifier (``_0``, ``_1``, ... in the order of ``names``; an
     intersection's code numbers its distinct ``A | B`` labels); ``labels[col]`` decodes a code
     (code i -> label i, labels sorted). ``missing[col]`` is the code of a member absent from the
-    attributes (Unknown everywhere, as ``fill_null(UNKNOWN)`` on the labels gives).
+    attributes (Unknown everywhere, as ``fill_null(UNKNOWN)`` on the labels gives). ``index``
+    finds members' rows of ``frame`` by position (:class:`MemberIndex`), or is None.
 
     Grouping on these codes makes the same groups as grouping on the labels (one code per distinct
     label), with far less hashing; the row order, and so the order of every sum, is unchanged."""
@@ -215,12 +216,68 @@ class _Coded:
         self.labels: dict[str, pl.Series] = {}
         coded = {}
         for c in ("_state", *self.cols):
-            # dense rank of the label: codes 1..k in label order, so labels[code - 1] decodes
+            # codes 0..k-1 in label order (the dense rank minus one), so labels[code] decodes
             self.labels[c] = labelled.get_column(c).unique().sort()
-            coded[c] = pl.col(c).rank("dense").cast(pl.UInt32) - 1
+            coded[c] = _sorted_codes(pl.col(c), self.labels[c])
         frame = labelled.select("member_id", **coded)
         self.missing = frame.row(frame.height - 1, named=True)
         self.frame = frame.slice(0, frame.height - 1)
+        self.index = MemberIndex.of(self.frame)
+        if self.index is not None:
+            self.frame = self.index.frame
+
+
+def _sorted_codes(column: pl.Expr, labels: pl.Series) -> pl.Expr:
+    """UInt32 code of each value of ``column``: its position in ``labels`` (sorted, distinct, no nulls,
+    holding every value): the dense rank minus one, found by lookup instead of a sort."""
+    if labels.dtype == pl.String and labels.null_count() == 0:
+        return column.cast(pl.Enum(labels)).to_physical().cast(pl.UInt32)
+    return (column.rank("dense").cast(pl.UInt32) - 1)
+
+
+class MemberIndex:
+    """The rows of a frame sorted by distinct ``member_id`` (attributes, probabilities), found by
+    position: a left join on member_id as a binary search and a gather, without the hash table a
+    join builds of the whole frame every time. ``position`` is also an integer stand-in for
+    member_id that sorts the same way (used for the fixed row order of the counts)."""
+
+    def __init__(self, frame: pl.DataFrame):
+        self.frame = frame
+        self.ids = frame.get_column("member_id")
+
+    @classmethod
+    def of(cls, frame: pl.DataFrame) -> "MemberIndex | None":
+        """The index of ``frame`` (sorted by member_id first if it is not), or None when member_id
+        has nulls or repeats (then a join is the right tool) or is not a string column."""
+        if frame.schema.get("member_id") != pl.String or frame.get_column("member_id").null_count():
+            return None
+        if not _strictly_increasing(frame.get_column("member_id")):
+            frame = frame.sort("member_id")
+            if not _strictly_increasing(frame.get_column("member_id")):
+                return None
+        return cls(frame)
+
+    def position(self, ids: pl.Series) -> pl.Series:
+        """UInt32 row of each id in the frame, null where absent."""
+        n = self.ids.len()
+        if n == 0:
+            return pl.Series(ids.name, [None] * ids.len(), dtype=pl.UInt32)
+        at = self.ids.search_sorted(ids, side="left").cast(pl.UInt32)
+        hit = self.ids.gather(at.clip(upper_bound=n - 1)) == ids
+        return pl.select(pl.when(hit).then(at)).to_series().alias(ids.name)
+
+    def left_join(self, left: pl.DataFrame, columns: list[str] | None = None, *, position: str | None = None) -> pl.DataFrame:
+        """``left.join(frame.select(member_id, columns), on="member_id", how="left")`` in left's row
+        order (frame's member ids are distinct, so one row per left row); ``position``: also keep
+        the positions in a column of that name."""
+        at = self.position(left.get_column("member_id"))
+        columns = [c for c in (columns if columns is not None else self.frame.columns) if c != "member_id"]
+        out = left.with_columns(self.frame.get_column(c).gather(at) for c in columns)
+        return out.with_columns(at.alias(position)) if position else out
+
+
+def _strictly_increasing(s: pl.Series) -> bool:
+    return s.len() < 2 or bool((s.slice(1) > s.slice(0, s.len() - 1)).all())
 
 
 #: member-level result columns no count reads (dropped before the attributes are joined)
@@ -234,21 +291,57 @@ def own_strings(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(pl.col(c).cast(pl.Categorical).cast(pl.String) for c, t in frame.schema.items() if t == pl.String)
 
 
-def rolled_up_in_order(base: pl.DataFrame) -> pl.DataFrame:
+def rolled_up_in_order(base: pl.DataFrame, position: str | None = None) -> pl.DataFrame:
     """Denominator rows ``base`` with their sub-measure rows also rolled up into ``all``, in the fixed
-    row order every count sums in (stratified, imputed and standardised counts alike)."""
+    row order every count sums in (stratified, imputed and standardised counts alike): by measure,
+    sub-measure, member, numerator and denominator value. ``position``: a column of ``base`` that
+    sorts as member_id does (:meth:`MemberIndex.position`, null for a member not found); when every
+    row has one and no two rows share a measure, sub-measure and member, the rows are put in that
+    order by one integer sort (the same order: the later keys never decide), else by the sort on
+    the columns themselves. The column stays in the result."""
     # age rows (e.g. CHL 16-20 and 21-24) also roll up into the measure's "all" row; measures whose
     # rows are outcomes (SDOH positive by domain) carry their own "all" row already
     has_all = base.filter(pl.col("submeasure") == "all")["measure_id"].unique().to_list()
     base = pl.concat([base, base.filter((pl.col("submeasure") != "all") & ~pl.col("measure_id").is_in(has_all)).with_columns(submeasure=pl.lit("all"))])
     # float addition is not associative and join output order varies run to run: fix the row order and
     # keep it in the group_by so every run sums in the same order (byte-identical public outputs)
+    order = _member_order(base, position) if position is not None else None
+    if order is not None:
+        return base.gather(order)
     return base.sort("measure_id", "submeasure", "member_id", "numerator_value", "denominator_value")
 
 
-def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: tuple[str, ...]) -> pl.DataFrame:
+def _member_order(base: pl.DataFrame, position: str) -> pl.Series | None:
+    """The row order of ``base`` by (measure_id, submeasure, ``position``) as one packed integer key,
+    or None when it cannot stand for the sort on the columns (a null, a repeated key, too many bits)."""
+    if base.height == 0 or any(base.schema[c] != pl.String for c in ("measure_id", "submeasure")):
+        return None
+    if any(base.get_column(c).null_count() for c in ("measure_id", "submeasure", position)):
+        return None
+    codes, bits = [], 0
+    for c in ("measure_id", "submeasure"):
+        labels = base.get_column(c).unique().sort()
+        width = max(int(labels.len() - 1).bit_length(), 1)
+        codes.append((base.select(_sorted_codes(pl.col(c), labels)).to_series().cast(pl.UInt64), width))
+        bits += width
+    if bits + 32 > 64:
+        return None
+    (m, mw), (s, sw) = codes
+    key = (m * (1 << (sw + 32))) + (s * (1 << 32)) + base.get_column(position).cast(pl.UInt64)
+    order = key.arg_sort()
+    ranked = key.gather(order)
+    if bool((ranked.slice(1) == ranked.slice(0, ranked.len() - 1)).any()):
+        return None   # two rows of one member in one sub-measure: the later sort keys decide, sort on them
+    return order
+
+
+def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: tuple[str, ...],
+                  index: "MemberIndex | None" = None, carry: tuple[str, ...] = ()) -> pl.DataFrame:
     """Denominator members with their attribute labels; sub-measure rows also rolled up into ``all``
     (the imputed counts' rows; the stratified counts use :func:`_coded_denominators`, the same rows).
+    ``index``: :class:`MemberIndex` of ``attributes`` (found by position instead of a join; made
+    here when not given); ``carry``: more columns of ``attributes`` to bring along as they are
+    (null for a member not in ``attributes``).
 
     The member attributes win over result columns of the same name: a measure result's own ``payer``,
     ``line_of_business`` and ``dual_status`` (the payer on the measure's anchor date, duals under
@@ -257,15 +350,20 @@ def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: 
     to these strata."""
     used = sorted({STRATIFIERS[part] for s in stratifiers for part in s.split(INTERSECTION_SEPARATOR)})
     # only the attributes counted and the result columns summed travel (memory: one row per member x measure)
-    attributes = attributes.select(c for c in attributes.columns if c in {"member_id", "state", *used})
+    attributes = attributes.select(c for c in attributes.columns if c in {"member_id", "state", *used, *carry})
+    if index is not None and index.frame.columns != attributes.columns:
+        index = MemberIndex(index.frame.select(attributes.columns))
     shadowed = [c for c in attributes.columns if c != "member_id" and c in results.columns]
     unused = [c for c in _UNUSED_RESULT_COLUMNS if c in results.columns]
-    base = (
-        results.filter(pl.col("in_denominator")).drop(*shadowed, *unused)
-        .join(attributes, on="member_id", how="left")
-        .with_columns(pl.col(c).fill_null(UNKNOWN) for c in ("state", *used))
-    )
-    return rolled_up_in_order(base)
+    rows = results.filter(pl.col("in_denominator")).drop(*shadowed, *unused)
+    index = index if index is not None else MemberIndex.of(attributes)
+    if index is None:
+        base = rows.join(attributes, on="member_id", how="left")
+    else:
+        base = index.left_join(rows, [c for c in attributes.columns if c != "member_id"], position="_position")
+    base = base.with_columns(pl.col(c).fill_null(UNKNOWN) for c in ("state", *used))
+    out = rolled_up_in_order(base, "_position" if index is not None else None)
+    return out.drop("_position") if index is not None else out
 
 
 def _coded_denominators(results: pl.DataFrame, coded: _Coded) -> pl.DataFrame:
@@ -276,19 +374,86 @@ def _coded_denominators(results: pl.DataFrame, coded: _Coded) -> pl.DataFrame:
     Medicare) are not the stratifiers of those names (the payer and dual rule of
     docs/stratification.md, duals in their own stratum), and the equity plans lock their payer cells
     to these strata: only the result columns that are counted travel."""
-    base = (
-        results.filter(pl.col("in_denominator")).select(c for c in _COUNTED_RESULT_COLUMNS if c in results.columns)
-        .join(coded.frame, on="member_id", how="left")
-        .with_columns(pl.col(c).fill_null(coded.missing[c]) for c in ("_state", *coded.cols))
-    )
-    return rolled_up_in_order(base)
+    rows = results.select(c for c in (*_COUNTED_RESULT_COLUMNS, "in_denominator") if c in results.columns)
+    # denominator_results reads denominator rows only: nothing to filter then (a copy of every row saved)
+    rows = (rows if rows.get_column("in_denominator").all() and not rows.get_column("in_denominator").null_count()
+            else rows.filter(pl.col("in_denominator"))).drop("in_denominator")
+    if coded.index is None:
+        base = rows.join(coded.frame, on="member_id", how="left")
+    else:
+        base = coded.index.left_join(rows, position="_position")
+    base = base.with_columns(pl.col(c).fill_null(coded.missing[c]) for c in ("_state", *coded.cols))
+    out = rolled_up_in_order(base, "_position" if coded.index is not None else None)
+    return out.drop("_position") if coded.index is not None else out
 
 
 def _key_codes(base: pl.DataFrame, keys: list[str], name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``base`` with a UInt32 column ``name`` numbering the distinct values of ``keys``, and the table
     of those values (``name`` -> keys)."""
     table = base.select(keys).unique(maintain_order=True).with_row_index(name)
+    # keys with one value in ``base`` (one measure's id and period) do not tell the rows apart
+    varying = [k for k in keys if table.get_column(k).n_unique() > 1 or table.get_column(k).null_count()]
+    if not varying:
+        return base.with_columns(pl.lit(0, dtype=pl.UInt32).alias(name)), table
+    if len(varying) == 1 and base.schema[varying[0]] == pl.String and table.get_column(varying[0]).null_count() == 0:
+        # one text key varies (one measure's sub-measures): its value's position among the distinct
+        # values in order of appearance, found by lookup instead of a join (the same numbers)
+        key = varying[0]
+        return base.with_columns(pl.col(key).cast(pl.Enum(table.get_column(key))).to_physical().cast(pl.UInt32).alias(name)), table
     return base.join(table, on=keys, how="left", nulls_equal=True, maintain_order="left"), table
+
+
+#: 2^53: integers up to this size, and their sums while below it, are exact in a float64
+_EXACT = float(2 ** 53)
+
+
+def _exact_sums(base: pl.DataFrame) -> bool:
+    """Whether every sum :func:`_counts` takes of ``base`` is exact in any order: numerator and
+    denominator values integers (no NaN or infinity) small enough that their sums, squares and
+    products summed over all rows stay below 2^53, and no expected values. Then the sums of
+    collapsed cells equal the sums of the rows bit for bit (the float sums of other measures
+    depend on the order polars adds them in, so those are summed from the rows)."""
+    if base.height == 0:
+        return False
+    if "expected_value" in base.columns and base.get_column("expected_value").null_count() < base.height:
+        return False
+    biggest = []
+    for c in ("numerator_value", "denominator_value"):
+        values = base.get_column(c)
+        if values.dtype.is_integer():
+            return False   # integer sums wrap or not as polars decides: keep the row sums
+        if not values.dtype.is_float():
+            return False
+        finite = values.drop_nulls()
+        if finite.len() and not bool((finite.is_finite() & (finite == finite.floor())).all()):
+            return False
+        biggest.append(float(finite.abs().max() or 0.0) if finite.len() else 0.0)
+    n = float(base.height)
+    return n * max(biggest[0] ** 2, biggest[0] * biggest[1], biggest[1] ** 2, *biggest) < _EXACT
+
+
+def _collapse(base: pl.DataFrame, group: str, coded: _Coded, aggs: list[pl.Expr]) -> pl.DataFrame:
+    """``base`` grouped by ``group`` (a UInt32 code), ``_state`` and every stratum code, with ``aggs``:
+    members with the same strata in one row. The codes are packed into one 64-bit key when they fit
+    (one hash of an integer per row instead of a row encoding of 13 columns); group order is not kept."""
+    cols = ["_state", *coded.cols]
+    widths = [max(int(base.get_column(group).max() or 0).bit_length(), 1)]
+    widths += [max(int(coded.labels[c].len() - 1).bit_length(), 1) for c in cols]
+    if sum(widths) > 64:
+        return base.group_by(group, *cols).agg(aggs)
+    shifts, at = [], 0
+    for w in reversed(widths):
+        shifts.append(at)
+        at += w
+    shifts.reverse()
+    key = sum((pl.col(c).cast(pl.UInt64) * pl.lit(1 << sh, dtype=pl.UInt64) for c, sh in zip((group, *cols), shifts)),
+              pl.lit(0, dtype=pl.UInt64))
+    cells = base.group_by(key.alias("_cell")).agg(aggs)
+    packed = cells.get_column("_cell")
+    return cells.select(
+        *[((packed // (1 << sh)) % (1 << w)).cast(pl.UInt32).alias(c) for c, sh, w in zip((group, *cols), shifts, widths)],
+        pl.exclude("_cell"),
+    )
 
 
 def stratified_counts(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers=DEFAULT_STRATIFIERS,
@@ -347,6 +512,7 @@ def _counts(base: pl.DataFrame, coded: _Coded) -> pl.DataFrame:
     constant = {c: base.get_column(c)[0] for c in ("measure_id", "measure_version", "period")
                 if base.height and base.get_column(c).n_unique() == 1 and base.get_column(c).null_count() == 0}
     keys = [c for c in ("measure_id", "measure_version", "submeasure", "period") if c not in constant]
+    schema = base.schema
     base, key_table = _key_codes(base, keys, "_mk")
     states = coded.labels["_state"]
     n_units = states.len() + 1   # the state codes, then the population unit
@@ -359,6 +525,14 @@ def _counts(base: pl.DataFrame, coded: _Coded) -> pl.DataFrame:
         sum_den_sq=(pl.col("denominator_value") ** 2).sum(),
         **expected,
     )
+    no_expected = {}
+    if _exact_sums(base):
+        # integer values (counts of people, events, stays, months): sum members with the same strata
+        # once, then the 24 groupings sum those cells (about a tenth of the rows), exactly
+        no_expected = {"expected": pl.lit(None, dtype=base.head(0).select(**expected).to_series().dtype)} if expected else {}
+        base = _collapse(base, "_mk", coded, [e.alias(name) for name, e in sums.items() if name != "expected"]).join(
+            key_table, on="_mk", how="left")
+        sums = {name: pl.col(name).sum() for name in SUMS}
     parts = []
     for unit_level in ("population", "state"):
         unit = pl.lit(n_units - 1, dtype=pl.UInt64) if unit_level == "population" else pl.col("_state").cast(pl.UInt64)
@@ -371,7 +545,7 @@ def _counts(base: pl.DataFrame, coded: _Coded) -> pl.DataFrame:
                 parts.append(
                     base.group_by(*keys, pl.lit(unit_level).alias("unit_level"), pl.lit("all").alias("unit_id"), pl.lit("all").alias("stratum"),
                                   maintain_order=True).agg(**sums)
-                    .with_columns(stratifier=pl.lit(stratifier), **{c: pl.lit(v, dtype=base.schema[c]) for c, v in constant.items()})
+                    .with_columns(stratifier=pl.lit(stratifier), **{c: pl.lit(v, dtype=schema[c]) for c, v in constant.items()})
                 )
                 continue
             stratum = pl.lit(0, dtype=pl.UInt64) if col is None else pl.col(col).cast(pl.UInt64)
@@ -385,10 +559,10 @@ def _counts(base: pl.DataFrame, coded: _Coded) -> pl.DataFrame:
                 unit_id=pl.lit("all") if unit_level == "population" else states.gather(unit_codes),
                 stratum=labels.gather(key % n),
                 stratifier=pl.lit(stratifier),
-                **{c: pl.lit(v, dtype=base.schema[c]) for c, v in constant.items()},
+                **{c: pl.lit(v, dtype=schema[c]) for c, v in constant.items()},
             ).join(key_table, on="_mk", how="left", maintain_order="left")
             parts.append(g)
-    return pl.concat(parts, how="diagonal").select(*KEY, *SUMS, *expected).sort(KEY)
+    return pl.concat(parts, how="diagonal").with_columns(**no_expected).select(*KEY, *SUMS, *expected).sort(KEY)
 
 
 IDENTITY_KEY = ["measure_id", "submeasure", "period", "unit_level", "unit_id"]
@@ -420,7 +594,7 @@ def _identities(base: pl.DataFrame, coded: _Coded) -> pl.DataFrame:
     base, keys = _key_codes(base, ["measure_id", "submeasure", "period"], "_ik")
     n_units = coded.labels["_state"].len() + 1   # the state codes, then the population unit
     # members with identical strata collapsed, per measure key x unit (_k): the group_bys below are cheap
-    by_state = base.group_by("_ik", "_state", *codes).agg(n=pl.len())
+    by_state = _collapse(base, "_ik", coded, [pl.len().alias("n")])
     framed = pl.concat([
         by_state.group_by("_ik", *codes).agg(pl.col("n").sum()).select((pl.col("_ik").cast(pl.UInt64) * n_units + (n_units - 1)).alias("_k"), *codes, "n"),
         by_state.select((pl.col("_ik").cast(pl.UInt64) * n_units + pl.col("_state")).alias("_k"), *codes, "n"),

@@ -104,10 +104,14 @@ def readmission_index(stays: pl.DataFrame, people: pl.DataFrame, spec, days: int
         denominator_value=pl.lit(1.0))
 
 
-def collect_encounters(claims: pl.LazyFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def collect_encounters(claims: pl.LazyFrame, stays: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(inpatient stays, every ED visit, ED visits not ending in an admission) of ``claims``
     (``encounters.inpatient_stays`` and ``encounters.ed_visits``), collected together so that the
-    claim lines are read once (the three queries share the scan and the adjudication join)."""
+    claim lines are read once (the three queries share the scan and the adjudication join).
+    ``stays``: ``encounters.inpatient_stays`` of these claims when already made (the run's shared
+    frame, restricted/measure_base): then only the ED lines are read."""
+    if stays is not None:
+        return (stays, *pl.collect_all([ed_visits(claims, stays.lazy().head(0)), ed_visits(claims, stays.lazy())]))
     stays = inpatient_stays(claims)
     return tuple(pl.collect_all([stays, ed_visits(claims, stays.head(0)), ed_visits(claims, stays)]))
 
@@ -200,18 +204,20 @@ PATIENTS = "patients"
 
 def hospital_metrics(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes: pl.DataFrame, screenings: pl.LazyFrame,
                      events: pl.LazyFrame, specs: dict, rules: PlanRules, year: int,
-                     with_reasons: bool = False) -> tuple[pl.DataFrame, dict[str, Any]]:
+                     with_reasons: bool = False, stays: pl.DataFrame | None = None) -> tuple[pl.DataFrame, dict[str, Any]]:
     """The hospital plan table and counts for metadata (no values). Every suppressed row says
     ``suppression.PUBLIC_REASON``; ``with_reasons``: the same table with the restricted reasons
     instead (small cell, complementary), for the restricted suppression log. :func:`hospital_counts`,
-    then :func:`hospital_metrics_from_counts`."""
+    then :func:`hospital_metrics_from_counts`. ``stays``: the inpatient stays of ``claims`` when
+    already made (:func:`collect_encounters`)."""
     counts, labels = hospital_counts(claims=claims, members=members, attributes=attributes, screenings=screenings, events=events,
-                                     specs=specs, rules=rules, year=year)
+                                     specs=specs, rules=rules, year=year, stays=stays)
     return hospital_metrics_from_counts(counts, labels, rules=rules, year=year, with_reasons=with_reasons)
 
 
 def hospital_counts(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes: pl.DataFrame, screenings: pl.LazyFrame,
-                    events: pl.LazyFrame, specs: dict, rules: PlanRules, year: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+                    events: pl.LazyFrame, specs: dict, rules: PlanRules, year: int,
+                    stays: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Step (a) of the hospital plan: (cell counts, label cells), before shares, rates and suppression.
     Counts per family x facility x stratifier x stratum with the cell attributes; ``members`` counts
     distinct patients, stays or visits of the facility, so counts of disjoint sets of members add up
@@ -221,7 +227,7 @@ def hospital_counts(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes: 
     from equity_pipeline.report.completeness import CATEGORIES, member_categories
 
     period = as_period(year)  # a measurement year or a (rolling) MeasurementPeriod
-    stays, every_ed, not_admitted = collect_encounters(claims)
+    stays, every_ed, not_admitted = collect_encounters(claims, stays)
     patients = facility_patients(stays, every_ed, period)
     m = members.select("member_id", "race_ethnicity_codes", "race_ethnicity_source", "language", "county_fips")
     cats = member_categories(m, year).select(_race="race_ethnicity", _lang="language").with_columns(member_id=m["member_id"])
@@ -273,7 +279,7 @@ def hospital_counts(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes: 
     flags = per.group_by("member_id", "facility").agg(
         *[(pl.col("screened") & (pl.col("domain") == d)).any().alias(f"s_{d}") for d in CORE_DOMAINS],
         *[(pl.col("positive") & (pl.col("domain") == d)).any().alias(f"p_{d}") for d in CORE_DOMAINS])
-    flags = flags.with_columns(pl.col(f"^[sp]_.*$").fill_null(False)).with_columns(
+    flags = flags.with_columns(pl.col("^[sp]_.*$").fill_null(False)).with_columns(
         s_all=pl.all_horizontal(*[pl.col(f"s_{d}") for d in CORE_DOMAINS]),
         s_any=pl.any_horizontal(*[pl.col(f"s_{d}") for d in CORE_DOMAINS]),
         p_any=pl.any_horizontal(*[pl.col(f"p_{d}") & pl.col(f"s_{d}") for d in CORE_DOMAINS]))

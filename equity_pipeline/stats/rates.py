@@ -100,10 +100,13 @@ def poisson_count_interval(count: ArrayLike, alpha: float = 0.05) -> tuple[np.nd
     gives NaN limits.
     """
     x = np.atleast_1d(_counts(count))
-    exact_lo, exact_hi = exact_poisson_interval(x, alpha)
+    alpha = check_alpha(alpha)
     use_exact = x < BYARS_MIN_COUNT
-    lower = np.where(use_exact, exact_lo, np.atleast_1d(byars_lower(x, alpha)))
-    upper = np.where(use_exact, exact_hi, np.atleast_1d(byars_upper(x, alpha)))
+    lower = np.array(np.atleast_1d(byars_lower(x, alpha)), dtype=float)
+    upper = np.array(np.atleast_1d(byars_upper(x, alpha)), dtype=float)
+    if use_exact.any():   # the chi-square quantiles (scipy, the costly part) only where they are used
+        exact_lo, exact_hi = exact_poisson_interval(x[use_exact], alpha)
+        lower[use_exact], upper[use_exact] = exact_lo, exact_hi
     method = np.where(use_exact, "exact", "byar")
     return lower, upper, method
 

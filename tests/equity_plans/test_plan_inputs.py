@@ -141,6 +141,19 @@ def test_encounters_collected_together_equal_each_collected_alone():
         ("A", F1, 0.0), ("A", F2, 1.0), ("B", F1, 0.0)]
 
 
+def test_encounters_with_the_shared_stays_frame_equal_those_computed_from_the_claims():
+    """build_events writes the stays of the final claims (restricted/measure_base, sorted by member
+    and stay); given them, only the ED lines are read, and the visits are the same."""
+    c = _encounter_claims().lazy()
+    computed = collect_encounters(c)
+    shared = inpatient_stays(c).collect().sort("member_id", "stay_id")
+    given = collect_encounters(c, shared)
+    assert given[0] is shared
+    for got, want, key in zip(given, computed, (["member_id", "stay_id"], ["member_id", "visit_date"], ["member_id", "visit_date"])):
+        assert_frame_equal(got.sort(key), want.sort(key))
+    assert computed[1].height == 4 and computed[2].height == 3
+
+
 def test_projected_reads_keep_only_what_the_plans_use(tmp_path):
     members = pl.DataFrame({"member_id": ["A", "B"], "first_name": ["x", "y"], "street_address": ["1 Main", "2 Main"],
                             "race_ethnicity_codes": ["2106-3", None], "race_ethnicity_source": ["self", None],
