@@ -155,18 +155,19 @@ def final_pharmacy_claims(layout: OutputLayout) -> pl.LazyFrame:
 
 def _coded_events(layout: OutputLayout, names: set[str], *, screenings: bool = True) -> pl.LazyFrame:
     """Events of value sets ``names`` from final medical claims, observations and final pharmacy claims
-    (plus SDOH screenings); needs layout.claim_adjudication and layout.pharmacy_adjudication."""
-    from equity_pipeline.measures.extract import claim_events as claim_events_at_scale  # same rows as events.claim_events
+    (plus SDOH screenings), grouped by value set (``extract.events_by_value_set``: a measure reading
+    its value sets from the written file skips the other row groups); needs layout.claim_adjudication
+    and layout.pharmacy_adjudication. The events are computed here (streaming, collected); the frame
+    is lazy over them."""
+    from equity_pipeline.measures.extract import claim_event_parts, events_by_value_set  # same rows as events.claim_events
 
     codes = value_set_frame(names)
-    parts = [
-        claim_events_at_scale(final_medical_claims(layout), codes, vocabulary_from=pl.scan_parquet(layout.table("medical_claims"))),
-        observation_events(pl.scan_parquet(layout.table("clinical_observations")), codes),
-        pharmacy_events(final_pharmacy_claims(layout), codes),
-    ]
+    claims = claim_event_parts(final_medical_claims(layout), codes, vocabulary_from=pl.scan_parquet(layout.table("medical_claims")))
+    others = [observation_events(pl.scan_parquet(layout.table("clinical_observations")), codes),
+              pharmacy_events(final_pharmacy_claims(layout), codes)]
     if screenings:
-        parts.append(screening_events(pl.scan_parquet(layout.table("sdoh_screenings"))))
-    return pl.concat(parts)
+        others.append(screening_events(pl.scan_parquet(layout.table("sdoh_screenings"))))
+    return events_by_value_set(claims, *pl.collect_all(others, engine="streaming"))
 
 
 #: Parquet footer key of restricted/events.parquet: the value sets whose events the file holds (JSON list)

@@ -141,13 +141,16 @@ def _sources_present(sources: list[str]) -> dict[str, pl.Expr]:
     return {f"_has{i}": (pl.col("source") == src).any() for i, src in enumerate(sources)}
 
 
-def _sources_joined(sources: list[str]) -> pl.Expr:
+def _sources_joined(sources: list[str], flags: dict[str, pl.Expr] | None = None) -> pl.Expr:
     """The flagged sources of :func:`_sources_present`, sorted, joined with ``+``: the same string as
     ``pl.col("source").unique().sort().str.join("+")`` over the group (nulls ignored, ``""`` when none),
-    without a list of strings per group (6-10x less CPU per member)."""
+    without a list of strings per group (6-10x less CPU per member). ``flags``: the flag expression
+    of each flag name (default: the flag columns)."""
     if not sources:
         return pl.lit("")
-    return pl.concat_str([pl.when(pl.col(f"_has{i}")).then(pl.lit(src)) for i, src in enumerate(sources)], separator="+", ignore_nulls=True)
+    flags = flags or {}
+    return pl.concat_str([pl.when(flags.get(f"_has{i}", pl.col(f"_has{i}"))).then(pl.lit(src)) for i, src in enumerate(sources)],
+                         separator="+", ignore_nulls=True)
 
 
 def matching(events: pl.LazyFrame, criterion: EventCriterion, period: MeasurementPeriod, dates: pl.LazyFrame) -> pl.LazyFrame:
@@ -260,6 +263,12 @@ def latest_result(events: pl.LazyFrame, rule: dict, period: MeasurementPeriod) -
     controlled if any of its readings is (the lowest reading, as HEDIS specifies for BP)."""
     start, end = period.resolve(rule.get("from", "period_begin")), period.resolve(rule.get("to", "period_end"))
     window = events.filter(pl.col("event_date").is_between(start, end))
+    read = sorted({v for comp in rule["components"] for v in (comp.get("observation"), comp.get("controlled_codes"),
+                                                              comp.get("uncontrolled_codes")) if v})
+    # the distinct sources of the readings (a handful): one flag per source and component instead of a
+    # list of source strings per member and date (as :func:`matching`)
+    sources = sorted(window.filter(pl.col("value_set").is_in(read) & pl.col("source").is_not_null())
+                     .select(pl.col("source").unique()).collect()["source"].to_list())
     per_component = []
     for comp in rule["components"]:
         obs, good, bad = comp.get("observation"), comp.get("controlled_codes"), comp.get("uncontrolled_codes")
@@ -274,18 +283,23 @@ def latest_result(events: pl.LazyFrame, rule: dict, period: MeasurementPeriod) -
         readings = window.filter(pl.col("value_set").is_in([v for v in (obs, good, bad) if v])).with_columns(_ok=ok).filter(pl.col("_ok").is_not_null())
         per_component.append(
             readings.group_by("member_id", "event_date").agg(
-                pl.col("_ok").any().alias(f"ok_{comp['name']}"), pl.col("source").unique().alias(f"src_{comp['name']}")
+                pl.col("_ok").any().alias(f"ok_{comp['name']}"),
+                **{f"{flag}_{comp['name']}": has for flag, has in _sources_present(sources).items()},
             )
         )
     joined = per_component[0]
     for other in per_component[1:]:
         joined = joined.join(other, on=["member_id", "event_date"], how="inner")
     names = [c["name"] for c in rule["components"]]
-    latest = joined.sort("member_id", "event_date").group_by("member_id", maintain_order=True).last()
+    # one row per member and date (the group-by keys): the member's latest date is one row, found
+    # without sorting every reading date
+    latest = joined.filter(pl.col("event_date") == pl.col("event_date").max().over("member_id"))
     return latest.select(
         "member_id",
         pl.col("event_date").alias("evidence_date"),
-        pl.concat_list([f"src_{n}" for n in names]).list.unique().list.sort().list.join("+").alias("source"),
+        # the sources of every component's readings that day, distinct, sorted, joined with "+"
+        _sources_joined(sources, {flag: pl.any_horizontal([f"{flag}_{n}" for n in names]) for flag in _sources_present(sources)})
+        .alias("source"),
         pl.all_horizontal([f"ok_{n}" for n in names]).alias("controlled"),
     )
 
@@ -378,16 +392,23 @@ def evaluate(
     # lazy plan for all of them would compute the earlier ones again for every reference (IET: 3x the CPU)
     for comp in spec.composites:
         events = with_composites(events, (comp,)).collect().lazy()
-    dates = members.select("member_id", "birth_date")
-    for anchor in spec.anchors:
-        dates = dates.join(anchor_dates(events, anchor, period, dates), on="member_id", how="left")
-    dates = dates.collect().lazy()
     at = bound(spec.age_at, period)
-    people = (
-        members.select("member_id", "sex", "death_date")
-        .join(dates, on="member_id", how="left")
-        .with_columns(age=_age_on_event(pl.col("birth_date"), at).cast(pl.Int32), age_months=age_in_months(pl.col("birth_date"), at))
+    if spec.anchors:
+        dates = members.select("member_id", "birth_date")
+        for anchor in spec.anchors:
+            dates = dates.join(anchor_dates(events, anchor, period, dates), on="member_id", how="left")
+        dates = dates.collect().lazy()
+        people = members.select("member_id", "sex", "death_date").join(dates, on="member_id", how="left")
+    else:
+        # no per-member anchors: the members' own columns, without joining the members to themselves
+        # (member ids are unique in the members table: a validation rule)
+        dates = None
+        people = members.select("member_id", "sex", "death_date", "birth_date")
+    people = people.with_columns(
+        age=_age_on_event(pl.col("birth_date"), at).cast(pl.Int32), age_months=age_in_months(pl.col("birth_date"), at)
     ).collect().lazy()   # counted, narrowed and read for the deaths: computed once
+    if dates is None:
+        dates = people.select("member_id", "birth_date")
     members_in = people.select(pl.len()).collect().item()
     not_eligible: dict[str, int] = {}
 
@@ -446,14 +467,22 @@ def evaluate(
             hits = matching_members(events, excl.events, period, dates)
             excluded_parts.append(hits.with_columns(reason=pl.lit(excl.reason), _o=pl.lit(order)))
     if excluded_parts:
-        exclusions = pl.concat(excluded_parts).sort("member_id", "_o").group_by("member_id", maintain_order=True).agg(
-            exclusion_reason=pl.col("reason").first()
+        # per member the reason of the first exclusion in spec order (one reason per order number)
+        exclusions = pl.concat(excluded_parts).group_by("member_id").agg(
+            exclusion_reason=pl.col("reason").get(pl.col("_o").arg_min())
         )
         eligible = eligible.join(exclusions, on="member_id", how="left")
     else:
         eligible = eligible.with_columns(exclusion_reason=pl.lit(None, dtype=pl.String))
 
     spec_has_result = pl.lit(bool(spec.latest_result))
+    # each eligible member's rank by id (one string sort of the members), so that the result rows (a
+    # member once per submeasure) are put in (member_id, submeasure) order by one integer key, not by
+    # sorting every result row on two strings
+    eligible = eligible.sort("member_id").with_row_index("_m").collect().lazy()
+    labels = sorted({ALL_ROWS, *(r.submeasure for r in spec.rows)})   # every submeasure a result row can have
+    order = pl.col("_m").cast(pl.UInt64) * len(labels) + pl.col("submeasure").replace_strict(
+        labels, list(range(len(labels))), return_dtype=pl.UInt64)
     own = [r for r in age_rows if r.numerator is not None]
     rest = eligible.filter(~pl.col("_sub").is_in([r.submeasure for r in own]))
     frames = []
@@ -474,7 +503,7 @@ def evaluate(
     for row in (r for r in spec.rows if not r.is_age_row):
         row_hits = satisfied(events, row.numerator, period, dates).rename({"source": "evidence_source"})
         frames.append((eligible.join(row_hits, on="member_id", how="left"), pl.col("evidence_date").is_not_null(), pl.lit(row.submeasure)))
-    result = pl.concat([_finish(spec, period, frame, hit, sub, spec_has_result) for frame, hit, sub in frames]).sort("member_id", "submeasure").collect()
+    result = pl.concat([_finish(spec, period, frame, hit, sub, spec_has_result) for frame, hit, sub in frames]).sort(order).drop("_m").collect()
     main = result.filter(pl.col("submeasure").is_in(main_rows(spec)))
     excluded = main.filter(pl.col("is_excluded")).group_by("exclusion_reason").len()
     counts = MeasureCounts(
@@ -516,5 +545,6 @@ def _finish(spec: MeasureSpec, period: MeasurementPeriod, joined: pl.LazyFrame, 
             pl.when(pl.col("in_numerator") | spec_has_result).then(pl.col("evidence_source")).alias("evidence_source"),
             pl.col("in_numerator").fill_null(False).cast(pl.Float64).alias("numerator_value"),
             pl.col("in_denominator").cast(pl.Float64).alias("denominator_value"),
+            "_m",   # the member's rank by id (evaluate's sort key; dropped)
         )
     )

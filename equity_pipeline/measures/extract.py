@@ -14,8 +14,9 @@ decoded a few times, not once per value-set code:
 - **Events**: the distinct codes of the claims' code columns (a narrow pass) are matched against
   the value sets, exact and by ``*`` prefix, in a small frame; each code column is then filtered
   once with an ``is_in`` against the codes that matched, and the distinct (member, date, code) hits
-  are tagged by one join, instead of one filter of the whole table per prefix code and column (or
-  a prefix slice of every code of every line).
+  are split by code: a value set's events are the hits of its codes, instead of one filter of the
+  whole table per prefix code and column (or a prefix slice of every code of every line), and the
+  events come out grouped by value set (:func:`events_by_value_set`).
 """
 from __future__ import annotations
 
@@ -109,40 +110,12 @@ def _code_map(vocabulary: pl.Series, system: str, codes: pl.DataFrame) -> pl.Dat
     return pl.concat(parts, how="diagonal").select("code", "value_set").unique().sort("code", "value_set")
 
 
-def _tagged(lf: pl.LazyFrame, code_cols: list[str], code_map: pl.DataFrame, system: str, date_col: str, source: str) -> pl.LazyFrame | None:
-    """Events of ``system`` from the ``code_cols`` of ``lf`` (as ``events._events`` per column), given the
-    value sets of every code the columns hold (:func:`_code_map`)."""
-    if code_map.height == 0 or not code_cols:
-        return None
-    keep = code_map["code"].unique().implode()
-    # distinct (member, date, code) first: with distinct (code, value set) pairs the tagged rows are distinct too
-    hits = pl.concat([
-        lf.filter(pl.col(c).is_in(keep)).select("member_id", pl.col(date_col).alias("event_date"), pl.col(c).alias("code"))
-        for c in code_cols
-    ]).unique()
-    return hits.join(code_map.lazy(), on="code", how="inner").select(
-        "member_id", "event_date", "value_set", pl.lit(system).alias("code_system"), "code",
-        pl.lit(source).alias("source"), pl.lit(None).cast(pl.Float64).alias("value_numeric"),
-    )
-
-
 _IS_CPT = pl.col("hcpcs_code").str.slice(0, 1).str.contains("[0-9]")
 
 
-def claim_events(claims: pl.LazyFrame, codes: pl.DataFrame, *, vocabulary_from: pl.LazyFrame | None = None) -> pl.LazyFrame:
-    """The rows of ``events.claim_events(claims, codes)`` (distinct; row order not fixed). Systems
-    never share a row (the code system is a column), so distinct per system is distinct overall.
-
-    The distinct codes of each code column family are collected first (one narrow pass over
-    ``claims``; a few hundred to a few tens of thousands of codes) and matched against the value
-    sets, exact and by prefix, in that small frame; the lines are then filtered with one ``is_in``
-    per column (no prefix slicing of every code of every line) and the distinct hits tagged by one
-    join. So the returned frame is lazy, but ``claims`` has been scanned once already.
-
-    ``vocabulary_from``: lines whose codes include every code of ``claims`` (the used table that
-    ``claims`` are the final lines of), scanned for the distinct codes instead of ``claims``: a code
-    of a dropped line only adds a code no kept line has, and the scan skips the row filter."""
-    names = claims.collect_schema().names()
+def _families(names: list[str], codes: pl.DataFrame) -> dict[str, list[str]]:
+    """Code system -> the claim columns holding its codes (``HCPCS``: the HCPCS/CPT column), for the
+    systems ``codes`` uses."""
     families = {
         "ICD10CM": [c for c in names if c.startswith("diagnosis_code_")],
         "ICD10PCS": [c for c in names if c.startswith("procedure_code_")],
@@ -150,23 +123,84 @@ def claim_events(claims: pl.LazyFrame, codes: pl.DataFrame, *, vocabulary_from: 
                                              ("bill_type", "BILLTYPE"), ("snomed_code", "SNOMEDCT")) if col in names},
     }
     systems = set(codes["code_system"].to_list())
-    families = {s: cols for s, cols in families.items() if cols and (s in systems or (s == "HCPCS" and "CPT" in systems))}
+    return {s: cols for s, cols in families.items() if cols and (s in systems or (s == "HCPCS" and "CPT" in systems))}
+
+
+def claim_event_parts(claims: pl.LazyFrame, codes: pl.DataFrame, *,
+                      vocabulary_from: pl.LazyFrame | None = None) -> dict[str, list[pl.LazyFrame]]:
+    """The rows of ``events.claim_events(claims, codes)`` by value set: value set -> frames of its events
+    (:data:`EVENT_SCHEMA` columns; one frame per code system). Systems never share a row (the code
+    system is a column), so distinct per system is distinct overall.
+
+    The distinct codes of each code column family are collected first (one narrow pass over
+    ``claims``; a few hundred to a few tens of thousands of codes) and matched against the value
+    sets, exact and by prefix, in that small frame; the lines are then filtered with one ``is_in``
+    per column (no prefix slicing of every code of every line) and the distinct (member, date, code)
+    hits of every system collected in one streaming pass. The hits are split by code, and a value
+    set's events are the hits of its codes with the value set, system and source as constants: no
+    join of every hit with the (code, value set) pairs, and the events come out grouped by value set
+    (:func:`events_by_value_set`), so that a reader of a few value sets can skip the rest of a file
+    written in that order. The returned frames are lazy over data already in memory.
+
+    ``vocabulary_from``: lines whose codes include every code of ``claims`` (the used table that
+    ``claims`` are the final lines of), scanned for the distinct codes instead of ``claims``: a code
+    of a dropped line only adds a code no kept line has, and the scan skips the row filter."""
+    families = _families(claims.collect_schema().names(), codes)
     seen = pl.collect_all([
         pl.concat([(claims if vocabulary_from is None else vocabulary_from).select(pl.col(c).alias("code")) for c in cols])
         .drop_nulls().unique() for cols in families.values()
     ])
     vocabulary = {s: frame["code"] for s, frame in zip(families, seen)}
-    parts = []
+    jobs = []   # (system, columns, its code map)
     for system, cols in families.items():
         if system == "HCPCS":   # one column, two systems: CPT codes start with a digit
             hcpcs = pl.DataFrame({"hcpcs_code": vocabulary[system]})
-            cpt = hcpcs.filter(_IS_CPT)["hcpcs_code"]
-            parts.append(_tagged(claims, cols, _code_map(cpt, "CPT", codes), "CPT", "claim_from_date", "claims"))
-            other = hcpcs.filter(~_IS_CPT)["hcpcs_code"]
-            parts.append(_tagged(claims, cols, _code_map(other, "HCPCS", codes), "HCPCS", "claim_from_date", "claims"))
+            jobs.append(("CPT", cols, _code_map(hcpcs.filter(_IS_CPT)["hcpcs_code"], "CPT", codes)))
+            jobs.append(("HCPCS", cols, _code_map(hcpcs.filter(~_IS_CPT)["hcpcs_code"], "HCPCS", codes)))
         else:
-            parts.append(_tagged(claims, cols, _code_map(vocabulary[system], system, codes), system, "claim_from_date", "claims"))
-    parts = [p for p in parts if p is not None]
+            jobs.append((system, cols, _code_map(vocabulary[system], system, codes)))
+    jobs = [job for job in jobs if job[2].height]
+    # the distinct (member, date, code) hits of every system, in one streaming pass over the lines
+    hits = pl.collect_all([
+        pl.concat([
+            claims.filter(pl.col(c).is_in(code_map["code"].unique().implode()))
+            .select("member_id", pl.col("claim_from_date").alias("event_date"), pl.col(c).alias("code"))
+            for c in cols
+        ]).unique()
+        for _, cols, code_map in jobs
+    ], engine="streaming") if jobs else []
+    parts: dict[str, list[pl.LazyFrame]] = {}
+    for system, _, code_map in jobs:
+        by_code = hits.pop(0).partition_by("code", as_dict=True)   # the unsplit hits are freed (memory)
+        # code_map holds distinct (code, value set) pairs: a value set's frames hold distinct rows
+        for (vs,), pairs in code_map.group_by("value_set"):
+            frames = [by_code[(code,)] for code in pairs["code"] if (code,) in by_code]
+            if frames:
+                parts.setdefault(vs, []).append(pl.concat(frames).lazy().select(
+                    "member_id", "event_date", pl.lit(vs).alias("value_set"), pl.lit(system).alias("code_system"), "code",
+                    pl.lit("claims").alias("source"), pl.lit(None, dtype=pl.Float64).alias("value_numeric"),
+                ))
+    return parts
+
+
+def events_by_value_set(parts: dict[str, list[pl.LazyFrame]], *others: pl.DataFrame) -> pl.LazyFrame:
+    """One frame of events (:data:`EVENT_SCHEMA`) from :func:`claim_event_parts` and other events
+    (collected: observations, fills, screenings), grouped by value set in name order: written as one
+    Parquet file, each row group then holds one or a few value sets, and a reader filtering on
+    ``value_set`` skips the other row groups by their statistics (each measure reads its own value
+    sets of an events table holding every measure's)."""
+    parts = {vs: list(frames) for vs, frames in parts.items()}
+    for frame in others:
+        for (vs,), rows in frame.group_by("value_set"):
+            parts.setdefault(vs, []).append(rows.lazy())
     if not parts:
         return pl.LazyFrame(schema=EVENT_SCHEMA)
-    return pl.concat(parts, how="vertical")
+    order = sorted(parts, key=lambda vs: (vs is None, vs or ""))   # (a null value set, never expected, last)
+    return pl.concat([frame.select(EVENT_SCHEMA.keys()).cast(EVENT_SCHEMA) for vs in order for frame in parts[vs]], how="vertical")
+
+
+def claim_events(claims: pl.LazyFrame, codes: pl.DataFrame, *, vocabulary_from: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """The rows of ``events.claim_events(claims, codes)`` (distinct; grouped by value set), from
+    :func:`claim_event_parts`: ``claims`` has been scanned already (the frame is lazy over the
+    collected events)."""
+    return events_by_value_set(claim_event_parts(claims, codes, vocabulary_from=vocabulary_from))

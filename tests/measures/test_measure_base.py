@@ -199,6 +199,29 @@ def test_measure_base_is_not_read_after_its_inputs_changed(generated_run, tmp_pa
     assert {m: pipeline.evaluate_measure(m, other, config) for m in ("CBP", "ED_VISITS")} == after
 
 
+def test_events_file_holds_the_reference_rows_in_value_set_order(generated_run):
+    # restricted/events.parquet: the rows of the reference extraction (events.claim_events on the final
+    # lines, observations, fills, screenings), each value set's rows together, value sets in name order
+    from equity_pipeline import pipeline
+    from equity_pipeline.events import claim_events, observation_events, pharmacy_events, value_set_frame
+    from equity_pipeline.standards.sdoh import screening_events
+
+    layout, config = generated_run
+    specs = load_specs()
+    codes = value_set_frame(set().union(*(specs[m].value_set_names for m in config.measures)))
+    want = pl.concat([
+        claim_events(pipeline.final_medical_claims(layout), codes),
+        observation_events(pl.scan_parquet(layout.table("clinical_observations")), codes),
+        pharmacy_events(pipeline.final_pharmacy_claims(layout), codes),
+        screening_events(pl.scan_parquet(layout.table("sdoh_screenings"))),
+    ]).collect()
+    got = pl.read_parquet(layout.events)
+    assert got.schema == want.schema and got.height == want.height > 10_000
+    assert got.sort(got.columns).equals(want.sort(want.columns))
+    assert got["value_set"].is_sorted()
+    assert got["value_set"].n_unique() > 10
+
+
 def test_composites_one_at_a_time_equal_one_plan(generated_run):
     layout, _ = generated_run
     spec = load_specs()["IET"]
