@@ -135,8 +135,20 @@ class _Book:
         return self.fmt(**props)
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+#: the cell types :func:`_write_table` writes as they are (checked by exact type in its loop)
+_PLAIN_TYPES = frozenset({str, float, int, bool})
+
+
+def _plain(value: Any) -> Any:
+    """A cell value of another type as one of :data:`_PLAIN_TYPES`: a list or tuple as its items joined
+    with ``"; "`` (e.g. the strata a summary measure used), a bool, int or float subclass as its base
+    type, anything else as its text."""
+    if isinstance(value, list | tuple):
+        return "; ".join(str(v) for v in value)
+    for base in (bool, int, float):
+        if isinstance(value, base):
+            return base(value)
+    return str(value)
 
 
 def _column_format(column: str, row: dict[str, Any], scale: RateScale | None) -> str | None:
@@ -267,6 +279,9 @@ def _write_table(book: _Book, sheet: Sheet) -> dict[str, int]:
                 write_blank(i, j, None, cell)
                 continue
             kind = type(value)
+            if kind not in _PLAIN_TYPES:   # rare: lists, subclasses, other types
+                value = _plain(value)
+                kind = type(value)
             if kind is str:
                 write_string(i, j, value, cell)
                 width = min(len(value) + 2, MAX_COL_WIDTH)
@@ -280,30 +295,9 @@ def _write_table(book: _Book, sheet: Sheet) -> dict[str, int]:
                 else:  # NaN / infinity: not a number Excel can hold; say so in words
                     write_string(i, j, "not defined" if value != value else ("infinite" if value > 0 else "-infinite"), cell)
                     continue
-            elif kind is bool:
+            else:  # bool, the last of the plain types
                 write_boolean(i, j, value, cell)
                 continue
-            elif isinstance(value, list | tuple):  # e.g. the strata a summary measure used
-                text = "; ".join(str(v) for v in value)
-                write_string(i, j, text, cell)
-                width = min(len(text) + 2, MAX_COL_WIDTH)
-            elif isinstance(value, bool):  # pragma: no cover - a bool subclass
-                write_boolean(i, j, value, cell)
-                continue
-            elif isinstance(value, int | float):  # int / float subclasses (numpy scalars are not in frames)
-                if _finite(value):
-                    write_number(i, j, value, cell)
-                    num_format = formats[j]
-                    if not num_format:
-                        continue
-                    width = min(len(num_format) + 2, 30)
-                else:
-                    write_string(i, j, "not defined" if value != value else ("infinite" if value > 0 else "-infinite"), cell)
-                    continue
-            else:
-                text = str(value)
-                write_string(i, j, text, cell)
-                width = min(len(text) + 2, MAX_COL_WIDTH)
             if width > widths[j]:
                 widths[j] = width
     for j, w in enumerate(widths):

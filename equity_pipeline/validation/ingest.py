@@ -177,9 +177,9 @@ def gx_failing_path(restricted_dir: Path, table: str) -> Path:
     return Path(restricted_dir) / "gx_sample" / f"{table}.failing.parquet"
 
 
-def duplicate_copies(lf: pl.LazyFrame, suite: Suite, *, columnar: bool = False) -> pl.Series:
+def duplicate_copies(lf: pl.LazyFrame, suite: Suite) -> pl.Series:
     """:func:`copies_and_rows` without the row count."""
-    return copies_and_rows(lf, suite, columnar=columnar)[0]
+    return copies_and_rows(lf, suite)[0]
 
 
 def copies_and_rows(lf: pl.LazyFrame, suite: Suite, *, columnar: bool = False) -> tuple[pl.Series, int]:
