@@ -86,7 +86,7 @@ def draw(chart: Chart) -> tuple[bytes, float]:
         png = charts.trend_png(chart)
     else:
         raise TypeError(f"not a chart: {type(chart).__name__}")
-    return png, struct.unpack(">II", png[16:24])[1] / charts.PNG_DPI  # PNG IHDR: height in pixels
+    return png, charts.png_pixels(png)[1] / charts.PNG_DPI
 
 
 def _send(stream: IO[bytes], obj: Any) -> None:

@@ -924,6 +924,14 @@ _FOREST_CANVAS: list[ForestCanvas] = []
 _FOREST_LOCK = threading.Lock()
 
 
+def png_pixels(png: bytes) -> tuple[int, int]:
+    """Width and height in pixels of a PNG image (its IHDR chunk, right after the signature)."""
+    import struct
+
+    width, height = struct.unpack(">II", png[16:24])
+    return width, height
+
+
 def forest_png(chart: ForestChart) -> bytes:
     """The forest plot as palette PNG bytes (nothing written to disk), drawn on one reused canvas per
     process."""

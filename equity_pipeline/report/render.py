@@ -35,7 +35,6 @@ import base64
 import json
 import math
 import re
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +56,7 @@ from equity_pipeline.charts import (
     RateScale,
     RatioPoint,
     figure_png,
+    png_pixels,
     groups_from_rows,
     stratifier_label,
     submeasure_label,
@@ -560,7 +560,7 @@ def _rate_image(section: dict[str, Any]) -> Callable[[bytes, float], None]:
 def _png_image(block: dict[str, Any]) -> Callable[[bytes, float], None]:
     """The callback that puts a drawn forest or trend chart into its block (size from the PNG's pixels)."""
     def done(png: bytes, _height_in: float) -> None:
-        w, h = struct.unpack(">II", png[16:24])  # PNG IHDR: width, height in pixels
+        w, h = png_pixels(png)
         block.update(img=base64.b64encode(png).decode("ascii"), img_width=round(w * CSS_PX_PER_INCH / PNG_DPI),
                      img_height=round(h * CSS_PX_PER_INCH / PNG_DPI))
     return done

@@ -20,8 +20,6 @@ trend table as its ``trends`` sheet. See docs/reports.md.
 """
 from __future__ import annotations
 
-import base64
-import struct
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -200,7 +198,8 @@ def trend_block(trends: Trends | None, measure_id: str, title: str, scale: Any, 
     sentence saying so, and no chart. ``jobs`` (a :class:`~equity_pipeline.chart_pool.ChartJobs`):
     the chart is added to it and its image is in the block once ``jobs`` has run; else it is drawn now."""
     from equity_pipeline.charts import MAX_TREND_PANELS, TrendChart, TrendPoint, TrendSeries, trend_png
-    from equity_pipeline.report.render import CSS_PX_PER_INCH, PNG_DPI, _slug, format_count, suppression_label
+    from equity_pipeline.charts import png_pixels
+    from equity_pipeline.report.render import PNG_DPI, _png_image, _slug, format_count, suppression_label
 
     frame = pl.DataFrame() if trends is None else trends.table.filter(pl.col("measure_id") == measure_id)
     periods = sorted(frame.get_column("period").unique().to_list()) if frame.height else []
@@ -252,16 +251,12 @@ def trend_block(trends: Trends | None, measure_id: str, title: str, scale: Any, 
         chart = TrendChart(periods=periods, series=series, title=title,
                            subtitle=f"by period, all members and by race and ethnicity ({scale.column_label.lower()})",
                            scale=scale)
-
-        def done(png: bytes, _height_in: float = 0.0) -> None:
-            w, h = struct.unpack(">II", png[16:24])  # PNG IHDR: width, height in pixels
-            block.update(img=base64.b64encode(png).decode("ascii"), img_width=round(w * CSS_PX_PER_INCH / PNG_DPI),
-                         img_height=round(h * CSS_PX_PER_INCH / PNG_DPI))
-
+        done = _png_image(block)
         if jobs is not None:
             jobs.add(chart, done)
         else:
-            done(trend_png(chart))
+            png = trend_png(chart)
+            done(png, png_pixels(png)[1] / PNG_DPI)
     return block
 
 
