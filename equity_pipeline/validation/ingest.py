@@ -78,12 +78,18 @@ class TableResult:
         return asdict(self)
 
 
-def typed(lf: pl.LazyFrame, suite: Suite) -> pl.LazyFrame:
-    """Cast validated text columns to their contract types (values are known to parse)."""
+def typed(lf: pl.LazyFrame, suite: Suite, *, dates: dict[str, str] | None = None) -> pl.LazyFrame:
+    """Cast validated text columns to their contract types (values are known to parse).
+
+    ``dates``: date column -> a column of ``lf`` holding its already parsed date (the rules' parse,
+    :func:`~equity_pipeline.validation.rules.strptime_date`), used instead of parsing again."""
+    dates = dates or {}
     exprs = []
     for c in suite.columns:
         col = pl.col(c.name)
-        if c.type == "date":
+        if c.type == "date" and c.name in dates:
+            col = pl.col(dates[c.name])
+        elif c.type == "date":
             col = col.str.to_date("%Y-%m-%d", strict=False)
         elif c.type == "boolean":
             col = pl.when(col.is_null()).then(None).otherwise(col == "true")
@@ -335,7 +341,7 @@ def _validate_and_write(
         )
         .with_columns(pl.any_horizontal(_SHORT, _DUP, *flag_names.values()).alias(_BAD))
     )
-    used = typed(checked.filter(~pl.col(_BAD)), suite)
+    used = typed(checked.filter(~pl.col(_BAD)), suite, dates={c: f"{_DATE}{c}" for c in formats})
     reasons = pl.concat_str(
         [pl.when(pl.col(_SHORT)).then(pl.lit(WRONG_FIELD_COUNT)), pl.when(pl.col(_DUP)).then(pl.lit(DUPLICATE_ROW))] + [pl.when(pl.col(flag_names[rid])).then(pl.lit(rid)) for rid in ids],
         separator=";", ignore_nulls=True,
