@@ -6,7 +6,6 @@ included) with a 1-based ``_row`` number for traceability.
 """
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import io
@@ -60,15 +59,27 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest
 
 
-def _sniff_delimiter(header: str, path: Path) -> str:
-    counts = {d: header.count(d) for d in (",", "|", "\t", ";")}
-    delimiter = max(counts, key=counts.get)
-    if counts[delimiter] == 0:
-        try:
-            delimiter = csv.Sniffer().sniff(header).delimiter
-        except csv.Error:
-            delimiter = ","
-    return delimiter
+#: the delimiters a text input may use (the header line decides which)
+DELIMITERS = (",", "|", "\t", ";")
+
+
+def _count_outside_quotes(line: str, delimiter: str) -> int:
+    n, quoted = 0, False
+    for ch in line:
+        if ch == '"':
+            quoted = not quoted
+        elif ch == delimiter and not quoted:
+            n += 1
+    return n
+
+
+def sniff_delimiter(header: str) -> str:
+    """The delimiter of a header line: whichever of ``, | tab ;`` occurs most outside quotes
+    (a comma inside a quoted column name does not count); ``,`` when none occurs (one column).
+    Canonical inputs (:func:`scan_text`) and source files (``sources.common.read_table``) both use it."""
+    counts = {d: _count_outside_quotes(header, d) for d in DELIMITERS}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
 
 
 def detect_encoding(path: Path, chunk: int = 1 << 20) -> str:
@@ -159,7 +170,7 @@ def scan_text(path: Path, *, field_counts: bool = False) -> pl.LazyFrame:
         header = fh.readline()
     if not header.strip():
         raise StructuralError(name, "file has no header line")
-    delimiter = _sniff_delimiter(header, path)
+    delimiter = sniff_delimiter(header)
     lf = pl.scan_csv(source, separator=delimiter, infer_schema=False, has_header=True)
     cols = lf.collect_schema().names()
     if cols and cols[0].startswith("\ufeff"):

@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 
 from equity_pipeline.errors import StructuralError
-from equity_pipeline.io import detect_encoding, ensure_restricted_dir, sha256_file, write_parquet_atomic
+from equity_pipeline.io import detect_encoding, ensure_restricted_dir, sha256_file, sniff_delimiter, write_parquet_atomic
 
 REASON = "_reason"  # per-row quarantine reason while mapping (null = mapped)
 
@@ -478,7 +478,6 @@ def _write_table(conformer, table: str, frame: pl.DataFrame | SpilledTable, out_
 # ---------------------------------------------------------------------------------------------
 SOURCE_ROW = "_source_row"  # 1-based data-row number in the source file (header not counted)
 SOURCE_SUFFIXES = (".csv", ".parquet", ".txt", ".tsv", ".psv", ".dat", ".csv.gz")
-DELIMITERS = (",", "|", "\t", ";")
 
 
 def find_source_files(input_dir: Path, stem: str, *, prefix: bool = False) -> list[Path]:
@@ -497,24 +496,6 @@ def find_source_files(input_dir: Path, stem: str, *, prefix: bool = False) -> li
         if base == stem.lower() or (prefix and base.startswith(stem.lower())):
             found.append(path)
     return found
-
-
-def _count_outside_quotes(line: str, delimiter: str) -> int:
-    n, quoted = 0, False
-    for ch in line:
-        if ch == '"':
-            quoted = not quoted
-        elif ch == delimiter and not quoted:
-            n += 1
-    return n
-
-
-def sniff_delimiter(header: str) -> str:
-    """The delimiter of a header line: whichever of ``, | tab ;`` occurs most outside quotes
-    (a comma inside a quoted column name does not count); ``,`` when none occurs (one column)."""
-    counts = {d: _count_outside_quotes(header, d) for d in DELIMITERS}
-    best = max(counts, key=counts.get)
-    return best if counts[best] else ","
 
 
 def read_table(path: Path, *, delimiter: str | None = None, encoding: str | None = None,

@@ -88,6 +88,16 @@ def test_csv_from_other_writers_reads_back(tmp_path_factory, table, delimiter, n
         assert _empty_is_null(back[col].to_list()) == _empty_is_null(values), col
 
 
+def test_delimiter_is_sniffed_outside_quoted_column_names(tmp_path):
+    """A comma inside a quoted column name does not make a pipe-delimited file comma-delimited (as
+    many commas as pipes in the header line, all of them quoted)."""
+    path = tmp_path / "t.csv"
+    path.write_text('"code, system"|"value, unit"|member_id\nA|b|M1\n', encoding="utf-8")
+    back = scan_text(path, field_counts=True).collect()
+    assert [c for c in back.columns if c not in (ROW, SHORT_ROW)] == ["code, system", "value, unit", "member_id"]
+    assert back.row(0)[1:4] == ("A", "b", "M1")
+
+
 latin1_text = st.text(st.sampled_from("abc XYZ019,;|'-éñüçøÉ"), max_size=10)
 
 
