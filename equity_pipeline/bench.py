@@ -28,7 +28,7 @@ STAGE_OF_GROUP = {
 }
 STAGES = ("read", "validate", "measures", "stratify", "disparities", "equity_plans", "reports")
 FIELDS = ("members", "claim_lines", "input_bytes", "scan_floor_s", "scan_floor_runs_s", "stages_s", "total_s", "ratio_to_floor", "peak_rss_mb", "cpu_s", "steps_s",
-          "load_average")
+          "load_average", "stages_cpu_s", "steps_cpu_s")
 
 #: CPU seconds of this process and its children when the scan floor was last measured: the bench
 #: measures the floor right before the run, so ``cpu_s`` is what the run itself used
@@ -106,7 +106,8 @@ def stage_seconds(step_seconds: dict[str, float], group_of_step: dict[str, str])
 
 
 def result(*, members: int, input_dir: Path, floor: float, stages: dict[str, float], total: float,
-           steps: dict[str, float] | None = None) -> dict:
+           steps: dict[str, float] | None = None, steps_cpu: dict[str, float] | None = None,
+           stages_cpu: dict[str, float] | None = None) -> dict:
     out = {
         "members": members,
         "claim_lines": table_rows(input_dir, "medical_claims"),
@@ -126,6 +127,10 @@ def result(*, members: int, input_dir: Path, floor: float, stages: dict[str, flo
     out["stage_ratios_to_floor"] = {k: (round(v / floor, 2) if floor > 0 else None) for k, v in stages.items()}
     # every Dagster step's wall seconds, the slowest first (where a stage's time goes)
     out["steps_s"] = {k: round(v, 3) for k, v in sorted((steps or {}).items(), key=lambda kv: (-kv[1], kv[0]))}
+    # CPU seconds per stage and per step (in the order of steps_s): a stage whose CPU is close to its
+    # wall seconds used one of the cores; twice its wall seconds, both (of a 2-core machine)
+    out["stages_cpu_s"] = {k: round(v, 1) for k, v in (stages_cpu or {}).items()}
+    out["steps_cpu_s"] = {k: round((steps_cpu or {})[k], 2) for k in out["steps_s"] if k in (steps_cpu or {})}
     return out
 
 

@@ -87,6 +87,11 @@ def _fail_orphaned_runs(instance) -> int:
     return len(orphans)
 
 
+#: CPU seconds (user + system, this process and its finished children) per step of the last run in this
+#: process, filled as each step ends (``bench`` prints them as ``steps_cpu_s``)
+STEP_CPU_S: dict[str, float] = {}
+
+
 def _execute_job(input_dir: Path, out: Path, config_file: str | None, *, run_date: str | None, quiet: bool, previous_interrupted: bool = False,
                  source: str = "canonical") -> str:
     from equity_pipeline.errors import PipelineError
@@ -96,12 +101,21 @@ def _execute_job(input_dir: Path, out: Path, config_file: str | None, *, run_dat
 
     from assets.definitions import defs
 
+    from equity_pipeline.bench import cpu_seconds
+
     job = defs.resolve_job_def("equity_pipeline_job")
     n_steps = len(job.nodes_in_topological_order)
     done = []
+    STEP_CPU_S.clear()
+    mark = [cpu_seconds()]
 
     @dg.success_hook
     def _tick(context) -> None:
+        # the in-process executor runs one step at a time: the CPU used since the previous step ended
+        # is this step's (with Dagster's own work between the two)
+        now = cpu_seconds()
+        STEP_CPU_S[context.op.name] = now - mark[0]
+        mark[0] = now
         done.append(context.op.name)
         if not quiet:
             _progress(f"[{len(done)}/{n_steps}] {context.op.name} done")
@@ -274,7 +288,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     total = time.perf_counter() - started
     secs, groups = _step_seconds(run_id)
     result = bench.result(members=args.members, input_dir=input_dir, floor=floor,
-                          stages=bench.stage_seconds(secs, groups), total=total, steps=secs)
+                          stages=bench.stage_seconds(secs, groups), total=total, steps=secs,
+                          steps_cpu=dict(STEP_CPU_S), stages_cpu=bench.stage_seconds(STEP_CPU_S, groups))
     print(json.dumps(result, indent=2))
     return 0
 

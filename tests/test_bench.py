@@ -30,6 +30,13 @@ def test_bench_prints_every_field(tmp_path):
     steps = out["steps_s"]  # every step, slowest first, adding up to the stages
     assert "measure_events" in steps and list(steps.values()) == sorted(steps.values(), reverse=True)
     assert abs(sum(steps.values()) - sum(out["stages_s"].values())) < 0.01 * len(steps) + 0.01
+    # CPU seconds of every step (measured as each step ends), in the order of steps_s, adding up to the
+    # stages' CPU seconds and to no more than the run's
+    steps_cpu = out["steps_cpu_s"]
+    assert list(steps_cpu) == list(steps) and all(v >= 0 for v in steps_cpu.values())
+    assert set(STAGES) <= set(out["stages_cpu_s"]) and out["stages_cpu_s"]["read"] > 0
+    assert abs(sum(steps_cpu.values()) - sum(out["stages_cpu_s"].values())) < 0.1 * len(STAGES) + 0.1
+    assert sum(steps_cpu.values()) <= out["cpu_s"] + 0.01 * len(steps) + 0.1
     # the dataset is kept for reuse: same size and seed match, others do not
     from equity_pipeline.bench import dataset_matches
 
