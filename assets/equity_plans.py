@@ -7,6 +7,7 @@ from assets.measures import measure_assets, measure_events
 from assets.resources import PipelineResource
 from assets.stratification import disparities, member_attributes, public_rates
 from equity_pipeline import pipeline
+from equity_pipeline.publish import check_description
 
 _SMALL = "no published count between 1 and 10 (shares: count, total, rest; stays and visits: patients, with and without the event; event rates: members, events)"
 _REVEALED = ("no margin (strata -> total, states -> population, payers -> all-payer, regions, identities between strata found "
@@ -15,16 +16,19 @@ _REVEALED = ("no margin (strata -> total, states -> population, payers -> all-pa
 
 
 def _result(meta: dict, *, asset: str) -> dg.MaterializeResult:
-    revealed = sum(int(meta.get(k, 0)) for k in ("unprotected_margins", "lock_conflicts", "lock_mismatches"))
+    # the same counts decided, before writing, whether the table reached public/ (else restricted/withheld/)
+    checks = pipeline.plan_checks(meta)
+    small, revealed = checks["no_small_cells"], checks["no_suppressed_cell_revealed"]
     return dg.MaterializeResult(
         metadata=meta,
         check_results=[
-            dg.AssetCheckResult(asset_key=asset, check_name="no_small_cells", passed=meta["small_cells"] == 0,
-                                metadata={"small_cells": meta["small_cells"]}),
+            dg.AssetCheckResult(asset_key=asset, check_name="no_small_cells", passed=small == 0,
+                                metadata={"small_cells": small}, description=check_description(meta)),
             dg.AssetCheckResult(asset_key=asset, check_name="no_suppressed_cell_revealed", passed=revealed == 0,
                                 metadata={"unprotected_margins": int(meta.get("unprotected_margins", 0)),
                                           "lock_conflicts": int(meta.get("lock_conflicts", 0)),
-                                          "lock_mismatches": int(meta.get("lock_mismatches", 0))}),
+                                          "lock_mismatches": int(meta.get("lock_mismatches", 0))},
+                                description=check_description(meta)),
         ],
     )
 

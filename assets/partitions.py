@@ -35,6 +35,7 @@ from assets.constants import OWNERS
 from assets.resources import PipelineResource
 from equity_pipeline import partitioning
 from equity_pipeline.periods import PERIOD_GRANULARITIES, quarter_keys
+from equity_pipeline.publish import check_description
 
 PARTITIONS_GROUP = "partitions"
 STATE_DIMENSION = "state"
@@ -120,14 +121,17 @@ def period_rollup(context: dg.AssetExecutionContext, pipeline_config: PipelineRe
     meta = partitioning.rollup_period(Path(pipeline_config.out_dir), context.partition_key, states, pipeline_config.program,
                                       run_id=context.run.run_id)
     small = meta["small_cells"] + meta["completeness_small_cells"] + meta["imputed_small_cells"] + meta["plan_small_cells"]
-    revealed = meta["disparity_leaks"] + meta["standardized_leaks"] + meta["plan_unprotected_margins"]
+    # the same counts decided, before writing, whether each table reached public/ (else restricted/withheld/)
+    revealed = meta["disparity_leaks"] + meta["standardized_leaks"] + meta["plan_revealed"]
     return dg.MaterializeResult(
         metadata=meta,
         check_results=[
             dg.AssetCheckResult(check_name="partitions_reconcile", passed=meta["tables_reconciled"] and meta["measures_reconciled"],
                                 metadata={"partitions": meta["partitions"]}),
-            dg.AssetCheckResult(check_name="no_small_cells", passed=small == 0, metadata={"small_cells": small}),
-            dg.AssetCheckResult(check_name="no_suppressed_cell_revealed", passed=revealed == 0, metadata={"rows": revealed}),
+            dg.AssetCheckResult(check_name="no_small_cells", passed=small == 0, metadata={"small_cells": small},
+                                description=check_description(meta)),
+            dg.AssetCheckResult(check_name="no_suppressed_cell_revealed", passed=revealed == 0, metadata={"rows": revealed},
+                                description=check_description(meta)),
         ],
     )
 

@@ -8,6 +8,7 @@ from assets.resources import PipelineResource
 from assets.stratification import disparities, public_rates
 from assets.validation import validation_report
 from equity_pipeline import pipeline
+from equity_pipeline.publish import check_description
 
 
 @dg.asset(
@@ -26,7 +27,7 @@ def rel_completeness(pipeline_config: PipelineResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata=meta,
         check_results=[dg.AssetCheckResult(check_name="no_small_cells", passed=meta["small_cells"] == 0,
-                                           metadata={"small_cells": meta["small_cells"]}),
+                                           metadata={"small_cells": meta["small_cells"]}, description=check_description(meta)),
                        dg.AssetCheckResult(check_name="completeness_thresholds", passed=levels["warn"] + levels["fail"] == 0,
                                            severity=dg.AssetCheckSeverity.ERROR if levels["fail"] else dg.AssetCheckSeverity.WARN,
                                            metadata={f"units_{k}": v for k, v in levels.items()})],

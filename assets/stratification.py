@@ -6,6 +6,7 @@ from assets.constants import OWNERS, STRATIFICATION_GROUP
 from assets.measures import measure_assets
 from assets.resources import PipelineResource
 from equity_pipeline import pipeline
+from equity_pipeline.publish import check_description
 
 
 @dg.asset(group_name=STRATIFICATION_GROUP, owners=OWNERS, kinds={"polars"}, deps=["members", "enrollment", "sdoh_screenings"],
@@ -29,12 +30,12 @@ def stratified_counts(pipeline_config: PipelineResource) -> dg.MaterializeResult
                                    description="no published count between 1 and 10 (proportions: denominator, numerator, complement; event rates: members, events; costs: members)")],
 )
 def public_rates(pipeline_config: PipelineResource) -> dg.MaterializeResult:
-    layout = pipeline_config.layout
-    meta = pipeline.build_public_rates(layout, pipeline_config.program)
-    small = pipeline.published_small_cells(layout)
+    # checked before anything reaches public/: a failing table goes to restricted/withheld/ (docs/design.md, Privacy)
+    meta = pipeline.build_public_rates(pipeline_config.layout, pipeline_config.program)
     return dg.MaterializeResult(
         metadata=meta,
-        check_results=[dg.AssetCheckResult(check_name="no_small_cells", passed=small == 0, metadata={"small_cells": small})],
+        check_results=[dg.AssetCheckResult(check_name="no_small_cells", passed=meta["small_cells"] == 0,
+                                           metadata={"small_cells": meta["small_cells"]}, description=check_description(meta))],
     )
 
 
@@ -47,12 +48,11 @@ def public_rates(pipeline_config: PipelineResource) -> dg.MaterializeResult:
                                    description="no disparity or summary value computed from a stratum (or reference) suppressed in public/rates")],
 )
 def disparities(pipeline_config: PipelineResource) -> dg.MaterializeResult:
-    layout = pipeline_config.layout
-    meta = pipeline.build_disparities(layout, pipeline_config.program)
-    leaks = pipeline.disparity_leaks(layout)
+    meta = pipeline.build_disparities(pipeline_config.layout, pipeline_config.program)
     return dg.MaterializeResult(
         metadata=meta,
-        check_results=[dg.AssetCheckResult(check_name="no_suppressed_cell_revealed", passed=leaks == 0, metadata={"rows": leaks})],
+        check_results=[dg.AssetCheckResult(check_name="no_suppressed_cell_revealed", passed=meta["leaks"] == 0,
+                                           metadata={"rows": meta["leaks"]}, description=check_description(meta))],
     )
 
 
@@ -70,7 +70,7 @@ def imputed_race_rates(pipeline_config: PipelineResource) -> dg.MaterializeResul
     return dg.MaterializeResult(
         metadata=meta,
         check_results=[dg.AssetCheckResult(check_name="no_small_effective_cells", passed=meta["small_cells"] == 0,
-                                           metadata={"small_cells": meta["small_cells"]})],
+                                           metadata={"small_cells": meta["small_cells"]}, description=check_description(meta))],
     )
 
 
@@ -86,5 +86,5 @@ def standardized_rates(pipeline_config: PipelineResource) -> dg.MaterializeResul
     return dg.MaterializeResult(
         metadata=meta,
         check_results=[dg.AssetCheckResult(check_name="no_suppressed_cell_revealed", passed=meta["revealed"] == 0,
-                                           metadata={"rows": meta["revealed"]})],
+                                           metadata={"rows": meta["revealed"]}, description=check_description(meta))],
     )

@@ -56,9 +56,10 @@ import polars as pl
 
 from equity_pipeline.config import ConfigError, ProgramConfig
 from equity_pipeline.errors import StructuralError
-from equity_pipeline.io import find_input, scan_text, sha256_file, write_csv_atomic, write_json_atomic, write_parquet_atomic
+from equity_pipeline.io import find_input, scan_text, sha256_file, write_json_atomic, write_parquet_atomic
 from equity_pipeline.layout import OutputLayout
 from equity_pipeline.periods import MeasurementPeriod, period_from_key
+from equity_pipeline.publish import publish_checked, remove_withheld, withheld_metadata, withheld_outputs
 from equity_pipeline.suites import TABLES
 
 UNKNOWN_STATE = "unknown"
@@ -626,10 +627,25 @@ def rollup_period(out: Path, period: str, states: list[str], config: ProgramConf
     detailed = rates_with_reasons(counts, specs, sources, identities)
     write_parquet_atomic(suppression_detail(detailed, KEY), target.suppression_detail("rates"))
     rates = publishable_reasons(detailed)
-    write_parquet_atomic(rates, target.rates)
-    write_csv_atomic(rates, target.rates_csv)
+    # every public table of the period is published only when its privacy check passes on the frame
+    # (else restricted/withheld/, docs/design.md, Privacy); the steps that read a withheld table do not run
+    meta: dict[str, Any] = {
+        "period": str(period), "partitions": len(layouts), "rates_rows": rates.height, "rates_suppressed": int(rates["suppressed"].sum()),
+        "small_cells": 0, "disparity_leaks": 0, "completeness_small_cells": 0, "standardized_leaks": 0, "imputed_small_cells": 0,
+        "plan_small_cells": 0, "plan_unprotected_margins": 0, "plan_revealed": 0,
+        "tables_reconciled": all(t["read"] == t["used"] + t["quarantined"] for t in combined["tables"].values()),
+        "measures_reconciled": all(c["reconciles"] for c in combined["measures"].values()),
+    }
+    published = publish_checked(target, {target.rates: rates, target.rates_csv: rates},
+                                {"no_small_cells": lambda: pipeline.rates_small_cells(rates)})
+    meta["small_cells"] = published.checks["no_small_cells"]
+    if not published.passed:
+        return {**meta, **withheld_metadata(published), "stopped_after": "rates"}
     # disparities read public rates and restricted counts only: the pipeline step itself
     disparities = pipeline.build_disparities(target, config)
+    meta.update(disparity_rows=disparities["rows"], disparity_leaks=disparities["leaks"])
+    if disparities.get("withheld"):
+        return {**meta, "withheld": disparities["withheld"], "stopped_after": "disparities"}
 
     # REL completeness: summed member counts per state x category -> the same counting and suppression
     categories = pl.concat([pl.read_parquet(completeness_cells_path(lay)) for lay in layouts.values()], how="vertical_relaxed")
@@ -638,8 +654,11 @@ def rollup_period(out: Path, period: str, states: list[str], config: ProgramConf
     detailed_c = completeness_with_reasons(completeness_counts(_expand(categories)), config.period.label)
     write_parquet_atomic(suppression_detail(detailed_c, COMPLETENESS_KEY), target.suppression_detail("completeness"))
     completeness = publishable_reasons(detailed_c)
-    write_parquet_atomic(completeness, target.completeness)
-    write_csv_atomic(completeness, target.completeness_csv)
+    published = publish_checked(target, {target.completeness: completeness, target.completeness_csv: completeness},
+                                {"no_small_cells": lambda: completeness_small_cells(completeness)})
+    meta.update(completeness_rows=completeness.height, completeness_small_cells=published.checks["no_small_cells"])
+    if not published.passed:
+        return {**meta, **withheld_metadata(published), "stopped_after": "completeness"}
 
     first = summaries[next(iter(summaries))]
     standardized = rollup_standardized(target, config, specs, pseudo_results, pseudo_attrs, pseudo_comorbidities, first["comorbidity"])
@@ -651,15 +670,9 @@ def rollup_period(out: Path, period: str, states: list[str], config: ProgramConf
         write_json_atomic({"measure_id": m, **c, **({"details": {"risk_model": risk_models[m]}} if m in risk_models else {})}, target.measure_counts(m))
     write_json_atomic(combined, target.validation / "partitions.json")
     reports = rollup_reports(out, target, config, specs, combined, rates, run_id)
-    return {
-        **standardized, **imputed, **plans, **reports,
-        "period": str(period), "partitions": len(layouts), "rates_rows": rates.height, "rates_suppressed": int(rates["suppressed"].sum()),
-        "small_cells": pipeline.published_small_cells(target), "disparity_rows": disparities["rows"],
-        "disparity_leaks": pipeline.disparity_leaks(target), "completeness_rows": completeness.height,
-        "completeness_small_cells": completeness_small_cells(completeness),
-        "tables_reconciled": all(t["read"] == t["used"] + t["quarantined"] for t in combined["tables"].values()),
-        "measures_reconciled": all(c["reconciles"] for c in combined["measures"].values()),
-    }
+    # the later tables' checks: a withheld one is listed (the reports are built from the published tables)
+    withheld = ", ".join(w for w in (standardized.pop("withheld", ""), imputed.pop("withheld", ""), plans.pop("withheld", "")) if w)
+    return {**meta, **standardized, **imputed, **plans, **reports, **({"withheld": withheld} if withheld else {})}
 
 
 def rollup_standardized(target: OutputLayout, config: ProgramConfig, specs: dict, results: pl.DataFrame, attributes: pl.DataFrame,
@@ -674,9 +687,11 @@ def rollup_standardized(target: OutputLayout, config: ProgramConfig, specs: dict
         stratifiers=config.standardization_stratifiers, standard=config.standard_population, age_bands=config.standardization_age_bands,
         method=config.standardization_method, comorbidities=comorbidities, comorbidity_cap=comorbidity_info["comorbidity_cap"])
     info["comorbidity"] = comorbidity_info
-    write_parquet_atomic(table, target.standardized_rates)
+    published = publish_checked(target, {target.standardized_rates: table}, {
+        "no_suppressed_cell_revealed": lambda: pipeline.standardized_revealed(table, pl.read_parquet(target.rates))})
     write_json_atomic(info, target.standardization_models)
-    return {"standardized_rows": table.height, "standardized_leaks": pipeline.standardized_leaks(target)}
+    return {"standardized_rows": table.height, "standardized_leaks": published.checks["no_suppressed_cell_revealed"],
+            **withheld_metadata(published)}
 
 
 def rollup_imputed(target: OutputLayout, config: ProgramConfig, specs: dict, sources: dict[str, str], layouts: list[OutputLayout],
@@ -689,6 +704,7 @@ def rollup_imputed(target: OutputLayout, config: ProgramConfig, specs: dict, sou
     if not enabled:
         for path in (target.rates_imputed_race, target.race_concordance):
             path.unlink(missing_ok=True)
+        remove_withheld(target, target.rates_imputed_race)
         return {"imputed_rows": 0, "imputed_small_cells": 0}
     missing = [lay.root.name for lay in layouts if not imputed_counts_path(lay).is_file()]
     if missing:
@@ -698,14 +714,15 @@ def rollup_imputed(target: OutputLayout, config: ProgramConfig, specs: dict, sou
               .group_by(key, maintain_order=True).agg(pl.col(c).sum() for c in imputation.IMPUTED_SUMS).sort(key))
     write_parquet_atomic(summed, target.restricted / "imputed_counts.parquet")
     table = imputation.imputed_rates(summed, counts, rates, specs, sources)
-    write_parquet_atomic(table, target.rates_imputed_race)
+    published = publish_checked(target, {target.rates_imputed_race: table}, {
+        "no_small_effective_cells": lambda: imputation.imputed_small_cells(table, {m: s.kind for m, s in specs.items()})})
     rows = _expand(_summed([concordance_cells_path(lay) for lay in layouts])).with_row_index("member_id")
     probs = rows.select("member_id", *[(pl.col("imputed") == label).cast(pl.Float64).alias(col)
                                        for col, label in imputation.PROBABILITY_COLUMNS.items()])
     concordance = imputation.concordance(rows.select("member_id", "race_ethnicity_source"), rows.select("member_id", "state", "race_ethnicity"),
                                          probs, config.period.label)
     write_parquet_atomic(concordance, target.race_concordance)
-    return {"imputed_rows": table.height, "imputed_small_cells": imputation.imputed_small_cells(table, {m: s.kind for m, s in specs.items()})}
+    return {"imputed_rows": table.height, "imputed_small_cells": published.checks["no_small_effective_cells"], **withheld_metadata(published)}
 
 
 def rollup_plans(target: OutputLayout, config: ProgramConfig, layouts: list[OutputLayout]) -> dict[str, int]:
@@ -725,7 +742,7 @@ def rollup_plans(target: OutputLayout, config: ProgramConfig, layouts: list[Outp
     if rules is None:
         for table in PLAN_TABLES:
             pipeline._write_plan_table(empty(), target, table, getattr(target, table))
-        return {"plan_rules_in_effect": False, "plan_small_cells": 0, "plan_unprotected_margins": 0}
+        return {"plan_rules_in_effect": False, "plan_small_cells": 0, "plan_unprotected_margins": 0, "plan_revealed": 0}
     missing = sorted({lay.root.name for lay in layouts for t in PLAN_TABLES
                       if not plan_counts_path(lay, t).is_file() or not plan_labels_path(lay, t).is_file()})
     if missing:
@@ -741,14 +758,18 @@ def rollup_plans(target: OutputLayout, config: ProgramConfig, layouts: list[Outp
     state, s_stats = state_metrics_from_counts(
         counts, labels, rates=pl.read_parquet(target.rates), specs=load_specs(), rules=rules, year=config.period,
         regions=config.region_map, completeness=optional(target.completeness), disparities=optional(target.disparities), with_reasons=True)
-    pipeline._write_plan_table(state, target, "state_metrics", target.state_metrics)
+    s_published = pipeline._write_plan_table(state, target, "state_metrics", target.state_metrics, s_stats)
     counts, labels = summed("hospital_metrics")
     hospital, h_stats = hospital_metrics_from_counts(counts, labels, rules=rules, year=config.period, with_reasons=True)
-    pipeline._write_plan_table(hospital, target, "hospital_metrics", target.hospital_metrics)
+    h_published = pipeline._write_plan_table(hospital, target, "hospital_metrics", target.hospital_metrics, h_stats)
+    withheld = ", ".join(w for w in (withheld_metadata(s_published).get("withheld"), withheld_metadata(h_published).get("withheld")) if w)
     return {"plan_rules_in_effect": True, "state_plan_rows": state.height, "hospital_plan_rows": hospital.height,
             "plan_facilities": h_stats["facilities"],
             "plan_small_cells": s_stats["small_cells"] + h_stats["small_cells"],
-            "plan_unprotected_margins": s_stats["unprotected_margins"] + h_stats["unprotected_margins"]}
+            "plan_unprotected_margins": s_stats["unprotected_margins"] + h_stats["unprotected_margins"],
+            # the plan tables' no_suppressed_cell_revealed: margins, lock conflicts and mismatches (pipeline.plan_checks)
+            "plan_revealed": s_published.checks["no_suppressed_cell_revealed"] + h_published.checks["no_suppressed_cell_revealed"],
+            **({"withheld": withheld} if withheld else {})}
 
 
 def rollup_reports(out: Path, target: OutputLayout, config: ProgramConfig, specs: dict, combined: dict[str, Any], rates: pl.DataFrame,
@@ -771,6 +792,7 @@ def rollup_reports(out: Path, target: OutputLayout, config: ProgramConfig, specs
                "quarantined": counts["quarantined"], "rule_counts": counts["rules"], "suite_version": load_suite(table).version},
               target.table_result(table))
     manifest = rollup_manifest(config, combined, run_id)
+    manifest["withheld"] = withheld_outputs(target)  # tables a privacy check held back from public/ (as pipeline.build_manifest_dict)
     write_json_atomic(manifest, target.manifest)
     trends = trend_rates(rates, [*config.trend_history, *other_period_rates(out, combined["period"])])
     measures = {m: {"title": s.title, "description": s.description, "ids": s.ids, "version": s.version, "notes": s.notes} for m, s in specs.items()}

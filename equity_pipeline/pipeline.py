@@ -17,11 +17,12 @@ import polars as pl
 from equity_pipeline import __version__
 from equity_pipeline.config import ProgramConfig
 from equity_pipeline.events import observation_events, pharmacy_events, value_set_frame
-from equity_pipeline.io import sink_parquet_atomic, write_csv_atomic, write_json_atomic, write_parquet_atomic
+from equity_pipeline.io import sink_parquet_atomic, write_json_atomic, write_parquet_atomic
 from equity_pipeline.layout import OutputLayout
 from equity_pipeline.measures.engine import evaluate
 from equity_pipeline.measures.spec import load_specs
 from equity_pipeline.measures.utilization import evaluate_utilization
+from equity_pipeline.publish import publish_checked, remove_withheld, withheld_metadata, withheld_outputs
 from equity_pipeline.standards.geography import valid_county_fips
 from equity_pipeline.standards.sdoh import screening_events
 from equity_pipeline.suites import TABLES, load_suite
@@ -283,9 +284,11 @@ def build_public_rates(layout: OutputLayout, config: ProgramConfig) -> dict[str,
     detailed = rates_with_reasons(pl.read_parquet(layout.stratified_counts), specs, sources, identities)
     write_parquet_atomic(suppression_detail(detailed, KEY), layout.suppression_detail("rates"))
     rates = publishable_reasons(detailed)
-    write_parquet_atomic(rates, layout.rates)
-    write_csv_atomic(rates, layout.rates_csv)
-    return {"rows": rates.height, "suppressed": int(rates["suppressed"].sum())}
+    # published only when the no_small_cells check passes on the frame (else restricted/withheld/)
+    published = publish_checked(layout, {layout.rates: rates, layout.rates_csv: rates},
+                                {"no_small_cells": lambda: rates_small_cells(rates)})
+    return {"rows": rates.height, "suppressed": int(rates["suppressed"].sum()),
+            "small_cells": published.checks["no_small_cells"], **withheld_metadata(published)}
 
 
 def build_disparities(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
@@ -299,14 +302,18 @@ def build_disparities(layout: OutputLayout, config: ProgramConfig) -> dict[str, 
     rates, counts = pl.read_parquet(layout.rates), pl.read_parquet(layout.stratified_counts)
     table = disparity_table(rates, options, counts, kinds)
     summary = summary_table(rates, table, options, counts, kinds)
-    write_parquet_atomic(table, layout.disparities)
-    write_parquet_atomic(summary, layout.disparity_summary)
+    from equity_pipeline.disparity_tables import leaked_cells
+
+    # published only when the no_suppressed_cell_revealed check passes on the frames (else restricted/withheld/)
+    published = publish_checked(layout, {layout.disparities: table, layout.disparity_summary: summary},
+                                {"no_suppressed_cell_revealed": lambda: leaked_cells(table, summary, rates)})
     return {
         "rows": table.height, "compared": int((table["status"] == "compared").sum()),
         "significant": int(table["significant"].fill_null(False).sum()),
         "worse_than_reference": int(table["worse_than_reference"].fill_null(False).sum()),
         "insufficient_data": int(table["insufficient_data"].fill_null(False).sum()),
         "suppressed": int(table["suppressed"].sum()), "summary_rows": summary.height,
+        "leaks": published.checks["no_suppressed_cell_revealed"], **withheld_metadata(published),
     }
 
 
@@ -318,13 +325,20 @@ def disparity_leaks(layout: OutputLayout) -> int:
 
 
 def published_small_cells(layout: OutputLayout) -> int:
-    """Rows of public/rates.parquet still showing a checked count of 1-10 (must be 0).
+    """Rows of public/rates.parquet still showing a checked count of 1-10 (must be 0): :func:`rates_small_cells`
+    on the written file."""
+    return rates_small_cells(pl.read_parquet(layout.rates))
+
+
+def rates_small_cells(rates: pl.DataFrame) -> int:
+    """Rows of a public rates frame still showing a checked count of 1-10 (must be 0; the
+    ``no_small_cells`` check, run before the frame is published).
 
     The counts checked depend on the measure kind (see ``suppression.CHECKED``): dollars and
     member-months are not counts of people."""
     from equity_pipeline.suppression import primary_flags
 
-    rates = pl.read_parquet(layout.rates).filter(~pl.col("suppressed"))
+    rates = rates.filter(~pl.col("suppressed"))
     specs = load_specs()
     kinds = pl.DataFrame({"measure_id": list(specs), "kind": [s.kind for s in specs.values()]})
     return int(primary_flags(rates.join(kinds, on="measure_id", how="left")).sum())
@@ -397,6 +411,7 @@ def build_imputed_race(layout: OutputLayout, config: ProgramConfig) -> dict[str,
     if not enabled:
         for path in (layout.rates_imputed_race, layout.race_concordance, layout.bisg_probabilities):
             path.unlink(missing_ok=True)
+        remove_withheld(layout, layout.rates_imputed_race)
         return {"enabled": 0, "rows": 0, "suppressed": 0, "small_cells": 0, "concordance_rows": 0}
     probs = imputation.bisg_probabilities(members)
     write_parquet_atomic(probs, layout.bisg_probabilities)
@@ -406,14 +421,16 @@ def build_imputed_race(layout: OutputLayout, config: ProgramConfig) -> dict[str,
     attrs = pl.read_parquet(layout.member_attributes)
     counts = imputation.imputed_counts(_member_results_lazy(layout, config), attrs, probs)
     table = imputation.imputed_rates(counts, pl.read_parquet(layout.stratified_counts), pl.read_parquet(layout.rates), specs, sources)
-    write_parquet_atomic(table, layout.rates_imputed_race)
+    # published only when the no_small_effective_cells check passes on the frame (else restricted/withheld/)
+    published = publish_checked(layout, {layout.rates_imputed_race: table}, {
+        "no_small_effective_cells": lambda: imputation.imputed_small_cells(table, {m: s.kind for m, s in specs.items()})})
     period = config.period.label
     concordance = imputation.concordance(members, attrs, probs, period)
     write_parquet_atomic(concordance, layout.race_concordance)
     by_source = dict(probs.group_by("bisg_source").len().iter_rows())
     return {
         "enabled": 1, "rows": table.height, "suppressed": int(table["suppressed"].sum()),
-        "small_cells": imputation.imputed_small_cells(table, {m: s.kind for m, s in specs.items()}),
+        "small_cells": published.checks["no_small_effective_cells"], **withheld_metadata(published),
         "concordance_rows": concordance.height, "concordance_suppressed": int(concordance["suppressed"].sum()),
         **{f"members_{s}": int(by_source.get(s, 0)) for s in imputation.SOURCES},
     }
@@ -438,17 +455,26 @@ def build_standardized_rates(layout: OutputLayout, config: ProgramConfig) -> dic
         comorbidities=comorbidities, comorbidity_cap=comorbidity_info["comorbidity_cap"],
     )
     info["comorbidity"] = comorbidity_info
-    write_parquet_atomic(table, layout.standardized_rates)
+    # published only when the no_suppressed_cell_revealed check passes on the frame (else restricted/withheld/)
+    published = publish_checked(layout, {layout.standardized_rates: table}, {
+        "no_suppressed_cell_revealed": lambda: standardized_revealed(table, pl.read_parquet(layout.rates))})
     write_json_atomic(info, layout.standardization_models)
     return {"rows": table.height, "suppressed": int(table["suppressed"].sum()),
             "standardized": int(table["standardized_rate"].is_not_null().sum()), "oe": int(table["oe_ratio"].is_not_null().sum()),
-            "revealed": standardized_leaks(layout)}
+            "revealed": published.checks["no_suppressed_cell_revealed"], **withheld_metadata(published)}
 
 
 def standardized_leaks(layout: OutputLayout) -> int:
-    """Rows of public/standardized_rates.parquet with a value for a cell suppressed in public/rates (must be 0)."""
-    table = pl.read_parquet(layout.standardized_rates)
-    rates = pl.read_parquet(layout.rates).select(*_RATES_KEY, _rates_suppressed="suppressed")
+    """Rows of public/standardized_rates.parquet with a value for a cell suppressed in public/rates
+    (must be 0): :func:`standardized_revealed` on the written files."""
+    return standardized_revealed(pl.read_parquet(layout.standardized_rates), pl.read_parquet(layout.rates))
+
+
+def standardized_revealed(table: pl.DataFrame, rates: pl.DataFrame) -> int:
+    """Rows of a standardised-rates frame with a value for a cell suppressed in the public ``rates``, or
+    suppressed otherwise than there (must be 0; the ``no_suppressed_cell_revealed`` check, run before
+    the frame is published)."""
+    rates = rates.select(*_RATES_KEY, _rates_suppressed="suppressed")
     joined = table.join(rates, on=_RATES_KEY, how="left")
     values = ["crude_rate", "standardized_rate", "standardized_ci_lower", "standardized_ci_upper", "oe_ratio", "oe_ci_lower", "oe_ci_upper",
               "crude_difference", "standardized_difference", "crude_ratio", "standardized_ratio"]
@@ -468,9 +494,11 @@ def build_completeness(layout: OutputLayout, config: ProgramConfig) -> dict[str,
     detailed = rel_completeness(pl.scan_parquet(layout.table("members")), config.period, with_reasons=True)
     write_parquet_atomic(suppression_detail(detailed, COMPLETENESS_KEY), layout.suppression_detail("completeness"))
     table = publishable_reasons(detailed)
-    write_parquet_atomic(table, layout.completeness)
-    write_csv_atomic(table, layout.completeness_csv)
-    return {"rows": table.height, "suppressed": int(table["suppressed"].sum()), "small_cells": completeness_small_cells(table)}
+    # published only when the no_small_cells check passes on the frame (else restricted/withheld/)
+    published = publish_checked(layout, {layout.completeness: table, layout.completeness_csv: table},
+                                {"no_small_cells": lambda: completeness_small_cells(table)})
+    return {"rows": table.height, "suppressed": int(table["suppressed"].sum()), "small_cells": published.checks["no_small_cells"],
+            **withheld_metadata(published)}
 
 
 def build_completeness_thresholds(layout: OutputLayout, config: ProgramConfig) -> dict[str, Any]:
@@ -497,14 +525,23 @@ def _plan_rules(config: ProgramConfig):
         return None
 
 
-def _write_plan_table(detailed: pl.DataFrame, layout: OutputLayout, name: str, path: Path) -> None:
+def plan_checks(stats: dict[str, Any]) -> dict[str, int]:
+    """The equity-plan tables' asset checks from the counts the plan step computed on its cells:
+    ``no_small_cells`` (published counts of 1-10) and ``no_suppressed_cell_revealed`` (unprotected
+    margins, lock conflicts, lock mismatches with public/rates); all must be 0."""
+    return {"no_small_cells": int(stats.get("small_cells", 0)),
+            "no_suppressed_cell_revealed": sum(int(stats.get(k, 0)) for k in ("unprotected_margins", "lock_conflicts", "lock_mismatches"))}
+
+
+def _write_plan_table(detailed: pl.DataFrame, layout: OutputLayout, name: str, path: Path, stats: dict[str, Any] | None = None):
     """A plan table: the restricted suppression log (why each cell is hidden) to
-    restricted/suppression/<name>.parquet, the table with one public reason to ``path``."""
+    restricted/suppression/<name>.parquet, the table with one public reason to ``path`` when
+    :func:`plan_checks` of ``stats`` pass (else to restricted/withheld/); the ``PublishResult``."""
     from equity_pipeline.equity_plans.table import KEY
     from equity_pipeline.suppression import publishable_reasons, suppression_detail
 
     write_parquet_atomic(suppression_detail(detailed, KEY), layout.suppression_detail(name))
-    write_parquet_atomic(publishable_reasons(detailed), path)
+    return publish_checked(layout, {path: publishable_reasons(detailed)}, plan_checks(stats or {}))
 
 
 def build_state_metrics(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
@@ -527,8 +564,8 @@ def build_state_metrics(layout: OutputLayout, config: ProgramConfig) -> dict[str
         members=read_members(layout.table("members")), results=results, specs=load_specs(), rules=rules,
         year=config.period, regions=config.region_map, completeness=_optional_public(layout.completeness),
         disparities=_optional_public(layout.disparities), with_reasons=True)
-    _write_plan_table(table, layout, "state_metrics", layout.state_metrics)
-    return {**stats, "rules_in_effect": True}
+    published = _write_plan_table(table, layout, "state_metrics", layout.state_metrics, stats)
+    return {**stats, "rules_in_effect": True, **withheld_metadata(published)}
 
 
 def build_hospital_metrics(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
@@ -550,8 +587,8 @@ def build_hospital_metrics(layout: OutputLayout, config: ProgramConfig) -> dict[
         attributes=pl.read_parquet(layout.member_attributes), screenings=pl.scan_parquet(layout.table("sdoh_screenings")),
         events=pl.scan_parquet(layout.events), specs=load_specs(), rules=rules, year=config.period, with_reasons=True,
         stays=stays)
-    _write_plan_table(table, layout, "hospital_metrics", layout.hospital_metrics)
-    return {**stats, "rules_in_effect": True}
+    published = _write_plan_table(table, layout, "hospital_metrics", layout.hospital_metrics, stats)
+    return {**stats, "rules_in_effect": True, **withheld_metadata(published)}
 
 
 def build_workbook(layout: OutputLayout, config: ProgramConfig, run_id: str) -> dict[str, Any]:
@@ -699,6 +736,8 @@ def build_manifest_dict(layout: OutputLayout, config: ProgramConfig, run_id: str
         "standards": _standards_versions(),
         "tables": tables,
         "measures": measures,
+        # tables a privacy check held back from public/ (restricted/withheld/; counts and file names only)
+        "withheld": withheld_outputs(layout),
     }
 
 
