@@ -45,9 +45,9 @@ import numpy as np
 import polars as pl
 
 from equity_pipeline.standards.race_ethnicity import CATEGORY_LABELS, DECLINED, MULTIRACIAL, UNKNOWN
+from equity_pipeline.stats._common import block_bins, block_sums, key_codes
 from equity_pipeline.stats.proportions import wilson_interval
 from equity_pipeline.stats.rates import poisson_count_interval
-from equity_pipeline.stratify import own_strings
 from equity_pipeline.suppression import PUBLIC_REASON, suppress
 
 METHOD = "bisg"
@@ -236,29 +236,76 @@ def imputed_counts(results: pl.DataFrame | pl.LazyFrame, attributes: pl.DataFram
             *[pl.col(c).fill_null(0.0) for c in list(PROBABILITY_COLUMNS)[:-1]],
             p_none=pl.col("p_none").fill_null(1.0),
         ).drop("member_id")
-        # key columns with one value in this measure's rows are not hashed per row (same groups, same order)
-        constant = {c: part.get_column(c)[0] for c in ("measure_id", "measure_version", "period")
-                    if part.height and part.get_column(c).n_unique() == 1 and part.get_column(c).null_count() == 0}
-        by = [c for c in ("measure_id", "measure_version", "submeasure", "period") if c not in constant]
-        aggs = []
-        for i, c in enumerate(PROBABILITY_COLUMNS):
-            w = pl.col(c)
-            aggs += [e.alias(f"_{i}_{name}") for name, e in (
-                ("members", w.sum()), ("denominator", (w * d).sum()), ("numerator", (w * y).sum()),
-                ("n_members", (w > 0).sum().cast(pl.Float64)), ("sum_w2", (w * w).sum()), ("sum_w2_den", (w * w * d).sum()),
-                ("sum_w2_num", (w * w * y).sum()), ("sum_w2_num_sq", (w * w * y * y).sum()),
-                ("sum_w2_num_den", (w * w * y * d).sum()), ("sum_w2_den_sq", (w * w * d * d).sum()))]
-        for unit_level, unit_id in ((pl.lit("population"), pl.lit("all")), (pl.lit("state"), pl.col("state"))):
-            wide = part.group_by(*by, unit_level.alias("unit_level"), unit_id.alias("unit_id"), maintain_order=True).agg(aggs)
-            keys = [*by, "unit_level", "unit_id"]
-            for i, (c, label) in enumerate(PROBABILITY_COLUMNS.items()):
-                cat = wide.select(*keys, pl.lit(label).alias("stratum"), *[pl.col(f"_{i}_{s}").alias(s) for s in IMPUTED_SUMS])
-                # a category no member of the cell has (every w = 0) is no row, as before
-                parts.append(own_strings(cat.filter(pl.col("n_members") > 0)).with_columns(
-                    **{k: pl.lit(v, dtype=part.schema[k]) for k, v in constant.items()}))
+        parts.extend(_weighted_cells(part))
         del part
+    if not parts:   # no denominator rows: no cells
+        return pl.DataFrame(schema={**{k: pl.String for k in _KEY}, **{s: pl.Float64 for s in IMPUTED_SUMS}})
     out = pl.concat(parts, how="diagonal").with_columns(stratifier=pl.lit(IMPUTED_STRATIFIER))
     return out.select(*_KEY, *IMPUTED_SUMS).sort(_KEY)
+
+
+def _weighted_products(w: np.ndarray, y: np.ndarray, d: np.ndarray, zero_one: bool) -> list[np.ndarray]:
+    """The member-level terms of :data:`IMPUTED_SUMS` for one category's weights ``w``: the same
+    products in the same association as the sums' definitions (``w * w * y * d`` = ``((w * w) * y) * d``).
+    ``zero_one``: every ``d`` is 1 and every ``y`` 0 or 1 (proportions); then ``w * d`` is ``w``,
+    ``w * w * y * y`` is ``w * w * y`` and so on, value for value, and the same arrays are reused."""
+    w2 = w * w
+    if zero_one:
+        wy, w2y = w * y, w2 * y
+        return [w, w, wy, (w > 0).astype(np.float64), w2, w2, w2y, w2y, w2y, w2]
+    w2y, w2d = w2 * y, w2 * d
+    return [w, w * d, w * y, (w > 0).astype(np.float64), w2, w2d, w2y, w2y * y, w2y * d, w2d * d]
+
+
+def _weighted_cells(part: pl.DataFrame) -> list[pl.DataFrame]:
+    """:func:`imputed_counts`' rows of one measure's member rows ``part`` (in the fixed order; key
+    columns, state, numerator_value, denominator_value and the probability columns, filled): every
+    weighted sum of every category and (key, state) cell summed by ``np.bincount``, adding the rows
+    in their order within blocks (:func:`equity_pipeline.stats._common.block_sums`), the population
+    cells as the sums of their states' cells in state order. Deterministic: the same rows in the
+    same order give the same sums on every run. (polars' group-by sums of expressions, used before,
+    add in an order of their own: the rates agree to about 2e-15 relative; docs/performance.md.)"""
+    keys = ["measure_id", "measure_version", "submeasure", "period"]
+    if part.height == 0:
+        return []
+    key, table = key_codes(part, keys)
+    states = part.get_column("state").unique().sort()
+    if states.null_count():
+        state = part.select(pl.col("state").rank("dense").cast(pl.Int64) - 1).to_series().fill_null(states.len() - 1).to_numpy()
+        states = pl.concat([states.drop_nulls(), pl.Series("state", [None], dtype=pl.String)])
+    else:
+        state = part.select(pl.col("state").cast(pl.Enum(states)).to_physical()).to_series().to_numpy().astype(np.int64)
+    n_keys, n_states, n_cats = table.height, states.len(), len(PROBABILITY_COLUMNS)
+    y = part.get_column("numerator_value").cast(pl.Float64).fill_null(0.0).to_numpy()   # a null adds nothing (as in a sum)
+    d = part.get_column("denominator_value").cast(pl.Float64).fill_null(0.0).to_numpy()
+    zero_one = bool((d == 1.0).all() and ((y == 0.0) | (y == 1.0)).all())
+    # each cell's rows are added in order within blocks, the blocks' sums in block order (stats._common.block_sums)
+    size = n_keys * n_states
+    bins = block_bins(key * n_states + state, size)
+    state_sums = np.empty((n_keys, n_states, n_cats, len(IMPUTED_SUMS)))
+    for c, column in enumerate(PROBABILITY_COLUMNS):   # one category at a time (memory: a few arrays of the rows)
+        done: dict[int, np.ndarray] = {}
+        for i, t in enumerate(_weighted_products(part.get_column(column).cast(pl.Float64).to_numpy(), y, d, zero_one)):
+            if id(t) not in done:   # the same array (proportions): the same sum
+                done[id(t)] = block_sums(bins, t, size).reshape(n_keys, n_states)
+            state_sums[:, :, c, i] = done[id(t)]
+    del bins
+    population = np.zeros((n_keys, n_cats, len(IMPUTED_SUMS)))
+    for s in range(n_states):   # sequentially in state order (deterministic)
+        population += state_sums[:, s]
+    labels = list(PROBABILITY_COLUMNS.values())
+    out = []
+    for unit_level, sums, unit_ids in (("population", population[:, None], ["all"]), ("state", state_sums, states.to_list())):
+        n_units = len(unit_ids)
+        k_idx, u_idx, c_idx = (a.ravel() for a in np.meshgrid(np.arange(n_keys), np.arange(n_units), np.arange(n_cats), indexing="ij"))
+        flat = sums.reshape(-1, len(IMPUTED_SUMS))
+        cells = table[k_idx].with_columns(
+            unit_level=pl.lit(unit_level), unit_id=pl.Series([unit_ids[u] for u in u_idx], dtype=pl.String),
+            stratum=pl.Series([labels[c] for c in c_idx], dtype=pl.String),
+            **{s: pl.Series(flat[:, i]) for i, s in enumerate(IMPUTED_SUMS)})
+        # a category no member of the cell has (every w = 0) is no row, as before
+        out.append(cells.filter(pl.col("n_members") > 0))
+    return out
 
 
 def weighted_rate_and_ci(counts: pl.DataFrame, z: float = 1.959963984540054) -> pl.DataFrame:
@@ -376,14 +423,19 @@ def concordance(members: pl.DataFrame | pl.LazyFrame, attributes: pl.DataFrame, 
     (:data:`SELF_TO_IMPUTED`; null for totals and Some other race). Suppressed like a rates table:
     members 1-10, plus complementary suppression along both margins (and states -> population
     when ``by_state``)."""
-    src = (members.lazy() if isinstance(members, pl.DataFrame) else members).select("member_id", "race_ethnicity_source").collect()
-    both = (
-        attributes.select("member_id", "state", self_reported=pl.col("race_ethnicity"))
-        .join(src, on="member_id", how="inner")
-        .join(probabilities.with_columns(imputed=argmax_category(probabilities)).select("member_id", "imputed"), on="member_id", how="inner")
-        .filter((pl.col("race_ethnicity_source") == "self_reported") & ~pl.col("self_reported").is_in([UNKNOWN, DECLINED])
-                & (pl.col("imputed") != NOT_IMPUTED))
-    )
+    # members self-reported with a category and imputed: the filters first, then the joins (the same
+    # rows; only counts are taken of them)
+    src = ((members.lazy() if isinstance(members, pl.DataFrame) else members).select("member_id", "race_ethnicity_source")
+           .filter(pl.col("race_ethnicity_source") == "self_reported").collect())
+    imputed = probabilities.select("member_id", imputed=argmax_category(probabilities))
+    reported = attributes.select("member_id", "state", self_reported=pl.col("race_ethnicity"))
+    if reported.get_column("member_id").equals(imputed.get_column("member_id")):
+        # the same members in the same order (as the pipeline writes both, by member): side by side, no join
+        reported = reported.with_columns(imputed.get_column("imputed"))
+    else:
+        reported = reported.join(imputed, on="member_id", how="inner")
+    reported = reported.filter(~pl.col("self_reported").is_in([UNKNOWN, DECLINED]) & (pl.col("imputed") != NOT_IMPUTED))
+    both = reported.join(src, on="member_id", how="inner")
     units = [(pl.lit("population"), pl.lit("all"))] + ([(pl.lit("state"), pl.col("state"))] if by_state else [])
     parts = []
     for unit_level, unit_id in units:

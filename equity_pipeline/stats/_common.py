@@ -45,3 +45,63 @@ def _z_value(alpha: float) -> float:
 def scalar_or_array(template: np.ndarray, values: np.ndarray) -> np.ndarray | float:
     """Return a float when the caller passed a scalar, otherwise the array."""
     return float(values) if template.ndim == 0 else values
+
+
+# ---------------------------------------------------------------- sums by cell code (deterministic order)
+#: rows added in order before their block's sum is added to the cell's (:func:`block_sums`)
+BLOCK = 2048
+
+
+#: per-block sums held at once by :func:`block_sums` (floats; 32 MB): the blocks are summed in chunks
+BLOCK_SUMS_FLOATS = 1 << 22
+
+
+def block_bins(code: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The grouping :func:`block_sums` adds by: the cells present (sorted codes, each in 0 .. size-1)
+    and each row's position among them (a dense cell number, so that memory follows the cells that
+    occur, not ``size``)."""
+    present, dense = np.unique(code, return_inverse=True)
+    return dense.reshape(-1), present
+
+
+def block_sums(bins: tuple[np.ndarray, np.ndarray], weights: np.ndarray, size: int) -> np.ndarray:
+    """Per cell 0 .. size-1, the sum of the rows' ``weights`` (``bins`` from :func:`block_bins`): rows
+    added in order within blocks of :data:`BLOCK` rows (``np.bincount``), the blocks' sums in order.
+    Deterministic (the same rows in the same order, the same bits), and the rounding error of a cell
+    is at most (BLOCK + blocks) units of 2**-53 of the sum of its terms' magnitudes, whatever the
+    number of rows. Memory: at most :data:`BLOCK_SUMS_FLOATS` per-block sums at a time (the blocks
+    are taken in chunks; the additions and their order are the same)."""
+    dense, present = bins
+    n, cells = dense.size, present.size
+    blocks = max(-(-n // BLOCK), 1)
+    chunk = max(1, BLOCK_SUMS_FLOATS // max(cells, 1))
+    total = np.zeros(cells)
+    for first in range(0, blocks, chunk):
+        last = min(blocks, first + chunk)
+        lo, hi = first * BLOCK, min(n, last * BLOCK)
+        block = np.arange(lo, hi, dtype=np.int64) // BLOCK - first
+        per_block = np.bincount(block * cells + dense[lo:hi], weights=weights[lo:hi],
+                                minlength=(last - first) * cells).reshape(last - first, cells)
+        for b in range(last - first):
+            if first == 0 and b == 0:
+                total = per_block[0].copy()
+            else:
+                total += per_block[b]
+    out = np.zeros(size)
+    out[present] = total
+    return out
+
+
+def key_codes(frame: pl.DataFrame, keys: list[str]) -> tuple[np.ndarray, pl.DataFrame]:
+    """Int64 code of each row's ``keys`` (its row in the table of distinct keys, in order of first
+    appearance) and that table. One varying text key (one measure's sub-measures) is looked up by
+    an Enum cast instead of a join."""
+    table = frame.select(keys).unique(maintain_order=True)
+    varying = [k for k in keys if table.get_column(k).n_unique() > 1 or table.get_column(k).null_count()]
+    if not varying:
+        return np.zeros(frame.height, dtype=np.int64), table
+    k = varying[0]
+    if len(varying) == 1 and frame.schema[k] == pl.String and table.get_column(k).null_count() == 0:
+        return frame.get_column(k).cast(pl.Enum(table.get_column(k))).to_physical().cast(pl.Int64).to_numpy(), table
+    codes = frame.select(keys).join(table.with_row_index("_k"), on=keys, how="left", nulls_equal=True, maintain_order="left")
+    return codes.get_column("_k").cast(pl.Int64).to_numpy(), table
