@@ -62,6 +62,7 @@ import numpy as np
 import polars as pl
 
 from equity_pipeline.attributes import age_band_labels
+from equity_pipeline.stats._common import block_bins, block_sums, key_codes
 from equity_pipeline.stats.rates import standardised_ratio
 from equity_pipeline.stats.standardization import ESP2013, direct_standardised_rate
 from equity_pipeline.stratify import own_strings
@@ -199,6 +200,83 @@ def _by_stratum(frame: pl.DataFrame, stratifiers: tuple[str, ...], aggs: list[pl
     return pl.concat(parts)
 
 
+def _codes(column: pl.Series) -> tuple[np.ndarray, pl.Series]:
+    """Int64 code of each value of a string ``column`` (its position among the sorted distinct values,
+    null last) and those values."""
+    labels = column.unique().sort(nulls_last=True)
+    known = labels.drop_nulls()
+    code = column.cast(pl.Enum(known)).to_physical().cast(pl.Int64)
+    return code.fill_null(known.len()).to_numpy(), labels
+
+
+def _stratum_sums(frame: pl.DataFrame, stratifiers: tuple[str, ...], extra: list[str]) -> pl.DataFrame | None:
+    """:func:`_by_stratum` of ``count`` (numerator_value), ``population`` (denominator_value), ``_e``
+    (expected values) and ``_has_e``, summed by integer cell codes instead of a hash group-by on the
+    label columns per unit and stratifier: each row's cell (key, state or population, stratum,
+    ``extra``) packed in one integer, its sums by ``np.bincount`` in row order within blocks. The
+    rows and their order are the group-bys' (order of first appearance); whole-number
+    counts and populations are the same bits (exact sums), expected values (and fractional counts)
+    agree to the last bits (the group-by added in an order of its own). None when a column does not
+    suit the codes (then :func:`_by_stratum`)."""
+    keys = ["measure_id", "measure_version", "submeasure", "period"]
+    if frame.height == 0 or any(frame.schema[c] != pl.Float64 for c in ("numerator_value", "denominator_value", "_expected")):
+        return None
+    if any(frame.schema[c] != pl.String for c in (*keys, "state", *extra, *[f"_s_{s}" for s in stratifiers])):
+        return None
+    if any(frame.get_column(k).null_count() for k in keys):
+        return None
+    key, table = key_codes(frame, keys)
+    state, states = _codes(frame.get_column("state"))
+    parts = [_codes(frame.get_column(c)) for c in extra]
+    values = [frame.get_column(c).fill_null(0.0).to_numpy() for c in ("numerator_value", "denominator_value", "_expected")]
+    has_e = frame.get_column("_expected").is_not_null().to_numpy().astype(np.float64)
+    n_keys, n_states = table.height, states.len()
+    extra_dims = [labels.len() for _, labels in parts]
+    groupings = {}   # stratifier -> (strata labels, fine cells in order of first appearance, their codes' parts, sums)
+    # one pass over the member rows per stratifier (overall: the first stratifier's cells added up):
+    # each row's fine cell (key, state, stratum, extra), its sums, and the cells in order of first appearance
+    for s in (stratifiers or ("overall",)):
+        stratum, strata = (np.zeros(frame.height, dtype=np.int64), pl.Series(["all"])) if s == "overall" else _codes(frame.get_column(f"_s_{s}"))
+        dims = [n_keys, n_states, strata.len(), *extra_dims]
+        size = int(np.prod(dims))
+        if size > 20_000_000:
+            return None
+        code = key
+        for c, width in zip([state, stratum, *[p for p, _ in parts]], dims[1:]):
+            code = code * width + c
+        order = pl.Series(code).unique(maintain_order=True).to_numpy()
+        bins = block_bins(code, size)
+        sums = np.column_stack([block_sums(bins, v, size)[order] for v in (*values, has_e)])
+        groupings[s] = (strata, np.array(np.unravel_index(order, dims)), sums)
+    out = []
+    for unit_level in ("population", "state"):
+        for s in ("overall", *stratifiers):
+            strata, index, sums = groupings[s if s in groupings else stratifiers[0]]
+            # the grouping's cell of each fine cell: without the state (population), without the stratum (overall)
+            kept = index.copy()
+            if unit_level == "population":
+                kept[1] = 0
+            if s == "overall":
+                kept[2] = 0
+            dims = [n_keys, n_states, strata.len(), *extra_dims]
+            cell = np.ravel_multi_index(tuple(kept), dims)
+            # fine cells are in order of first appearance: so are the grouping's cells at their first occurrence
+            first = pl.Series(cell).unique(maintain_order=True).to_numpy()
+            by_value = np.argsort(first)
+            target = by_value[np.searchsorted(first[by_value], cell)]   # each fine cell's grouping cell (its place in ``first``)
+            grouped = np.column_stack([np.bincount(target, weights=sums[:, j], minlength=first.size) for j in range(sums.shape[1])])
+            index_g = np.array(np.unravel_index(first, dims))
+            cells = table[index_g[0]].with_columns(
+                unit_level=pl.lit(unit_level),
+                unit_id=states.gather(index_g[1]) if unit_level == "state" else pl.lit("all"),
+                stratum=strata.gather(index_g[2]) if s != "overall" else pl.lit("all"),
+                **{c: labels.gather(index_g[3 + i]) for i, (c, (_, labels)) in enumerate(zip(extra, parts))},
+                count=pl.Series(grouped[:, 0]), population=pl.Series(grouped[:, 1]), _e=pl.Series(grouped[:, 2]),
+                _has_e=pl.Series(grouped[:, 3] > 0), stratifier=pl.lit(s))
+            out.append(cells)
+    return pl.concat(out)
+
+
 # ---------------------------------------------------------------- expected counts (indirect)
 def _poisson_expected(cells: pl.DataFrame, bands: tuple[int, ...], comorbidity: bool = False) -> tuple[dict[tuple, float], dict[str, Any]]:
     """Fitted event rate per (band, male, comorbidity count) cell from a Poisson GLM with log(exposure)
@@ -253,17 +331,56 @@ def _logistic(part: pl.DataFrame, bands: tuple[int, ...], comorbidity: bool, cap
     frame = part.select(age=pl.col("age"), _male=(pl.col("_sex") == "Male").fill_null(False),
                         _y=pl.col("numerator_value") > 0, comorbidities=pl.min_horizontal(pl.col("_comorbidities"), pl.lit(cap)))
     pattern = ["age", "_male", "comorbidities"]
-    cells = (frame.filter(pl.col("age").is_not_null()).group_by(pattern).agg(n=pl.len(), events=pl.col("_y").sum())
-             .sort(pattern).with_columns(sex=pl.when(pl.col("_male")).then(pl.lit("M")).otherwise(pl.lit("F"))))
+    coded = _pattern_cells(frame, cap)
+    if coded is not None:   # the same cells, counted by an integer code per pattern (no hash group-by and join)
+        cells, code, at = coded
+    else:
+        cells = (frame.filter(pl.col("age").is_not_null()).group_by(pattern).agg(n=pl.len(), events=pl.col("_y").sum())
+                 .sort(pattern))
+    cells = cells.with_columns(sex=pl.when(pl.col("_male")).then(pl.lit("M")).otherwise(pl.lit("F")))
     # bands present only: the first present band is the model's reference (an absent first band
     # would leave the band indicators collinear with the constant)
     ages = cells["age"]
     present = [b for b, nxt in zip(bands, [*bands[1:], None]) if ((ages >= b) & ((ages < nxt) if nxt is not None else True)).any()]
     fitted, summary = fit_expected_cells(cells, {"age_bands": present, "sex": True, "comorbidities": comorbidity,
                                                  "comorbidity_cap": cap, "min_events": 10})
+    if coded is not None:   # each row its pattern's probability (NaN without age)
+        fitted = np.asarray(fitted, dtype=np.float64)
+        return np.where(code >= 0, fitted[at[np.maximum(code, 0)]] if fitted.size else np.nan, np.nan), summary
     lookup = cells.select(*pattern, _p=pl.Series(fitted, dtype=pl.Float64))
     p = frame.select(pattern).join(lookup, on=pattern, how="left", maintain_order="left", nulls_equal=False)["_p"]
     return p.fill_null(np.nan).to_numpy(), summary
+
+
+def _pattern_cells(frame: pl.DataFrame, cap: int) -> tuple[pl.DataFrame, np.ndarray, np.ndarray] | None:
+    """The covariate patterns of ``frame`` (age, _male, comorbidities, _y) as :func:`_logistic`'s
+    group-by makes them (rows with an age; n, events; sorted by pattern), counted by one integer code
+    per pattern that sorts as the pattern does: ``((age - youngest) * 2 + male) * (cap + 1) +
+    comorbidities``. Also the code of each row (-1 without age) and, per code, its cell's row. None
+    when the code does not apply (comorbidities outside 0..cap, or ages too spread out)."""
+    age = frame.get_column("age")
+    youngest, oldest = age.min(), age.max()
+    com = frame.get_column("comorbidities")
+    if youngest is None or com.null_count() or com.min() < 0 or com.max() > cap or not isinstance(youngest, int):
+        return None
+    width = (int(oldest) - int(youngest) + 1) * 2 * (cap + 1)
+    if width > 10_000_000:
+        return None
+    code = (((age.cast(pl.Int64) - youngest) * 2 + frame.get_column("_male").cast(pl.Int64)) * (cap + 1)
+            + com.cast(pl.Int64)).fill_null(-1).to_numpy()
+    has_age = code >= 0
+    n = np.bincount(code[has_age], minlength=width)
+    events = np.bincount(code[has_age], weights=frame.get_column("_y").fill_null(False).to_numpy()[has_age], minlength=width)
+    present = np.flatnonzero(n)
+    at = np.full(width, -1, dtype=np.int64)
+    at[present] = np.arange(present.size)
+    cells = pl.DataFrame({
+        "age": pl.Series(present // (2 * (cap + 1)) + youngest).cast(age.dtype),
+        "_male": pl.Series((present // (cap + 1)) % 2 == 1),
+        "comorbidities": pl.Series(present % (cap + 1)).cast(com.dtype),
+        "n": pl.Series(n[present]).cast(pl.UInt32), "events": pl.Series(events[present]).cast(pl.UInt32),
+    })
+    return cells, code, at
 
 
 def expected_values(base: pl.DataFrame, kinds: dict[str, str], bands: tuple[int, ...],
@@ -388,8 +505,10 @@ def standardized_rates(results: pl.DataFrame | pl.LazyFrame, attributes: pl.Data
         # outside the DSR cells included) and the DSR cells (bands, and with the run standard Female
         # and Male; labelled after the group-by: no per-row label strings)
         parts = ["_band", "_sex"] if standard == "run" else ["_band"]
-        sums = _by_stratum(base, stratifiers, [pl.col("numerator_value").sum().alias("count"), pl.col("denominator_value").sum().alias("population"),
-                                               pl.col("_expected").sum().alias("_e"), pl.col("_expected").is_not_null().any().alias("_has_e")], parts)
+        sums = _stratum_sums(base, stratifiers, parts)
+        if sums is None:
+            sums = _by_stratum(base, stratifiers, [pl.col("numerator_value").sum().alias("count"), pl.col("denominator_value").sum().alias("population"),
+                                                   pl.col("_expected").sum().alias("_e"), pl.col("_expected").is_not_null().any().alias("_has_e")], parts)
         oe_parts.append(own_strings(sums.group_by(_KEY, maintain_order=True).agg(
             _o=pl.col("count").sum(), _e=pl.col("_e").sum(), _has_e=pl.col("_has_e").any())))
         in_cells = pl.col("_band").is_not_null() & (pl.col("_sex").is_in(SEXES) if standard == "run" else pl.lit(True))
