@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from functools import lru_cache
 from itertools import groupby
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+from scipy.special import ndtr
 from scipy.stats import norm
 
 from equity_pipeline.stats.disparities import OVERALL, _versus_overall, compare_groups, pairwise_vs_reference, reference_group
@@ -126,14 +128,22 @@ def adjust_p_values(p_values, method: Literal["holm", "bh"]) -> np.ndarray:
 # comparisons
 
 
+@lru_cache(maxsize=16)
+def _z(alpha: float) -> float:
+    """``float(norm.ppf(1 - alpha / 2))``, cached (the same value; scipy's distribution methods check
+    their arguments on every call)."""
+    return float(norm.ppf(1 - alpha / 2))
+
+
 def _mean_comparison(x1: float, se1: float, x0: float, se0: float, metric: str, alpha: float):
     """Wald comparison of two independent means (cost per member month, spend share), from their
     linearised standard errors: difference ``x1 - x0`` with SE ``sqrt(se1^2 + se0^2)``; ratio on the
     log scale with SE ``sqrt((se1/x1)^2 + (se0/x0)^2)``; p-value of the z-test of no difference
     (shared by both metrics, as in the statistics module)."""
-    z = float(norm.ppf(1 - alpha / 2))
+    z = _z(alpha)
     se_d = math.sqrt(se1 ** 2 + se0 ** 2)
-    p_value = 2 * norm.sf(abs(x1 - x0) / se_d) if se_d > 0 else (1.0 if x1 == x0 else 0.0)
+    # scipy's norm.sf(x) is special.ndtr(-x) (without the distribution object's per-call checks)
+    p_value = 2 * ndtr(-(abs(x1 - x0) / se_d)) if se_d > 0 else (1.0 if x1 == x0 else 0.0)
     method = "ratio estimator (linearised SE), Wald"
     if metric == "rate_difference":
         d = x1 - x0

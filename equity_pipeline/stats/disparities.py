@@ -5,7 +5,8 @@ For proportions (screening, control, readmission ...) the interval and test come
 Nurminen 1985; Newcombe 1998); for event rates per person-time from ``confint_poisson_2indep`` /
 ``test_poisson_2indep`` (score method; Gu, Ng, Tang & Schucany 2008). Multiple comparisons are
 adjusted with ``statsmodels.stats.multitest.multipletests`` (Holm 1979; Benjamini & Hochberg 1995).
-The Newcombe and score-ratio intervals, the score tests and the score interval for a rate difference
+The Newcombe, score-ratio and log-adjusted ratio intervals, the Clopper-Pearson limits of the exact
+conditional rate ratio, the score tests and the score interval for a rate difference
 repeat statsmodels' arithmetic here without its per-call overhead (most of the disparities step's
 time, pair by pair): the same numbers bit for bit, compared with statsmodels in
 ``tests/stats/test_statsmodels_copies.py`` and ``test_score_diff_confint.py``.
@@ -24,7 +25,6 @@ from typing import Literal
 import numpy as np
 import polars as pl
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
 from equity_pipeline.stats._common import check_alpha
 
@@ -152,7 +152,7 @@ def _proportion_interval(x1: float, n1: float, x0: float, n0: float, compare: st
             return float(lower), float(upper), "score"
     except (ValueError, ZeroDivisionError):
         pass
-    lower, upper = confint_proportions_2indep(x1, n1, x0, n0, method="log-adjusted", compare="ratio", alpha=alpha)
+    lower, upper = _log_adjusted_ratio_confint(x1, n1, x0, n0, alpha)
     # the 0.5-adjusted interval sits around the adjusted ratio; keep the observed 0 (or infinity) inside it
     lower = 0.0 if x1 == 0 else float(lower)
     upper = math.inf if x0 == 0 and x1 > 0 else float(upper)
@@ -217,6 +217,47 @@ def _koopman_ratio_confint(count1, nobs1, count2, nobs2, alpha: float):
     return ci[0], ci[1]
 
 
+def _log_adjusted_ratio_confint(count1, nobs1, count2, nobs2, alpha: float):
+    """statsmodels' ``confint_proportions_2indep(..., method="log-adjusted", compare="ratio", alpha)``
+    (the ratio's log interval with 0.5 added to counts and totals) without its per-call overhead:
+    the same arithmetic with the normal quantile cached, so the same limits bit for bit
+    (``tests/stats/test_statsmodels_copies.py`` compares them with the installed statsmodels)."""
+    addhalf = 0.5
+    count1_, nobs1_ = count1 + addhalf, nobs1 + addhalf
+    count2_, nobs2_ = count2 + addhalf, nobs2 + addhalf
+    p1_ = count1_ / nobs1_
+    p2_ = count2_ / nobs2_
+    ratio_ = p1_ / p2_
+    var = (1 / count1_) - 1 / nobs1_ + 1 / count2_ - 1 / nobs2_
+    z = _norm_isf(alpha / 2)
+    d_log = z * np.sqrt(var)
+    low = np.exp(np.log(ratio_) - d_log)
+    upp = np.exp(np.log(ratio_) + d_log)
+    return low, upp
+
+
+def _clopper_pearson_confint(count, nobs, alpha: float):
+    """statsmodels' ``proportion_confint(count, nobs, alpha, method="beta")`` (Clopper-Pearson) for
+    scalar counts: the same beta quantiles (``scipy.stats.beta.ppf`` is the ufunc ``_beta_ppf``,
+    ``beta.isf`` is ``betainccinv``, NaN where a shape is not positive) without the distribution
+    objects' per-call argument checks, and statsmodels' 0 / 1 at the boundaries (the lower limit by
+    the public ``special.betaincinv``, which gives the same bits as ``beta.ppf``'s private ufunc); the
+    same limits bit for bit as the installed statsmodels and scipy (``tests/stats/test_statsmodels_copies.py``
+    compares them)."""
+    from scipy import special
+
+    count_a, nobs_a = np.asarray(count, dtype=np.double), np.asarray(nobs, dtype=np.double)
+    q_ = count_a / nobs_a
+    a2 = alpha / 2.0
+    a, b = count_a, nobs_a - count_a + 1
+    ci_low = special.betaincinv(a, b, a2) if (a > 0 and b > 0) else np.float64(np.nan)
+    a, b = count_a + 1, nobs_a - count_a
+    ci_upp = special.betainccinv(a, b, a2) if (a > 0 and b > 0) else np.float64(np.nan)
+    ci_low = 0 if q_ == 0 else ci_low
+    ci_upp = 1 if q_ == 1 else ci_upp
+    return ci_low, ci_upp
+
+
 def _rate_interval(x1: float, t1: float, x0: float, t0: float, compare: str,
                    alpha: float) -> tuple[float, float, str]:
     """Score interval for a rate difference; exact conditional (Clopper-Pearson) interval for a ratio.
@@ -230,7 +271,7 @@ def _rate_interval(x1: float, t1: float, x0: float, t0: float, compare: str,
     total = x1 + x0
     if total == 0:
         return math.nan, math.nan, "exact conditional"
-    pi_lower, pi_upper = proportion_confint(count=x1, nobs=total, alpha=alpha, method="beta")
+    pi_lower, pi_upper = _clopper_pearson_confint(x1, total, alpha)
 
     def to_ratio(pi: float) -> float:
         return (pi / (1 - pi)) * (t0 / t1) if pi < 1 else math.inf

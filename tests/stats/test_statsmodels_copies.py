@@ -78,3 +78,37 @@ def test_score_test_p_values_same_as_statsmodels(outcome):
         nan += bool(np.isnan(expected))
         assert _same(expected, got), (outcome, x1, n1, x0, n0, expected, got)
     assert nan < len(_cases())   # mostly real p-values, not NaN = NaN
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.1, 0.01])
+def test_log_adjusted_ratio_and_clopper_pearson_same_as_statsmodels(alpha):
+    """The ratio's log-adjusted fallback and the Clopper-Pearson limits behind the exact conditional
+    rate-ratio interval: statsmodels' limits bit for bit, with its 0 / 1 at 0% and 100% (and NaN
+    where a beta shape is not positive)."""
+    from equity_pipeline.stats.disparities import _clopper_pearson_confint, _log_adjusted_ratio_confint
+
+    boundary = 0
+    for x1, n1, x0, n0 in _cases():
+        expected, _ = _both(lambda: confint_proportions_2indep(x1, n1, x0, n0, method="log-adjusted", compare="ratio", alpha=alpha))
+        got, _ = _both(lambda: _log_adjusted_ratio_confint(x1, n1, x0, n0, alpha))
+        assert all(_same(e, g) for e, g in zip(expected, got)), (x1, n1, x0, n0, alpha, expected, got)
+        # as _rate_interval calls it: x1 events out of the pair's total
+        for count, nobs in ((x1, x1 + x0), (x0, x1 + x0), (x1, n1), (x0, n0)):
+            if nobs == 0:
+                continue
+            expected = proportion_confint(count, nobs, alpha=alpha, method="beta")
+            got = _clopper_pearson_confint(count, nobs, alpha)
+            boundary += count in (0, nobs)
+            assert all(_same(e, g) and type(float(e)) is type(float(g)) for e, g in zip(expected, got)), (count, nobs, alpha, expected, got)
+    assert boundary > 0
+
+
+def test_exact_conditional_rate_ratio_interval_maps_the_clopper_pearson_limits():
+    """The rate-ratio interval from the copy is the one from statsmodels' limits (its formula)."""
+    from equity_pipeline.stats.disparities import _rate_interval
+
+    for x1, t1, x0, t0 in ((3.0, 1200.0, 9.0, 2000.0), (0.0, 500.0, 4.0, 800.0), (7.0, 300.0, 0.0, 900.0), (250.0, 9e4, 410.0, 1.2e5)):
+        lo, hi = proportion_confint(x1, x1 + x0, alpha=0.05, method="beta")
+        ratio = lambda pi: (pi / (1 - pi)) * (t0 / t1) if pi < 1 else np.inf  # noqa: E731
+        got = _rate_interval(x1, t1, x0, t0, "ratio", 0.05)
+        assert got[:2] == (ratio(float(lo)), ratio(float(hi))) and got[2] == "exact conditional"

@@ -268,3 +268,30 @@ def test_adjusted_p_values_match_statsmodels(method, sm):
     with_nan = np.array([0.01, np.nan, 0.04])
     got = adjust_p_values(with_nan, method)
     assert math.isnan(got[1]) and got[[0, 2]] == pytest.approx(multipletests([0.01, 0.04], method=sm)[1])
+
+
+def test_mean_comparison_same_bits_as_scipys_normal_distribution():
+    """``_mean_comparison`` takes the normal quantile once (cached) and the two-sided p-value from
+    ``special.ndtr``: the same figures, bit for bit, as ``norm.ppf`` / ``norm.sf`` on every call."""
+    import math
+
+    from scipy.stats import norm
+
+    from equity_pipeline.disparity_tables import _mean_comparison
+
+    rng = np.random.default_rng(7)
+    cases = [(120.0, 8.0, 100.0, 6.0), (100.0, 0.0, 100.0, 0.0), (100.0, 0.0, 90.0, 0.0), (0.0, 1.0, 50.0, 2.0), (5.0, 1e-9, 5.0 + 1e-3, 1e-9)]
+    cases += [(float(a), float(b), float(c), float(d)) for a, b, c, d in zip(rng.gamma(2, 50, 300), rng.gamma(1, 5, 300),
+                                                                             rng.gamma(2, 50, 300), rng.gamma(1, 5, 300))]
+    for alpha in (0.05, 0.1):
+        z = float(norm.ppf(1 - alpha / 2))
+        for x1, se1, x0, se0 in cases:
+            se_d = math.sqrt(se1 ** 2 + se0 ** 2)
+            p = float(2 * norm.sf(abs(x1 - x0) / se_d)) if se_d > 0 else (1.0 if x1 == x0 else 0.0)
+            d = _mean_comparison(x1, se1, x0, se0, "rate_difference", alpha)
+            assert d[0] == x1 - x0 and d[2] == x1 - x0 - z * se_d and d[3] == x1 - x0 + z * se_d and d[4] == p
+            r = _mean_comparison(x1, se1, x0, se0, "rate_ratio", alpha)
+            assert r[4] == p
+            if x1 > 0 and x0 > 0:
+                se_l = math.sqrt((se1 / x1) ** 2 + (se0 / x0) ** 2)
+                assert r[2] == x1 / x0 * math.exp(-z * se_l) and r[3] == x1 / x0 * math.exp(z * se_l)
