@@ -13,21 +13,11 @@ from __future__ import annotations
 
 import polars as pl
 
-from equity_pipeline.validation.distinct import per_distinct
-
 NPI_PREFIX_SUM = 24  # Luhn contribution of the '80840' prefix that NPI check digits include
 
 
 def npi_check_digit_ok(npi: pl.Expr) -> pl.Expr:
-    """'true'/'false' for 10-digit NPIs by the Luhn check digit over 80840 + first 9 digits; null otherwise.
-
-    Computed once per distinct NPI of each batch (:func:`~equity_pipeline.validation.distinct.per_distinct`:
-    a claims batch repeats a few hundred NPIs; row by row the ten slices and casts cost about 0.4
-    CPU-s per million claim lines)."""
-    return per_distinct(npi, _npi_check_digit_ok, pl.String)
-
-
-def _npi_check_digit_ok(npi: pl.Expr) -> pl.Expr:
+    """'true'/'false' for 10-digit NPIs by the Luhn check digit over 80840 + first 9 digits; null otherwise."""
     digits = [npi.str.slice(i, 1).cast(pl.Int32, strict=False) for i in range(10)]
     total = pl.lit(NPI_PREFIX_SUM)
     for i in range(9):  # doubled positions are 0,2,4,6,8 counted from the left of the 9-digit body
