@@ -1,4 +1,4 @@
-"""The NPI check digit of the claims and provider rules (derived._npi_check_digit_ok) against an
+"""The NPI check digit of the claims and provider rules (derived.npi_check_digit_ok) against an
 independent Luhn check, in the streaming engine as the ingest runs it."""
 import random
 
