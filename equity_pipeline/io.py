@@ -6,6 +6,7 @@ included) with a 1-based ``_row`` number for traceability.
 """
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import io
@@ -75,11 +76,19 @@ def _count_outside_quotes(line: str, delimiter: str) -> int:
 
 def sniff_delimiter(header: str) -> str:
     """The delimiter of a header line: whichever of ``, | tab ;`` occurs most outside quotes
-    (a comma inside a quoted column name does not count); ``,`` when none occurs (one column).
+    (a comma inside a quoted column name does not count). When none occurs, Python's ``csv.Sniffer``
+    guesses from the header, and its guess is taken when it is punctuation (a ``:``-delimited file);
+    otherwise ``,`` (one column: the sniffer would split a lone name on one of its letters).
     Canonical inputs (:func:`scan_text`) and source files (``sources.common.read_table``) both use it."""
     counts = {d: _count_outside_quotes(header, d) for d in DELIMITERS}
     best = max(counts, key=counts.get)
-    return best if counts[best] else ","
+    if counts[best]:
+        return best
+    try:
+        guess = csv.Sniffer().sniff(header).delimiter
+    except csv.Error:
+        return ","
+    return guess if len(guess) == 1 and not guess.isalnum() and not guess.isspace() and guess not in "\"'_-" else ","
 
 
 def detect_encoding(path: Path, chunk: int = 1 << 20) -> str:

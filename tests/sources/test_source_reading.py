@@ -91,6 +91,10 @@ def test_quoted_fields_keep_delimiters_and_line_breaks(tmp_path):
 def test_sniffer_ignores_delimiters_inside_quoted_header_names():
     assert sniff_delimiter('"a,b,c"|d|e\n') == "|"
     assert sniff_delimiter("single_column\n") == ","
+    # none of , | tab ; : csv.Sniffer's guess when it is punctuation, never a letter of a lone name
+    assert sniff_delimiter("member_id:payer:start\n") == ":"
+    for lone in ("member\n", "x\r\n", "member id\n", "member-id\n"):
+        assert sniff_delimiter(lone) == ",", lone
 
 
 def test_parquet_is_read_as_text(tmp_path):
