@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from assets.jobs import reexecute_from_failure, run_job
-from equity_pipeline import pipeline
+from equity_pipeline import publish
 from tests.ops.conftest import audit_files, public_files, temp_files
 
 pytestmark = pytest.mark.slow
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 def test_reexecute_from_failure_gives_clean_run_outputs(ops_input, ops_config, clean_run, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    real_write_csv = pipeline.write_csv_atomic
+    real_write_csv = publish.write_csv_atomic   # public CSVs are written by publish.publish_checked
     failures = []
 
     def disk_full_once(frame, path):
@@ -25,7 +25,7 @@ def test_reexecute_from_failure_gives_clean_run_outputs(ops_input, ops_config, c
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write_csv(frame, path)
 
-    monkeypatch.setattr(pipeline, "write_csv_atomic", disk_full_once)
+    monkeypatch.setattr(publish, "write_csv_atomic", disk_full_once)
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
