@@ -134,26 +134,34 @@ def ed_revisit_index(claims: pl.LazyFrame | None, stays: pl.DataFrame, days: int
         denominator_value=pl.lit(1.0))
 
 
-def sdoh_by_facility(screenings: pl.LazyFrame, period: MeasurementPeriod, settings: tuple[str, ...]) -> pl.DataFrame:
-    """member_id, facility, domain, screened, positive: screenings at the facility in the period."""
+def sdoh_by_facility(screenings: pl.LazyFrame, period: MeasurementPeriod, settings: tuple[str, ...],
+                     among: pl.DataFrame | None = None) -> pl.DataFrame:
+    """member_id, facility, domain, screened, positive: screenings at the facility in the period (a
+    screening's facility is the CCN of its first answer row). ``among``: only these (member_id,
+    facility) pairs (the facilities' adult patients): the answers of other pairs are dropped before
+    their domains are scored (whole screenings, so the kept pairs' results are the same)."""
     from equity_pipeline.standards.sdoh import domain_results
 
     at = screenings.filter(pl.col("screening_date").is_between(period.begin, period.end) & pl.col("facility_ccn").is_not_null()
                            & pl.col("setting").is_in(list(settings)).fill_null(False))
     where = at.group_by("screening_id").agg(facility=pl.col("facility_ccn").first())
+    if among is not None:
+        at = at.join(where, on="screening_id", how="inner").join(
+            among.lazy().select("member_id", "facility").unique(), on=["member_id", "facility"], how="semi").drop("facility")
     results = domain_results(at).join(where, on="screening_id", how="inner")
     return results.group_by("member_id", "facility", "domain").agg(pl.col("screened").any(), pl.col("positive").any()).collect()
 
 
 def _counts(values: pl.DataFrame, *, family: str, submeasure: str, stratifiers: list[str]) -> pl.DataFrame:
-    """Counts per facility x stratifier x stratum (observed strata; absent ones are known zeros)."""
-    base = values.sort("facility", "member_id")
+    """Counts per facility x stratifier x stratum (observed strata; absent ones are known zeros), in
+    (facility, stratum) order: the few aggregate rows are sorted, not the member rows (the counts are
+    sums of whole numbers and distinct counts, the same in any row order)."""
     parts = []
     for s in ("overall", *stratifiers):
         stratum = pl.lit("all") if s == "overall" else pl.col(s)
-        parts.append(base.group_by("facility", stratum.alias("stratum"), maintain_order=True).agg(
+        parts.append(values.group_by("facility", stratum.alias("stratum")).agg(
             members=pl.col("member_id").n_unique().cast(pl.Float64), numerator=pl.col("numerator_value").sum(),
-            denominator=pl.col("denominator_value").sum()).with_columns(stratifier=pl.lit(s)))
+            denominator=pl.col("denominator_value").sum()).sort("facility", "stratum").with_columns(stratifier=pl.lit(s)))
     return pl.concat(parts).select(
         family=pl.lit(family), submeasure=pl.lit(submeasure), unit_level=pl.lit(FACILITY), unit_id="facility", payer=pl.lit("all"),
         stratifier="stratifier", stratum="stratum", members="members", numerator="numerator", denominator="denominator")
@@ -229,10 +237,14 @@ def hospital_counts(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes: 
     period = as_period(year)  # a measurement year or a (rolling) MeasurementPeriod
     stays, every_ed, not_admitted = collect_encounters(claims, stays)
     patients = facility_patients(stays, every_ed, period)
-    m = members.select("member_id", "race_ethnicity_codes", "race_ethnicity_source", "language", "county_fips")
+    # labels of the facilities' patients only (every index stay, ED visit and adult counted below is a
+    # patient's): the categories are row-wise, so the other members' would never be read
+    patient_ids = patients.select("member_id").unique()
+    m = members.select("member_id", "race_ethnicity_codes", "race_ethnicity_source", "language", "county_fips").join(
+        patient_ids, on="member_id", how="semi")
     cats = member_categories(m, year).select(_race="race_ethnicity", _lang="language").with_columns(member_id=m["member_id"])
     strat = [s for s in rules.hospital_stratifiers if s != "dual_eligible"]
-    labels = (attributes.select("member_id", "payer", "svi_quintile", *strat)
+    labels = (attributes.select("member_id", "payer", "svi_quintile", *strat).join(patient_ids, on="member_id", how="semi")
               .with_columns(dual_eligible=dual_eligible(pl.col("payer")),
                             **{SVI_GROUP: pl.when(pl.col("svi_quintile").is_in(list(rules.high_svi))).then(pl.lit(HIGH_SVI))
                                .when(pl.col("svi_quintile") == UNKNOWN).then(pl.lit(UNKNOWN)).otherwise(pl.lit(NOT_HIGH_SVI))})
@@ -274,7 +286,7 @@ def hospital_counts(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes: 
     # SDOH screening and positive rates at the facility
     adults = pt.join(people.select("member_id", "birth_date"), on="member_id", how="left").filter(
         age_at(pl.col("birth_date"), period.end) >= rules.sdoh_min_age).select("member_id", "facility")
-    sdoh = sdoh_by_facility(screenings, period, rules.sdoh_settings)
+    sdoh = sdoh_by_facility(screenings, period, rules.sdoh_settings, among=adults)
     per = adults.join(sdoh, on=["member_id", "facility"], how="left")
     flags = per.group_by("member_id", "facility").agg(
         *[(pl.col("screened") & (pl.col("domain") == d)).any().alias(f"s_{d}") for d in CORE_DOMAINS],

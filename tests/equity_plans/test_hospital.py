@@ -109,6 +109,24 @@ def test_sdoh_counts_where_the_screening_happened():
     assert sdoh_by_facility(pl.DataFrame(rows).lazy(), MY, ("ed",)).height == 0
 
 
+def test_sdoh_among_pairs_keeps_their_results_and_drops_the_rest():
+    """``among`` (the adult patients' member x facility pairs) gives exactly the pairs' rows of the full
+    result: A at F1 is kept, A at F2 and B (not among) are dropped. Screening s5 has its first answer
+    row at F2 and a later one at F1: the screening is F2's (its first row), so A's answers in it are
+    not A-at-F1's even though one row says F1."""
+    split = screening("A", "s5", date(2025, 4, 1), F2, "ed", ALL_FIVE[:2]) + screening("A", "s5", date(2025, 4, 1), F1, "ed", ALL_FIVE[2:])
+    rows = (screening("A", "s1", date(2025, 2, 1), F1, "inpatient", ALL_FIVE) + split
+            + screening("B", "s6", date(2025, 2, 1), F1, "inpatient", ALL_FIVE))
+    frame = pl.DataFrame(rows).lazy()
+    settings = ("inpatient", "ed", "outpatient")
+    full = sdoh_by_facility(frame, MY, settings).sort("member_id", "facility", "domain")
+    among = pl.DataFrame({"member_id": ["A", "A", "C"], "facility": [F1, F1, F3]})
+    got = sdoh_by_facility(frame, MY, settings, among=among).sort("member_id", "facility", "domain")
+    assert set(full.select("member_id", "facility").unique().iter_rows()) == {("A", F1), ("A", F2), ("B", F1)}
+    assert got.to_dicts() == full.filter((pl.col("member_id") == "A") & (pl.col("facility") == F1)).to_dicts()
+    assert got.height == 5 and got["positive"].sum() == 1   # s1 only: housing positive
+
+
 def build_hospital_world(white_screened: int = 0, with_reasons: bool = False):
     """60 adults with a stay at F1 (March 1-5): 30 White (Montgomery County MD, SVI Q2, not dual; 15 with
     race imputed), 12 of them readmitted at F2 on March 20; 30 Black (Baltimore city, SVI Q5, full
