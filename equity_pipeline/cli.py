@@ -104,11 +104,6 @@ def _execute_job(input_dir: Path, out: Path, config_file: str | None, *, run_dat
     from equity_pipeline.bench import cpu_seconds
 
     job = defs.resolve_job_def("equity_pipeline_job")
-    # the job's GX checks run in this process: import GX now, beside the first ingest steps
-    # (which leave a core partly idle), instead of in the first check (docs/performance.md)
-    from equity_pipeline.validation.gx_runner import preload_gx
-
-    preload_gx()
     n_steps = len(job.nodes_in_topological_order)
     done = []
     STEP_CPU_S.clear()

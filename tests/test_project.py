@@ -55,13 +55,3 @@ def test_help_is_fast_and_imports_nothing_heavy():
     code = "import sys, equity_pipeline.cli as c; c.build_parser(); print(','.join(m for m in ('dagster','polars','great_expectations','matplotlib') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
-
-
-def test_gx_preload_imports_great_expectations_once_in_the_background():
-    """``gx_runner.preload_gx`` (called by the CLI before its in-process run) starts one daemon thread
-    whatever the number of calls, importing GX; importing gx_runner itself does not import GX."""
-    code = ("import sys; from equity_pipeline.validation import gx_runner as g; before = 'great_expectations' in sys.modules; "
-            "g.preload_gx(); g.preload_gx(); t = g._PRELOAD[0]; t.join(120); "
-            "print(before, len(g._PRELOAD), t.daemon, t.is_alive(), 'great_expectations' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert out == "False 1 True False True"

@@ -52,9 +52,7 @@ PHI
     class name only (exception messages can quote values). Progress bars and analytics are off.
 
 ``import great_expectations`` costs ~4-5 s: it happens inside :func:`gx_context`, never at import
-time of this module, and one context is cached per process. A process that will run the checks
-later (the CLI's in-process run) can start the import early in a background thread
-(:func:`preload_gx`), while the ingest leaves a core partly idle.
+time of this module, and one context is cached per process.
 """
 from __future__ import annotations
 
@@ -116,32 +114,6 @@ FULL, SAMPLE = "full", "sample"
 
 # ---------------------------------------------------------------------------------------------------
 # GX context and suite
-
-
-_PRELOAD: list[Any] = []
-
-
-def preload_gx() -> None:
-    """Start importing Great Expectations in a daemon thread, once per process, so that the first GX
-    check does not wait for the import (about 4 s on a 2-core machine; docs/performance.md). The
-    import is pure Python and holds the GIL, while the ingest running beside it spends its time in
-    polars, which releases it. A failed import here is ignored: :func:`gx_context` imports again
-    and raises then. Only worth it where the checks run in this process (the CLI's in-process
-    executor); a step in its own process would pay the import for nothing."""
-    if _PRELOAD:
-        return
-    import importlib
-    import threading
-
-    def _import() -> None:
-        try:
-            importlib.import_module("great_expectations")
-        except Exception:  # reported by gx_context's own import
-            pass
-
-    thread = threading.Thread(target=_import, name="preload-great-expectations", daemon=True)
-    _PRELOAD.append(thread)
-    thread.start()
 
 
 @lru_cache(maxsize=1)
