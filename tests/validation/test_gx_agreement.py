@@ -196,3 +196,36 @@ def test_gx_errors_are_reported_by_class_only(gx_ctx):
     assert bad["success"] is None and bad["error"] and bad["error"].isidentifier()
     assert "Quinzella" not in json.dumps(out)
     assert gx_runner.summarize(out)["errors"] == ["implausible_paid_amount"]
+
+
+def test_value_set_parameter_cut_to_the_batch_changes_no_count():
+    """``_narrowed`` keeps, of a list parameter used by an in-set rule, exactly the values of the
+    batch's column (never none: then one value of the set, absent from the batch); other parameters
+    and other columns are untouched."""
+    import pandas as pd
+
+    batch = pd.DataFrame({"county_fips": ["25017", "99999", None, "25017"], "other": ["06037", "x", "y", "z"]})
+    params = {"run_date": "2026-01-01", "valid_county_fips": ["06037", "25017", "36061"]}
+    got = gx_runner._narrowed(params, {"valid_county_fips": ["county_fips"]}, batch)
+    assert got == {"run_date": "2026-01-01", "valid_county_fips": ["25017"]}
+    assert params["valid_county_fips"] == ["06037", "25017", "36061"]   # not changed in place
+    none_valid = gx_runner._narrowed(params, {"valid_county_fips": ["county_fips"]}, batch.iloc[[1, 2]])
+    assert none_valid["valid_county_fips"] == ["06037"] and "06037" not in set(batch.iloc[[1, 2]]["county_fips"])
+    assert gx_runner._narrowed(params, {}, batch) is params
+
+
+def test_members_county_counts_same_with_and_without_the_cut(gx_ctx, monkeypatch):
+    """With the real list of valid counties (about 3,200) and batches of two rows (one batch holds no
+    valid county at all), every GX count of the members suite is the same as with the whole list,
+    and the unknown-county count is the number of rows with a 5-digit code that is not a county."""
+    from equity_pipeline.standards.geography import valid_county_fips
+
+    counties = ["25017", "99999", "06037", "00000", "99998", None, "36061", "25017"]
+    rows = [planted.BASE["members"] | {"member_id": f"M{i}", "county_fips": c} for i, c in enumerate(counties)]
+    frame = prepared("members", pl.DataFrame(rows, schema={c: pl.String for c in planted.BASE["members"]}), None)
+    params = {**planted.PARAMETERS, "valid_county_fips": valid_county_fips(2025)}
+    cut = gx_runner.run_suite("members", frame, params, batch_rows=2, context=gx_ctx)
+    monkeypatch.setattr(gx_runner, "_narrowed", lambda parameters, uses, batch: parameters)
+    whole = gx_runner.run_suite("members", frame, params, batch_rows=2, context=gx_ctx)
+    assert cut == whole
+    assert {o["rule"]: o for o in cut}["unknown_county_fips"]["unexpected_count"] == 3
