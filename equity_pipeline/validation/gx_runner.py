@@ -274,6 +274,7 @@ def _validate(context: Any, frame: "pd.DataFrame", suite: Suite, indices: list[i
     if not indices:
         return {}
     gx_suite = build_gx_suite(suite, indices, name=f"{suite.name}.{'_'.join(map(str, indices[:3]))}")
+    parameters = _narrowed(parameters, _set_parameters(suite, indices, parameters), frame)
     batch = _batch_definition(context).get_batch(batch_parameters={"dataframe": frame})
     with warnings.catch_warnings():
         # pandas warns that suite regexes have groups (GX calls str.contains); harmless, and noisy per batch
@@ -293,13 +294,15 @@ def _validate(context: Any, frame: "pd.DataFrame", suite: Suite, indices: list[i
     return out
 
 
-def _set_parameters(rules: list[_Planned], parameters: dict[str, Any]) -> dict[str, list[str]]:
-    """Parameter name -> the columns of the in-set ``rules`` whose ``value_set`` is that (list) parameter."""
+def _set_parameters(suite: Suite, indices: list[int], parameters: dict[str, Any]) -> dict[str, list[str]]:
+    """Parameter name -> the columns of the in-set expectations ``indices`` of ``suite`` whose
+    ``value_set`` is that (list) parameter."""
     out: dict[str, list[str]] = {}
-    for p in rules:
-        ref = p.kwargs.get("value_set")
-        if p.type == "expect_column_values_to_be_in_set" and isinstance(ref, dict) and isinstance(parameters.get(ref.get("$PARAMETER")), list):
-            out.setdefault(ref["$PARAMETER"], []).append(p.kwargs["column"])
+    for i in indices:
+        e = suite.expectations[i]
+        ref = e["kwargs"].get("value_set")
+        if e["type"] == "expect_column_values_to_be_in_set" and isinstance(ref, dict) and isinstance(parameters.get(ref.get("$PARAMETER")), list):
+            out.setdefault(ref["$PARAMETER"], []).append(e["kwargs"]["column"])
     return out
 
 
@@ -307,8 +310,8 @@ def _narrowed(parameters: dict[str, Any], uses: dict[str, list[str]], batch: "pd
     """``parameters`` with each value-set parameter of ``uses`` cut to the values of its columns in
     ``batch``: the same result per row (a value is in the cut set exactly when it is in the whole set),
     for a fraction of GX's cost. GX copies an expectation's configuration, value set included, about
-    a hundred times per validation (pydantic ``dict()``); the 3,200 valid county codes made that
-    about 1.8 s per members batch (docs/performance.md)."""
+    a hundred times per validation (pydantic ``dict()``); the 3,237 valid county codes made that
+    about 1.8 s per members batch (docs/performance.md). Applied by :func:`_validate` to every view."""
     if not uses:
         return parameters
     out = dict(parameters)
@@ -453,14 +456,12 @@ def run_suite(
     formats = {c: f for c, f in date_formats(suite).items() if c in typed_cols}
     needed = sorted(set(text_cols) | set(typed_cols))
     cache: dict[str, dict[str, Any]] = {}
-    text_sets = _set_parameters(text_rules, parameters)
     if text_rules or typed_rules:
         n = df.height
         step = max(1, int(batch_rows))
         for offset in range(0, max(n, 1), step):  # an empty frame still gets one (empty) batch
             chunk = df.select(needed).slice(offset, step).to_pandas()
-            parts = _validate(context, chunk[text_cols], suite, [p.index for p in text_rules],
-                              _narrowed(parameters, text_sets, chunk)) if text_rules else {}
+            parts = _validate(context, chunk[text_cols], suite, [p.index for p in text_rules], parameters) if text_rules else {}
             if typed_rules:
                 parts.update(_validate(context, _typed_batch(chunk, typed_cols, formats, cache), suite, [p.index for p in typed_rules], parameters))
             for idx, part in parts.items():
