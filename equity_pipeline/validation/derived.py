@@ -16,20 +16,31 @@ import polars as pl
 NPI_PREFIX_SUM = 24  # Luhn contribution of the '80840' prefix that NPI check digits include
 
 
-def npi_check_digit_ok(npi: pl.Expr) -> pl.Expr:
-    """'true'/'false' for 10-digit NPIs by the Luhn check digit over 80840 + first 9 digits; null otherwise."""
-    digits = [npi.str.slice(i, 1).cast(pl.Int32, strict=False) for i in range(10)]
-    total = pl.lit(NPI_PREFIX_SUM)
+def npi_check_digit_ok(npi: pl.Expr, *, number: pl.Expr | None = None) -> pl.Expr:
+    """'true'/'false' for 10-digit NPIs by the Luhn check digit over 80840 + first 9 digits; null otherwise.
+
+    The digits come from the NPI as a number (``number``: ``npi`` cast to Int64, by default cast here;
+    a column holding that cast, as :func:`with_npi_check` passes, is read once instead of once per
+    digit): integer arithmetic on whole columns instead of ten text slices per value, about a fifth of
+    the CPU over 33M claim lines (docs/performance.md). Only values of exactly ten ASCII digits are
+    judged, so the cast is exact for them."""
+    n = npi.cast(pl.Int64, strict=False) if number is None else number
+    total = pl.lit(NPI_PREFIX_SUM, dtype=pl.Int64)
     for i in range(9):  # doubled positions are 0,2,4,6,8 counted from the left of the 9-digit body
-        d = digits[i]
-        if i % 2 == 0:
-            d2 = d * 2
-            total = total + pl.when(d2 > 9).then(d2 - 9).otherwise(d2)
-        else:
-            total = total + d
-    check = (10 - (total % 10)) % 10
-    ok = check == digits[9]
-    return pl.when(npi.str.contains(r"^[0-9]{10}$")).then(ok.cast(pl.String).str.to_lowercase()).otherwise(None)
+        d = (n // 10 ** (9 - i)) % 10
+        # a doubled digit's Luhn value: 2d, less 9 when 2d has two digits (d >= 5)
+        total = total + (d * 2 - (d >= 5).cast(pl.Int64) * 9 if i % 2 == 0 else d)
+    ok = (10 - total % 10) % 10 == n % 10
+    return pl.when(npi.str.contains(r"^[0-9]{10}$")).then(pl.when(ok).then(pl.lit("true")).otherwise(pl.lit("false")))
+
+
+def with_npi_check(lf: pl.LazyFrame, npi: pl.Expr, name: str) -> pl.LazyFrame:
+    """``lf`` with column ``name`` = :func:`npi_check_digit_ok` of ``npi``, the number cast once in a
+    column of its own (dropped again): polars does not share the cast between the ten digits of one
+    expression (33M claim lines: 2.9 CPU-s staged, 7.3 in one expression, 15.9 with text slices)."""
+    number = f"__{name}_number"
+    return (lf.with_columns(npi.cast(pl.Int64, strict=False).alias(number))
+            .with_columns(npi_check_digit_ok(npi, number=pl.col(number)).alias(name)).drop(number))
 
 
 def known_member_ids(known_members: pl.LazyFrame | pl.DataFrame | pl.Series) -> pl.Series:
@@ -53,13 +64,13 @@ def add_derived(lf: pl.LazyFrame, table: str, *, known_members: pl.LazyFrame | p
                 _member_known=pl.when(pl.col("member_id").is_in(ids.implode())).then(pl.lit("true")).otherwise(pl.lit("false"))
             )
     if "billing_npi" in names:
-        lf = lf.with_columns(_npi_check_digit_ok=npi_check_digit_ok(pl.col("billing_npi")))
+        lf = with_npi_check(lf, pl.col("billing_npi"), "_npi_check_digit_ok")
     if "prescriber_npi" in names:
-        lf = lf.with_columns(_prescriber_npi_check_digit_ok=npi_check_digit_ok(pl.col("prescriber_npi")))
+        lf = with_npi_check(lf, pl.col("prescriber_npi"), "_prescriber_npi_check_digit_ok")
     if table == "providers" and "provider_id" in names and "id_type" in names:
         # provider_id is an NPI only on rows whose (normalised) id_type is npi; null elsewhere
         npi = pl.when(pl.col("id_type") == "npi").then(pl.col("provider_id"))
-        lf = lf.with_columns(_provider_npi=npi, _provider_npi_check_digit_ok=npi_check_digit_ok(npi))
+        lf = with_npi_check(lf.with_columns(_provider_npi=npi), pl.col("_provider_npi"), "_provider_npi_check_digit_ok")
     if "paid_amount" in names:
         lf = lf.with_columns(_paid_amount_num=pl.col("paid_amount").cast(pl.Float64, strict=False))
     if "allowed_amount" in names:
