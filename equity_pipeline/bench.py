@@ -28,7 +28,7 @@ STAGE_OF_GROUP = {
 }
 STAGES = ("read", "validate", "measures", "stratify", "disparities", "equity_plans", "reports")
 FIELDS = ("members", "claim_lines", "input_bytes", "scan_floor_s", "scan_floor_runs_s", "stages_s", "total_s", "ratio_to_floor", "peak_rss_mb", "cpu_s", "steps_s",
-          "load_average", "stages_cpu_s", "steps_cpu_s")
+          "load_average", "stages_cpu_s", "steps_cpu_s", "steps_peak_rss_mb")
 
 #: CPU seconds of this process and its children when the scan floor was last measured: the bench
 #: measures the floor right before the run, so ``cpu_s`` is what the run itself used
@@ -82,6 +82,59 @@ def table_rows(input_dir: Path, table: str) -> int:
     return 0
 
 
+#: Linux: the process's peak resident set (``VmHWM``) is read and reset as each step ends, so that each
+#: step's own peak is known (``steps_peak_rss_mb``); the largest of the peaks read so far, in MB, is kept
+#: here, because the reset also lowers what ``getrusage`` reports as the process's peak
+_peak_before_reset_mb = 0.0
+_step_peaks = False
+
+
+def track_step_peaks(enabled: bool = True) -> bool:
+    """Measure each step's peak from now on (:func:`step_peak_mb`); False when the system cannot
+    (not Linux, or ``/proc/self/clear_refs`` not writable): then no peak is reset."""
+    global _step_peaks
+    _step_peaks = bool(enabled) and _reset_peak()
+    return _step_peaks
+
+
+def _vm_hwm_mb() -> float | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak() -> bool:
+    """Reset the peak resident set of this process to its current size (Linux ``clear_refs`` 5)."""
+    global _peak_before_reset_mb
+    peak = _vm_hwm_mb()
+    if peak is None:
+        return False
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    _peak_before_reset_mb = max(_peak_before_reset_mb, peak)
+    return True
+
+
+def step_peak_mb() -> float | None:
+    """The peak resident set of this process since the last call (or since :func:`track_step_peaks`),
+    in MB, and a new window from now; None when step peaks are not tracked. Called as each step of
+    the in-process executor ends, it is that step's peak (a step's worker processes not included)."""
+    if not _step_peaks:
+        return None
+    peak = _vm_hwm_mb()
+    if peak is None or not _reset_peak():
+        return None
+    return round(peak, 1)
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process and (the largest of) its finished children, in MB.
 
@@ -93,7 +146,8 @@ def peak_rss_mb() -> float:
     scale = 1 / 1024 if sys.platform != "darwin" else 1 / (1024 * 1024)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return round(max(own, children) * scale, 1)
+    # with step peaks tracked, getrusage's peak is the one since the last reset: the earlier ones count too
+    return round(max(own * scale, children * scale, _peak_before_reset_mb), 1)
 
 
 def stage_seconds(step_seconds: dict[str, float], group_of_step: dict[str, str]) -> dict[str, float]:
@@ -107,7 +161,7 @@ def stage_seconds(step_seconds: dict[str, float], group_of_step: dict[str, str])
 
 def result(*, members: int, input_dir: Path, floor: float, stages: dict[str, float], total: float,
            steps: dict[str, float] | None = None, steps_cpu: dict[str, float] | None = None,
-           stages_cpu: dict[str, float] | None = None) -> dict:
+           stages_cpu: dict[str, float] | None = None, steps_peak: dict[str, float] | None = None) -> dict:
     out = {
         "members": members,
         "claim_lines": table_rows(input_dir, "medical_claims"),
@@ -131,6 +185,9 @@ def result(*, members: int, input_dir: Path, floor: float, stages: dict[str, flo
     # wall seconds used one of the cores; twice its wall seconds, both (of a 2-core machine)
     out["stages_cpu_s"] = {k: round(v, 1) for k, v in (stages_cpu or {}).items()}
     out["steps_cpu_s"] = {k: round((steps_cpu or {})[k], 2) for k in out["steps_s"] if k in (steps_cpu or {})}
+    # the peak resident set of the pipeline process during each step, the largest first (Linux; empty
+    # where it cannot be measured): which step sets peak_rss_mb
+    out["steps_peak_rss_mb"] = {k: v for k, v in sorted((steps_peak or {}).items(), key=lambda kv: (-kv[1], kv[0]))}
     return out
 
 

@@ -90,6 +90,9 @@ def _fail_orphaned_runs(instance) -> int:
 #: CPU seconds (user + system, this process and its finished children) per step of the last run in this
 #: process, filled as each step ends (``bench`` prints them as ``steps_cpu_s``)
 STEP_CPU_S: dict[str, float] = {}
+#: peak resident set (MB) of this process during each step of the last run, when ``bench`` tracks it
+#: (``bench.track_step_peaks``; ``steps_peak_rss_mb``)
+STEP_PEAK_MB: dict[str, float] = {}
 
 
 def _execute_job(input_dir: Path, out: Path, config_file: str | None, *, run_date: str | None, quiet: bool, previous_interrupted: bool = False,
@@ -101,13 +104,15 @@ def _execute_job(input_dir: Path, out: Path, config_file: str | None, *, run_dat
 
     from assets.definitions import defs
 
-    from equity_pipeline.bench import cpu_seconds
+    from equity_pipeline.bench import cpu_seconds, step_peak_mb
 
     job = defs.resolve_job_def("equity_pipeline_job")
     n_steps = len(job.nodes_in_topological_order)
     done = []
     STEP_CPU_S.clear()
+    STEP_PEAK_MB.clear()
     mark = [cpu_seconds()]
+    step_peak_mb()   # a new window: the first step's peak is its own
 
     @dg.success_hook
     def _tick(context) -> None:
@@ -116,6 +121,9 @@ def _execute_job(input_dir: Path, out: Path, config_file: str | None, *, run_dat
         now = cpu_seconds()
         STEP_CPU_S[context.op.name] = now - mark[0]
         mark[0] = now
+        peak = step_peak_mb()
+        if peak is not None:
+            STEP_PEAK_MB[context.op.name] = peak
         done.append(context.op.name)
         if not quiet:
             _progress(f"[{len(done)}/{n_steps}] {context.op.name} done")
@@ -283,13 +291,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     floor = bench.scan_floor(input_dir)
     out = work / f"out_{args.members}_{args.seed}"
     shutil.rmtree(out, ignore_errors=True)
+    bench.track_step_peaks()
     started = time.perf_counter()
     run_id = run_pipeline(input_dir, out)
     total = time.perf_counter() - started
     secs, groups = _step_seconds(run_id)
     result = bench.result(members=args.members, input_dir=input_dir, floor=floor,
                           stages=bench.stage_seconds(secs, groups), total=total, steps=secs,
-                          steps_cpu=dict(STEP_CPU_S), stages_cpu=bench.stage_seconds(STEP_CPU_S, groups))
+                          steps_cpu=dict(STEP_CPU_S), stages_cpu=bench.stage_seconds(STEP_CPU_S, groups),
+                          steps_peak=dict(STEP_PEAK_MB))
     print(json.dumps(result, indent=2))
     return 0
 

@@ -37,6 +37,11 @@ def test_bench_prints_every_field(tmp_path):
     assert set(STAGES) <= set(out["stages_cpu_s"]) and out["stages_cpu_s"]["read"] > 0
     assert abs(sum(steps_cpu.values()) - sum(out["stages_cpu_s"].values())) < 0.1 * len(STAGES) + 0.1
     assert sum(steps_cpu.values()) <= out["cpu_s"] + 0.01 * len(steps) + 0.1
+    # the pipeline process's peak during each step (Linux), the largest first; none above the run's peak
+    peaks = out["steps_peak_rss_mb"]
+    if sys.platform == "linux":
+        assert set(peaks) == set(steps) and list(peaks.values()) == sorted(peaks.values(), reverse=True)
+        assert all(v > 0 for v in peaks.values()) and max(peaks.values()) <= out["peak_rss_mb"]
     # the dataset is kept for reuse: same size and seed match, others do not
     from equity_pipeline.bench import dataset_matches
 
@@ -49,3 +54,27 @@ def test_stage_seconds_sums_steps_by_group():
     groups = {"members": "ingest", "enrollment": "ingest", "BCS_member_results": "measures", "x_gx": "validation"}
     out = stage_seconds(secs, groups)
     assert out["read"] == 3.0 and out["measures"] == 3.0 and out["validate"] == 0.5 and out["reports"] == 0.0
+
+
+def test_step_peak_is_the_peak_of_its_own_window():
+    """A step that allocates 400 MB and frees it has a peak at least that much above the process's
+    size; the next window, which allocates nothing, does not; the process's peak keeps the largest."""
+    import numpy as np
+    import pytest
+
+    from equity_pipeline import bench
+
+    if not bench.track_step_peaks():
+        pytest.skip("step peaks need Linux /proc/self/clear_refs")
+    try:
+        base = bench.step_peak_mb()
+        block = np.ones(400 * 1024 * 1024 // 8)   # touched: resident
+        del block
+        big = bench.step_peak_mb()
+        small = bench.step_peak_mb()
+        assert big >= base + 350
+        assert small < big - 300
+        assert bench.peak_rss_mb() >= big
+    finally:
+        bench.track_step_peaks(False)
+    assert bench.step_peak_mb() is None
