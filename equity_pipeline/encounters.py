@@ -52,8 +52,8 @@ def inpatient_stays(claims: pl.LazyFrame) -> pl.LazyFrame:
     ).drop("stay_no")
 
 
-def ed_visits(claims: pl.LazyFrame, stays: pl.LazyFrame) -> pl.LazyFrame:
-    """member_id, visit_date, facility_ccn for ED visits that did not result in an admission.
+def every_ed_visit(claims: pl.LazyFrame) -> pl.LazyFrame:
+    """member_id, visit_date, facility_ccn for every ED visit, admitted or not.
 
     One visit per member and day; when that day's ED lines name several facilities the visit is the
     lowest CCN's (a fixed rule, so the result never depends on row order)."""
@@ -62,14 +62,25 @@ def ed_visits(claims: pl.LazyFrame, stays: pl.LazyFrame) -> pl.LazyFrame:
         | (pl.col("place_of_service") == "23").fill_null(False)
         | pl.col("hcpcs_code").is_in(ED_CPT).fill_null(False)
     )
-    visits = claims.filter(is_ed).group_by("member_id", visit_date=pl.col("claim_from_date")).agg(
+    return claims.filter(is_ed).group_by("member_id", visit_date=pl.col("claim_from_date")).agg(
         facility_ccn=pl.col("facility_ccn").drop_nulls().min()
     )
+
+
+def not_admitted(visits: pl.LazyFrame, stays: pl.LazyFrame) -> pl.LazyFrame:
+    """The ED visits of ``visits`` (:func:`every_ed_visit`) that did not result in an admission: no
+    stay of ``stays`` admitted on the visit's day or the next."""
     admitted = stays.select("member_id", "admit_date")
     resulted = visits.join(admitted, on="member_id", how="inner").filter(
         (pl.col("admit_date") >= pl.col("visit_date")) & (pl.col("admit_date") <= pl.col("visit_date") + pl.duration(days=1))
     ).select("member_id", "visit_date").unique()
     return visits.join(resulted, on=["member_id", "visit_date"], how="anti")
+
+
+def ed_visits(claims: pl.LazyFrame, stays: pl.LazyFrame) -> pl.LazyFrame:
+    """member_id, visit_date, facility_ccn for ED visits that did not result in an admission
+    (:func:`every_ed_visit` of ``claims``, then :func:`not_admitted`)."""
+    return not_admitted(every_ed_visit(claims), stays)
 
 
 def member_months(enrollment: pl.LazyFrame, period: MeasurementPeriod) -> pl.LazyFrame:

@@ -579,14 +579,16 @@ def build_hospital_metrics(layout: OutputLayout, config: ProgramConfig) -> dict[
     if rules is None:
         _write_plan_table(empty(), layout, "hospital_metrics", layout.hospital_metrics)
         return {"rows": 0, "rules_in_effect": False, "small_cells": 0, "unprotected_margins": 0}
-    # the inpatient stays of the final claims that build_events wrote for this period and these inputs, when there
-    stays_path = _measure_base(layout, config, frames=False).get("inpatient_stays", (None,))[0]
-    stays = pl.read_parquet(stays_path) if stays_path is not None and stays_path.is_file() else None
+    # the inpatient stays and every ED visit of the final claims that build_events wrote for this period and
+    # these inputs, when there
+    base = _measure_base(layout, config, frames=False)
+    stays, visits = (pl.read_parquet(path) if path is not None and path.is_file() else None
+                     for path in (base.get(name, (None,))[0] for name in ("inpatient_stays", "ed_visits")))
     table, stats = hospital_metrics(
         claims=final_medical_claims(layout), members=read_members(layout.table("members")),
         attributes=pl.read_parquet(layout.member_attributes), screenings=pl.scan_parquet(layout.table("sdoh_screenings")),
         events=pl.scan_parquet(layout.events), specs=load_specs(), rules=rules, year=config.period, with_reasons=True,
-        stays=stays)
+        stays=stays, every_ed=visits)
     published = _write_plan_table(table, layout, "hospital_metrics", layout.hospital_metrics, stats)
     return {**stats, "rules_in_effect": True, **withheld_metadata(published)}
 

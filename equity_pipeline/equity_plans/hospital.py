@@ -2,7 +2,7 @@
 
 Facilities are CCNs (``medical_claims.facility_ccn``). A facility's **patients** are the members with
 an inpatient stay (type of bill 11x, transfers merged: ``encounters.inpatient_stays``) overlapping
-the measurement year or an ED visit in the year (``encounters.ed_visits``, every ED visit) at that
+the measurement year or an ED visit in the year (``encounters.every_ed_visit``) at that
 facility. A member can be a patient of several facilities, so facilities overlap and never add up
 to a total; each facility is its own population (``unit_level = facility``, ``payer = all``).
 
@@ -40,7 +40,7 @@ from typing import Any
 import polars as pl
 
 from equity_pipeline.attributes import DUAL
-from equity_pipeline.encounters import ed_visits, inpatient_stays
+from equity_pipeline.encounters import ed_visits, every_ed_visit, inpatient_stays, not_admitted
 from equity_pipeline.equity_plans import cells as C
 from equity_pipeline.equity_plans.rules import DUAL_ELIGIBLE, NOT_DUAL_ELIGIBLE, PlanRules
 from equity_pipeline.equity_plans.state import COLLECTION, COMPUTED, REL_LANGUAGE, REL_RACE
@@ -104,16 +104,23 @@ def readmission_index(stays: pl.DataFrame, people: pl.DataFrame, spec, days: int
         denominator_value=pl.lit(1.0))
 
 
-def collect_encounters(claims: pl.LazyFrame, stays: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def collect_encounters(claims: pl.LazyFrame, stays: pl.DataFrame | None = None,
+                       every: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(inpatient stays, every ED visit, ED visits not ending in an admission) of ``claims``
-    (``encounters.inpatient_stays`` and ``encounters.ed_visits``), collected together so that the
-    claim lines are read once (the three queries share the scan and the adjudication join).
-    ``stays``: ``encounters.inpatient_stays`` of these claims when already made (the run's shared
-    frame, restricted/measure_base): then only the ED lines are read."""
-    if stays is not None:
-        return (stays, *pl.collect_all([ed_visits(claims, stays.lazy().head(0)), ed_visits(claims, stays.lazy())]))
-    stays = inpatient_stays(claims)
-    return tuple(pl.collect_all([stays, ed_visits(claims, stays.head(0)), ed_visits(claims, stays)]))
+    (``encounters.inpatient_stays``, ``encounters.every_ed_visit`` and ``encounters.not_admitted``),
+    collected together so that the claim lines are read once (the queries share the scan and the
+    adjudication join). ``stays`` and ``every``: the stays and every ED visit of these claims when
+    already made (the run's shared frames, restricted/measure_base): then only what is missing is
+    read from the claims, and nothing when both are given."""
+    if stays is None and every is None:
+        made, visits = inpatient_stays(claims), every_ed_visit(claims)
+        return tuple(pl.collect_all([made, visits, not_admitted(visits, made)]))
+    if stays is None:
+        stays = inpatient_stays(claims).collect()
+    if every is None:
+        visits = every_ed_visit(claims)
+        return (stays, *pl.collect_all([visits, not_admitted(visits, stays.lazy())]))
+    return stays, every, not_admitted(every.lazy(), stays.lazy()).collect()
 
 
 def ed_revisit_index(claims: pl.LazyFrame | None, stays: pl.DataFrame, days: int, period: MeasurementPeriod, *,
@@ -121,10 +128,10 @@ def ed_revisit_index(claims: pl.LazyFrame | None, stays: pl.DataFrame, days: int
     """Index ED visits at their facility (not ending in an admission) with a revisit anywhere in 1..days.
     ``visits``: (every ED visit, visits not ending in an admission) of :func:`collect_encounters`, when already
     collected (then ``claims`` is not read)."""
-    every, not_admitted = visits if visits is not None else (
-        ed_visits(claims, stays.lazy().head(0)).collect(), ed_visits(claims, stays.lazy()).collect())
+    every, not_admitted_ed = visits if visits is not None else (
+        every_ed_visit(claims).collect(), ed_visits(claims, stays.lazy()).collect())
     every = every.select("member_id", "visit_date")
-    index = not_admitted.filter(
+    index = not_admitted_ed.filter(
         pl.col("visit_date").is_between(period.begin, period.end - timedelta(days=days)) & pl.col("facility_ccn").is_not_null())
     back = (index.select("member_id", "visit_date").join(every.rename({"visit_date": "_next"}), on="member_id")
             .filter(pl.col("_next").is_between(pl.col("visit_date") + pl.duration(days=1), pl.col("visit_date") + pl.duration(days=days)))
@@ -212,20 +219,21 @@ PATIENTS = "patients"
 
 def hospital_metrics(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes: pl.DataFrame, screenings: pl.LazyFrame,
                      events: pl.LazyFrame, specs: dict, rules: PlanRules, year: int,
-                     with_reasons: bool = False, stays: pl.DataFrame | None = None) -> tuple[pl.DataFrame, dict[str, Any]]:
+                     with_reasons: bool = False, stays: pl.DataFrame | None = None,
+                     every_ed: pl.DataFrame | None = None) -> tuple[pl.DataFrame, dict[str, Any]]:
     """The hospital plan table and counts for metadata (no values). Every suppressed row says
     ``suppression.PUBLIC_REASON``; ``with_reasons``: the same table with the restricted reasons
     instead (small cell, complementary), for the restricted suppression log. :func:`hospital_counts`,
-    then :func:`hospital_metrics_from_counts`. ``stays``: the inpatient stays of ``claims`` when
-    already made (:func:`collect_encounters`)."""
+    then :func:`hospital_metrics_from_counts`. ``stays``, ``every_ed``: the inpatient stays and every
+    ED visit of ``claims`` when already made (:func:`collect_encounters`)."""
     counts, labels = hospital_counts(claims=claims, members=members, attributes=attributes, screenings=screenings, events=events,
-                                     specs=specs, rules=rules, year=year, stays=stays)
+                                     specs=specs, rules=rules, year=year, stays=stays, every_ed=every_ed)
     return hospital_metrics_from_counts(counts, labels, rules=rules, year=year, with_reasons=with_reasons)
 
 
 def hospital_counts(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes: pl.DataFrame, screenings: pl.LazyFrame,
                     events: pl.LazyFrame, specs: dict, rules: PlanRules, year: int,
-                    stays: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+                    stays: pl.DataFrame | None = None, every_ed: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Step (a) of the hospital plan: (cell counts, label cells), before shares, rates and suppression.
     Counts per family x facility x stratifier x stratum with the cell attributes; ``members`` counts
     distinct patients, stays or visits of the facility, so counts of disjoint sets of members add up
@@ -235,7 +243,7 @@ def hospital_counts(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes: 
     from equity_pipeline.report.completeness import CATEGORIES, member_categories
 
     period = as_period(year)  # a measurement year or a (rolling) MeasurementPeriod
-    stays, every_ed, not_admitted = collect_encounters(claims, stays)
+    stays, every_ed, not_admitted_ed = collect_encounters(claims, stays, every_ed)
     patients = facility_patients(stays, every_ed, period)
     # labels of the facilities' patients only (every index stay, ED visit and adult counted below is a
     # patient's): the categories are row-wise, so the other members' would never be read
@@ -272,7 +280,7 @@ def hospital_counts(*, claims: pl.LazyFrame, members: pl.DataFrame, attributes: 
     # readmission and ED revisit at the facility, by stratum
     pcr = specs["PCR"]
     readmit = readmission_index(stays, people, pcr, rules.readmission_days, period, events)
-    revisit = ed_revisit_index(None, stays, rules.ed_revisit_days, period, visits=(every_ed, not_admitted))
+    revisit = ed_revisit_index(None, stays, rules.ed_revisit_days, period, visits=(every_ed, not_admitted_ed))
     encounter_labels = {}
     for family, values, title, source_measure in (
             (READMISSION, readmit, f"{rules.readmission_days}-day readmission after a stay at the facility (readmitted anywhere)", "PCR"),

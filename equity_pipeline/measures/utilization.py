@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from equity_pipeline.encounters import ed_visits, inpatient_stays, member_months
+from equity_pipeline.encounters import every_ed_visit, inpatient_stays, member_months, not_admitted
 from equity_pipeline.enrollment import OPEN_END, PAYER_PRIORITY
 from equity_pipeline.events import _tag, value_set_frame
 from equity_pipeline.measures.engine import ALL_ROWS, MeasureCounts, _age_on_event
@@ -84,10 +84,12 @@ def _primary_care(providers: pl.LazyFrame) -> pl.LazyFrame:
 
 
 #: the frames of :func:`shared_frames`, and the spec kinds that use each
-SHARED = {"inpatient_stays": ("event_rate", "readmission"), "member_months": ("event_rate", "cost", "cost_share"),
-          "payers": ("event_rate", "cost", "cost_share"), "paid": ("cost", "cost_share")}
+SHARED = {"inpatient_stays": ("event_rate", "readmission"), "ed_visits": ("event_rate",),
+          "member_months": ("event_rate", "cost", "cost_share"), "payers": ("event_rate", "cost", "cost_share"),
+          "paid": ("cost", "cost_share")}
 #: sort keys of the frames as written (one row per key), so that the files are the same every run
-SHARED_KEYS = {"inpatient_stays": ["member_id", "stay_id"], "member_months": ["member_id"], "payers": ["member_id"], "paid": ["member_id"]}
+SHARED_KEYS = {"inpatient_stays": ["member_id", "stay_id"], "ed_visits": ["member_id", "visit_date"], "member_months": ["member_id"],
+               "payers": ["member_id"], "paid": ["member_id"]}
 
 
 def shared_frames(period: MeasurementPeriod, enrollment: pl.LazyFrame, claims: pl.LazyFrame, fills: pl.LazyFrame,
@@ -95,10 +97,12 @@ def shared_frames(period: MeasurementPeriod, enrollment: pl.LazyFrame, claims: p
     """The frames several utilisation, cost and readmission specs need whatever the spec, so that a run
     can compute them once (``pipeline.build_events``) instead of once per measure: the inpatient stays
     of the final claims (``encounters.inpatient_stays``: PQI admissions, ED visits that resulted in an
-    admission, readmission index stays), and per member for ``period`` the member months, the payer
-    in the period and the paid amounts (total and primary care)."""
+    admission, readmission index stays), every ED visit of the final claims (``encounters.every_ed_visit``:
+    the ED visits measure and the hospital plan), and per member for ``period`` the member months, the
+    payer in the period and the paid amounts (total and primary care)."""
     return {
         "inpatient_stays": inpatient_stays(claims),
+        "ed_visits": every_ed_visit(claims),
         "member_months": member_months(enrollment, period),
         "payers": payer_in_period(enrollment, period),
         "paid": _paid(claims, fills, period, _primary_care(providers)),
@@ -137,7 +141,7 @@ def evaluate_utilization(
     if spec.kind == "event_rate":
         what = spec.counting["count"]
         if what == "ed_visits":
-            num = ed_visits(claims, shared["inpatient_stays"]).filter(pl.col("visit_date").is_between(period.begin, period.end)) \
+            num = not_admitted(shared["ed_visits"], shared["inpatient_stays"]).filter(pl.col("visit_date").is_between(period.begin, period.end)) \
                 .group_by("member_id").agg(numerator_value=pl.len().cast(pl.Float64))
         elif what == "inpatient_stays":
             num = _stay_counts(spec, period, shared["inpatient_stays"], births)

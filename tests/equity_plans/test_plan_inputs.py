@@ -7,10 +7,11 @@ import random
 from datetime import date
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from equity_pipeline.attributes import NEGATIVE, POSITIVE
-from equity_pipeline.encounters import ed_visits, inpatient_stays
+from equity_pipeline.encounters import ed_visits, every_ed_visit, inpatient_stays
 from equity_pipeline.equity_plans import cells as C
 from equity_pipeline.equity_plans.hospital import collect_encounters, ed_revisit_index
 from equity_pipeline.equity_plans.inputs import MEMBER_COLUMNS, read_denominator_results, read_members
@@ -152,6 +153,23 @@ def test_encounters_with_the_shared_stays_frame_equal_those_computed_from_the_cl
     for got, want, key in zip(given, computed, (["member_id", "stay_id"], ["member_id", "visit_date"], ["member_id", "visit_date"])):
         assert_frame_equal(got.sort(key), want.sort(key))
     assert computed[1].height == 4 and computed[2].height == 3
+
+
+def test_encounters_with_the_shared_ed_visits_frame_equal_those_computed_from_the_claims():
+    """build_events also writes every ED visit of the final claims: given it (with or without the
+    stays), the visits and those not ending in an admission are the same, and with both frames the
+    claims are not read at all."""
+    c = _encounter_claims().lazy()
+    computed = collect_encounters(c)
+    stays = inpatient_stays(c).collect().sort("member_id", "stay_id")
+    every = every_ed_visit(c).collect().sort("member_id", "visit_date")
+    unreadable = pl.LazyFrame({"member_id": ["A"]})   # no claim columns: reading it would fail
+    for given in (collect_encounters(c, None, every), collect_encounters(c, stays, every), collect_encounters(unreadable, stays, every)):
+        assert given[1] is every
+        for got, want, key in zip(given, computed, (["member_id", "stay_id"], ["member_id", "visit_date"], ["member_id", "visit_date"])):
+            assert_frame_equal(got.sort(key), want.sort(key))
+    with pytest.raises(pl.exceptions.ColumnNotFoundError):
+        collect_encounters(unreadable, stays)
 
 
 def test_projected_reads_keep_only_what_the_plans_use(tmp_path):

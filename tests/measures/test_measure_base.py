@@ -1,6 +1,7 @@
 """The measures stage's shared work (docs/performance.md, "Measures stage: shared frames"):
 
-- ``utilization.shared_frames`` (inpatient stays, member months, payer in the period, paid amounts)
+- ``utilization.shared_frames`` (inpatient stays, every ED visit, member months, payer in the period,
+  paid amounts)
   and ``engine.enrollment_frames`` (members continuously enrolled under a fixed-date rule, payer on a
   fixed date), written once by ``pipeline.build_events`` to ``restricted/measure_base/`` and read by
   the measures: reasoned on hand-built members, and on a small generated dataset the measures give
@@ -32,13 +33,20 @@ ENROLLMENT_SCHEMA = {"member_id": pl.String, "payer": pl.String, "line_of_busine
 CLAIM_SCHEMA = {"member_id": pl.String, "claim_id": pl.String, "claim_line": pl.Int64, "claim_type": pl.String, "bill_type": pl.String,
                 "claim_from_date": pl.Date, "claim_thru_date": pl.Date, "admit_date": pl.Date, "discharge_date": pl.Date,
                 "diagnosis_code_1": pl.String, "discharge_status": pl.String, "facility_ccn": pl.String, "payer": pl.String,
-                "billing_npi": pl.String, "paid_amount": pl.Float64, "claim_status": pl.String}
+                "billing_npi": pl.String, "paid_amount": pl.Float64, "claim_status": pl.String,
+                "revenue_code": pl.String, "place_of_service": pl.String, "hcpcs_code": pl.String}
 
 
-def _claim(mid, cid, d, paid, *, npi="N2", status="paid", inst=None):
+def _claim(mid, cid, d, paid, *, npi="N2", status="paid", inst=None, ed=None):
+    """``ed``: (how the line is an ED line: revenue | pos | cpt, facility)."""
     row = {"member_id": mid, "claim_id": cid, "claim_line": 1, "claim_type": "professional", "bill_type": None, "claim_from_date": d,
            "claim_thru_date": d, "admit_date": None, "discharge_date": None, "diagnosis_code_1": "I10", "discharge_status": None,
-           "facility_ccn": None, "payer": "commercial", "billing_npi": npi, "paid_amount": paid, "claim_status": status}
+           "facility_ccn": None, "payer": "commercial", "billing_npi": npi, "paid_amount": paid, "claim_status": status,
+           "revenue_code": None, "place_of_service": "11", "hcpcs_code": "99213"}
+    if ed:
+        how, ccn = ed
+        row.update(facility_ccn=ccn, **{"revenue": {"revenue_code": "0450"}, "pos": {"place_of_service": "23"},
+                                        "cpt": {"hcpcs_code": "99284"}}[how])
     if inst:
         admit, discharge = inst
         row.update(claim_type="institutional", bill_type="111", admit_date=admit, discharge_date=discharge, claim_thru_date=discharge,
@@ -65,6 +73,12 @@ def test_shared_frames_hand_built():
         # two inpatient claims of m2, the second admitted the day after the first discharge: one stay
         _claim("m2", "s1", date(2025, 4, 1), 1000.0, inst=(date(2025, 4, 1), date(2025, 4, 3))),
         _claim("m2", "s2", date(2025, 4, 4), 500.0, inst=(date(2025, 4, 4), date(2025, 4, 6))),
+        # ED lines: m1 on 1 June at two facilities (one visit, the lower CCN's) and on 2 June (no facility);
+        # m2 the day before the stay's admission (a visit; it resulted in the admission)
+        _claim("m1", "e1", date(2025, 6, 1), 10.0, ed=("revenue", "220200")),
+        _claim("m1", "e2", date(2025, 6, 1), 10.0, ed=("pos", "220100")),
+        _claim("m1", "e3", date(2025, 6, 2), 10.0, ed=("cpt", None)),
+        _claim("m2", "e4", date(2025, 3, 31), 10.0, ed=("revenue", "220071")),
     ], schema=CLAIM_SCHEMA, orient="row")
     fills = pl.DataFrame({"member_id": ["m1", "m3"], "fill_date": [date(2025, 5, 1), date(2026, 1, 2)], "paid_amount": [20.25, 5.0],
                           "claim_status": ["paid", "paid"]})
@@ -74,10 +88,14 @@ def test_shared_frames_hand_built():
     assert got["member_months"].rows() == [("m1", 12), ("m2", 3), ("m3", 12)]
     assert got["payers"].select("member_id", "payer", "dual_status").rows() == [("m1", "commercial", "none"), ("m2", "medicaid", "none"),
                                                                                    ("m3", "commercial", "full")]
-    # m1: 100 + 50.5 + 0 (denied) + 20.25 (fill) = 170.75, of which 100 primary care; m2: the two stays; m3's fill is in 2026
-    assert got["paid"].rows() == [("m1", 170.75, 100.0), ("m2", 1500.0, 0.0)]
+    # m1: 100 + 50.5 + 0 (denied) + 30 (ED lines) + 20.25 (fill) = 200.75, of which 100 primary care; m2: the two
+    # stays and the ED line; m3's fill is in 2026
+    assert got["paid"].rows() == [("m1", 200.75, 100.0), ("m2", 1510.0, 0.0)]
     stays = got["inpatient_stays"]
     assert stays.select("member_id", "admit_date", "discharge_date").rows() == [("m2", date(2025, 4, 1), date(2025, 4, 6))]
+    # every ED visit, admitted or not: one per member and day, at the day's lowest CCN
+    assert got["ed_visits"].rows() == [("m1", date(2025, 6, 1), "220100"), ("m1", date(2025, 6, 2), None),
+                                       ("m2", date(2025, 3, 31), "220071")]
 
 
 # ---------------------------------------------------------------- a small generated run
@@ -123,7 +141,8 @@ def test_measure_base_files_change_no_result(generated_run):
     fixed = ["enrolled_2025-01-01_2025-12-31_gaps1_max45_on2025-12-31", "payer_on_2025-12-31"]
     inputs = pipeline._measure_base_inputs(layout)
     assert len(inputs) == 12
-    assert files == sorted(f"{n}_2025-01-01_2025-12-31_{inputs}.parquet" for n in ("inpatient_stays", "member_months", "paid", "payers", *fixed))
+    assert files == sorted(f"{n}_2025-01-01_2025-12-31_{inputs}.parquet"
+                           for n in ("inpatient_stays", "ed_visits", "member_months", "paid", "payers", *fixed))
     with_files = _results(layout, config)
     # the files hold the frames the measures would compute
     for name, (path, frame, key) in pipeline._measure_base(layout, config).items():
@@ -167,10 +186,10 @@ def test_measure_base_of_another_period_is_removed_and_not_read(generated_run, t
     shutil.copytree(layout.root, other.root)
     earlier = config_from_dict({"measures": ["ED_VISITS", "CBP"], "measurement_year": 2024}, run_date=date(2026, 11, 22))
     pipeline.build_events(other, earlier)
-    # the 2025 frames are gone; ED_VISITS (event rate) needs stays, member months and payers, not paid amounts
+    # the 2025 frames are gone; ED_VISITS (event rate) needs stays, ED visits, member months and payers, not paid amounts
     inputs = pipeline._measure_base_inputs(other)
     assert sorted(p.name for p in (other.restricted / "measure_base").glob("*.parquet")) == sorted(
-        f"{n}_2024-01-01_2024-12-31_{inputs}.parquet" for n in ("inpatient_stays", "member_months", "payers",
+        f"{n}_2024-01-01_2024-12-31_{inputs}.parquet" for n in ("inpatient_stays", "ed_visits", "member_months", "payers",
                                                                 "enrolled_2024-01-01_2024-12-31_gaps1_max45_on2024-12-31",
                                                                 "payer_on_2024-12-31"))
     got = {m: pipeline.evaluate_measure(m, other, earlier) for m in ("ED_VISITS", "CBP")}
