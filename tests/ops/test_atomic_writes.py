@@ -16,6 +16,7 @@ DIRECT_WRITERS = {
     "io.py": "the atomic writers themselves",
     "runlock.py": "the lock file, written in place while locked",
     "cli.py": "DAGSTER_HOME/dagster.yaml, written once before a run",
+    "bench.py": "/proc/self/clear_refs (resets the process's peak memory between steps), not an output",
     "docs_gen.py": "developer tool regenerating docs/",
     "generate": "synthetic input data, not run outputs",
     "reference/data": "developer scripts deriving packaged reference data",
