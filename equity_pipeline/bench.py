@@ -93,7 +93,7 @@ def track_step_peaks(enabled: bool = True) -> bool:
     """Measure each step's peak from now on (:func:`step_peak_mb`); False when the system cannot
     (not Linux, or ``/proc/self/clear_refs`` not writable): then no peak is reset."""
     global _step_peaks
-    _step_peaks = bool(enabled) and _reset_peak()
+    _step_peaks = bool(enabled) and _reset_peak() is not None
     return _step_peaks
 
 
@@ -108,19 +108,20 @@ def _vm_hwm_mb() -> float | None:
     return None
 
 
-def _reset_peak() -> bool:
-    """Reset the peak resident set of this process to its current size (Linux ``clear_refs`` 5)."""
+def _reset_peak() -> float | None:
+    """The peak resident set of this process (MB), which is then reset to the current size (Linux
+    ``clear_refs`` 5); None when it cannot be read or reset."""
     global _peak_before_reset_mb
     peak = _vm_hwm_mb()
     if peak is None:
-        return False
+        return None
     try:
         with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
             fh.write("5")
     except OSError:
-        return False
+        return None
     _peak_before_reset_mb = max(_peak_before_reset_mb, peak)
-    return True
+    return peak
 
 
 def step_peak_mb() -> float | None:
@@ -129,10 +130,8 @@ def step_peak_mb() -> float | None:
     the in-process executor ends, it is that step's peak (a step's worker processes not included)."""
     if not _step_peaks:
         return None
-    peak = _vm_hwm_mb()
-    if peak is None or not _reset_peak():
-        return None
-    return round(peak, 1)
+    peak = _reset_peak()
+    return round(peak, 1) if peak is not None else None
 
 
 def peak_rss_mb() -> float:

@@ -581,9 +581,8 @@ def build_hospital_metrics(layout: OutputLayout, config: ProgramConfig) -> dict[
         return {"rows": 0, "rules_in_effect": False, "small_cells": 0, "unprotected_margins": 0}
     # the inpatient stays and every ED visit of the final claims that build_events wrote for this period and
     # these inputs, when there
-    base = _measure_base(layout, config, frames=False)
-    stays, visits = (pl.read_parquet(path) if path is not None and path.is_file() else None
-                     for path in (base.get(name, (None,))[0] for name in ("inpatient_stays", "ed_visits")))
+    written = {name: path for name, (path, _, _) in _measure_base(layout, config, frames=False).items() if path.is_file()}
+    stays, visits = (pl.read_parquet(written[name]) if name in written else None for name in ("inpatient_stays", "ed_visits"))
     table, stats = hospital_metrics(
         claims=final_medical_claims(layout), members=read_members(layout.table("members")),
         attributes=pl.read_parquet(layout.member_attributes), screenings=pl.scan_parquet(layout.table("sdoh_screenings")),

@@ -39,7 +39,7 @@ def test_bench_prints_every_field(tmp_path):
     assert sum(steps_cpu.values()) <= out["cpu_s"] + 0.01 * len(steps) + 0.1
     # the pipeline process's peak during each step (Linux), the largest first; none above the run's peak
     peaks = out["steps_peak_rss_mb"]
-    if sys.platform == "linux":
+    if sys.platform == "linux" and os.access("/proc/self/clear_refs", os.W_OK):
         assert set(peaks) == set(steps) and list(peaks.values()) == sorted(peaks.values(), reverse=True)
         assert all(v > 0 for v in peaks.values()) and max(peaks.values()) <= out["peak_rss_mb"]
     # the dataset is kept for reuse: same size and seed match, others do not
