@@ -136,7 +136,9 @@ def claim_event_parts(claims: pl.LazyFrame, codes: pl.DataFrame, *,
     ``claims``; a few hundred to a few tens of thousands of codes) and matched against the value
     sets, exact and by prefix, in that small frame; the lines are then filtered with one ``is_in``
     per column (no prefix slicing of every code of every line) and the distinct (member, date, code)
-    hits of every system collected in one streaming pass. The hits are split by code, and a value
+    hits of every system collected in one streaming pass, as one packed integer per hit when the
+    dates are dates (:func:`_packed_hits`; else on the strings, :func:`_string_hits`). The hits are
+    split by code, and a value
     set's events are the hits of its codes with the value set, system and source as constants: no
     join of every hit with the (code, value set) pairs, and the events come out grouped by value set
     (:func:`events_by_value_set`), so that a reader of a few value sets can skip the rest of a file
@@ -144,12 +146,26 @@ def claim_event_parts(claims: pl.LazyFrame, codes: pl.DataFrame, *,
 
     ``vocabulary_from``: lines whose codes include every code of ``claims`` (the used table that
     ``claims`` are the final lines of), scanned for the distinct codes instead of ``claims``: a code
-    of a dropped line only adds a code no kept line has, and the scan skips the row filter."""
-    families = _families(claims.collect_schema().names(), codes)
-    seen = pl.collect_all([
-        pl.concat([(claims if vocabulary_from is None else vocabulary_from).select(pl.col(c).alias("code")) for c in cols])
-        .drop_nulls().unique() for cols in families.values()
-    ])
+    of a dropped line only adds a code no kept line has, and the scan skips the row filter. When both
+    have ``_row``, the lines of ``claims`` must be lines of ``vocabulary_from`` by that number (their
+    member ids and dates are looked up there); a ``claims`` without ``_row`` is numbered here."""
+    schema = claims.collect_schema()
+    families = _families(schema.names(), codes)
+    # the hits' (member, date, code) are packed into integers when the dates are dates (_packed_hits)
+    packable = schema.get("claim_from_date") == pl.Date
+    if packable and ROW not in schema:
+        claims = claims.with_row_index(ROW)   # line numbers for the member keys
+    source = claims if vocabulary_from is None else vocabulary_from
+    # the lines whose member ids and dates the packed keys are made from: ``vocabulary_from`` when its
+    # line numbers are those of ``claims`` (the used table of the final lines)
+    keyed = source if ROW in source.collect_schema().names() and ROW in schema else claims
+    # the distinct codes of every family and, for the packed hits, the distinct member ids and the
+    # date range: one pass
+    *seen, ids, dates = pl.collect_all([
+        pl.concat([source.select(pl.col(c).alias("code")) for c in cols]).drop_nulls().unique() for cols in families.values()
+    ] + ([keyed.select(pl.col("member_id").cast(pl.String)).unique().sort("member_id", nulls_last=True),
+          keyed.select(first=pl.col("claim_from_date").min().cast(pl.Int32), last=pl.col("claim_from_date").max().cast(pl.Int32))]
+         if packable else [pl.LazyFrame(), pl.LazyFrame()]))
     vocabulary = {s: frame["code"] for s, frame in zip(families, seen)}
     jobs = []   # (system, columns, its code map)
     for system, cols in families.items():
@@ -160,7 +176,29 @@ def claim_event_parts(claims: pl.LazyFrame, codes: pl.DataFrame, *,
         else:
             jobs.append((system, cols, _code_map(vocabulary[system], system, codes)))
     jobs = [job for job in jobs if job[2].height]
-    # the distinct (member, date, code) hits of every system, in one streaming pass over the lines
+    if not jobs:
+        return {}
+    if packable:
+        hits = _packed_hits(claims, keyed, jobs, ids["member_id"], dates.row(0))
+    else:
+        hits = _string_hits(claims, jobs)
+    parts: dict[str, list[pl.LazyFrame]] = {}
+    for system, _, code_map in jobs:
+        by_code = hits.pop(0)   # code -> its distinct hits (member_id, event_date)
+        # code_map holds distinct (code, value set) pairs: a value set's frames hold distinct rows
+        for (vs,), pairs in code_map.group_by("value_set"):
+            frames = [by_code[code].with_columns(code=pl.lit(code, dtype=pl.String)) for code in pairs["code"] if code in by_code]
+            if frames:
+                parts.setdefault(vs, []).append(pl.concat(frames).lazy().select(
+                    "member_id", "event_date", pl.lit(vs).alias("value_set"), pl.lit(system).alias("code_system"), "code",
+                    pl.lit("claims").alias("source"), pl.lit(None, dtype=pl.Float64).alias("value_numeric"),
+                ))
+    return parts
+
+
+def _string_hits(claims: pl.LazyFrame, jobs: list[tuple[str, list[str], pl.DataFrame]]) -> list[dict[str, pl.DataFrame]]:
+    """Per job of :func:`claim_event_parts`: code -> the distinct (member_id, event_date) of its hits,
+    made distinct on the strings themselves (claims whose ``claim_from_date`` is not a date)."""
     hits = pl.collect_all([
         pl.concat([
             claims.filter(pl.col(c).is_in(code_map["code"].unique().implode()))
@@ -168,19 +206,75 @@ def claim_event_parts(claims: pl.LazyFrame, codes: pl.DataFrame, *,
             for c in cols
         ]).unique()
         for _, cols, code_map in jobs
-    ], engine="streaming") if jobs else []
-    parts: dict[str, list[pl.LazyFrame]] = {}
-    for system, _, code_map in jobs:
-        by_code = hits.pop(0).partition_by("code", as_dict=True)   # the unsplit hits are freed (memory)
-        # code_map holds distinct (code, value set) pairs: a value set's frames hold distinct rows
-        for (vs,), pairs in code_map.group_by("value_set"):
-            frames = [by_code[(code,)] for code in pairs["code"] if (code,) in by_code]
-            if frames:
-                parts.setdefault(vs, []).append(pl.concat(frames).lazy().select(
-                    "member_id", "event_date", pl.lit(vs).alias("value_set"), pl.lit(system).alias("code_system"), "code",
-                    pl.lit("claims").alias("source"), pl.lit(None, dtype=pl.Float64).alias("value_numeric"),
-                ))
-    return parts
+    ], engine="streaming")
+    out = []
+    for frame in hits:
+        out.append({code: rows.drop("code") for (code,), rows in frame.partition_by("code", as_dict=True).items()})
+        del frame
+    return out
+
+
+def _u64(value: int) -> pl.Expr:
+    return pl.lit(value, dtype=pl.UInt64)
+
+
+def _bits(n: int) -> int:
+    """Bits that hold the values 0 .. n."""
+    return max(1, int(n).bit_length())
+
+
+def _packed_hits(claims: pl.LazyFrame, keyed: pl.LazyFrame, jobs: list[tuple[str, list[str], pl.DataFrame]],
+                 ids: pl.Series, dates: tuple[int | None, int | None]) -> list[dict[str, pl.DataFrame]]:
+    """:func:`_string_hits` with the (member, date, code) of each hit packed into one unsigned 64-bit
+    key, so that the distinct hits are found among integers, not strings (docs/performance.md).
+
+    ``keyed``: lines with ``_row``, ``member_id`` and ``claim_from_date``, among them every line of
+    ``claims`` by its ``_row``; ``ids``: their distinct member ids (sorted; a null id, if any, last);
+    ``dates``: their first and last ``claim_from_date`` (days). The member key of a line is the
+    position of its id in ``ids``, found once per line of ``keyed`` (one join, scattered into an array by the
+    line number ``_row``) instead of decoding and hashing the member id string of every hit of every
+    code column (22 columns). The hits read ``_row``, the date (days from the first, 0 for a null
+    date) and the code's position in the job's code list, and are made distinct on the packed key in
+    the streaming pass. When the three do not fit in 64 bits, the hits are made distinct on the
+    strings (:func:`_string_hits`). The ids, dates and codes are then taken back from the distinct
+    keys: the same rows."""
+    first, last = dates
+    first, last = (0, 0) if first is None else (first, last)
+    lists = [code_map["code"].unique().sort() for _, _, code_map in jobs]
+    member_bits, date_bits = _bits(ids.len()), _bits(last - first + 1)
+    if member_bits + date_bits + _bits(max(len(c) for c in lists)) > 64:
+        return _string_hits(claims, jobs)
+    # the member key of every line, by its line number (lines with a null member id: the null's position)
+    lines = (keyed.select(ROW, pl.col("member_id").cast(pl.String))
+             .join(ids.to_frame().with_row_index("_k").lazy(), on="member_id", how="left", nulls_equal=True)
+             .select(ROW, "_k").collect(engine="streaming"))
+    key_of = pl.Series("_k", [0], dtype=pl.UInt32).extend_constant(0, int(lines[ROW].max() or 0))
+    key_of = key_of.scatter(lines[ROW], lines["_k"])
+    del lines
+    shifts = [(2 ** _bits(len(codes_of)), 2 ** (_bits(len(codes_of)) + date_bits)) for codes_of in lists]
+    day = (pl.col("claim_from_date").cast(pl.Int32).cast(pl.Int64) - (first - 1)).fill_null(0).cast(pl.UInt64)
+    packed = pl.collect_all([
+        pl.concat([
+            claims.filter(pl.col(c).is_in(codes_of.implode()))
+            .select(_k=pl.lit(key_of).gather(pl.col(ROW)).cast(pl.UInt64) * _u64(member_shift) + day * _u64(date_shift)
+                    + pl.col(c).cast(pl.Enum(codes_of)).to_physical().cast(pl.UInt64))
+            for c in cols
+        ]).unique()
+        for (_, cols, _), codes_of, (date_shift, member_shift) in zip(jobs, lists, shifts)
+    ], engine="streaming")
+    del key_of
+    out = []
+    for codes_of, (date_shift, member_shift) in zip(lists, shifts):
+        keys = packed.pop(0)
+        distinct = keys.select(
+            member_id=ids.gather(keys.select((pl.col("_k") // _u64(member_shift)).cast(pl.UInt32)).to_series()),
+            event_date=(pl.col("_k") // _u64(date_shift) % _u64(member_shift // date_shift)).cast(pl.Int64),
+            _c=(pl.col("_k") % _u64(date_shift)).cast(pl.UInt32),
+        ).with_columns(event_date=pl.when(pl.col("event_date") > 0).then(pl.col("event_date") + (first - 1)).cast(pl.Int32).cast(pl.Date))
+        del keys
+        out.append({codes_of[int(c)]: rows_of.drop("_c") for (c,), rows_of in distinct.partition_by("_c", as_dict=True).items()})
+        del distinct
+    return out
 
 
 def events_by_value_set(parts: dict[str, list[pl.LazyFrame]], *others: pl.DataFrame) -> pl.LazyFrame:

@@ -1,7 +1,7 @@
 """measures.extract (adjudication and coded events at scale) against the reference implementations
 claims.final_claims / claims.adjudication_counts and events.claim_events, on hand-built claim lines
 whose answers are reasoned out below."""
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 import pytest
@@ -163,3 +163,52 @@ def test_each_system_alone_matches_the_reference(system):
     got = extract.claim_events(_claims().lazy(), codes).collect()
     want = claim_events(_claims().lazy(), codes).collect()
     assert _sorted(got).equals(_sorted(want)) and got.height > 0
+
+
+def _random_claims(n: int, seed: int) -> pl.DataFrame:
+    """Claim lines drawn at random from few members, days and codes (many repeats across lines and
+    columns), with null member ids, null dates and null codes among them."""
+    import random
+
+    rng = random.Random(seed)
+    members = [f"m{i:03d}" for i in range(40)] + [None]
+    days = [date(2025, 1, 1) + timedelta(days=d) for d in (0, 1, 2, 200, 364)] + [None]
+    dx = ["E11.9", "E10.9", "C18.4", "C184", "Z85.038", "I10", None]
+    cpt = ["99213", "G0444", "9921", None]
+    rows = [(rng.choice(members), rng.choice(days), rng.choice(dx), rng.choice(dx), rng.choice(["0DTJ0ZZ", None]), rng.choice(cpt),
+             rng.choice(["0450", "0100", None]), rng.choice(["23", "11", None])) for _ in range(n)]
+    cols = ["member_id", "claim_from_date", "diagnosis_code_1", "diagnosis_code_2", "procedure_code_1", "hcpcs_code", "revenue_code",
+            "place_of_service"]
+    return pl.DataFrame(rows, schema={c: (pl.Date if c == "claim_from_date" else pl.String) for c in cols}, orient="row")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_packed_hits_match_the_reference_with_null_members_and_dates(seed):
+    # the distinct hits are found among packed integer keys (member position, day, code position);
+    # null member ids and null dates are values of their own, as in the reference's distinct rows
+    claims = _random_claims(2_000, seed)
+    assert claims["member_id"].null_count() and claims["claim_from_date"].null_count()
+    got = extract.claim_events(claims.lazy(), _codes()).collect()
+    want = claim_events(claims.lazy(), _codes()).collect()
+    assert got.schema == want.schema
+    assert _sorted(got).equals(_sorted(want))
+    assert got.filter(pl.col("member_id").is_null()).height and got.filter(pl.col("event_date").is_null()).height
+    # the same lines numbered as a used table (from 1, with gaps), looked up through vocabulary_from
+    numbered = claims.with_row_index("_row", offset=5).filter(pl.col("_row") % 7 != 0)
+    final = numbered.filter(pl.col("_row") % 3 != 0).lazy()
+    got = extract.claim_events(final, _codes(), vocabulary_from=numbered.lazy()).collect()
+    assert _sorted(got).equals(_sorted(claim_events(final.drop("_row"), _codes()).collect()))
+
+
+def test_packed_and_string_hits_agree_and_too_wide_keys_take_the_string_path(monkeypatch):
+    claims = _random_claims(1_000, 4)
+    want = _sorted(claim_events(claims.lazy(), _codes()).collect())
+    calls = []
+    string_hits = extract._string_hits
+    monkeypatch.setattr(extract, "_string_hits", lambda *a: calls.append(1) or string_hits(*a))
+    assert _sorted(extract.claim_events(claims.lazy(), _codes()).collect()).equals(want)
+    assert not calls   # packed
+    # keys wider than 64 bits (here: every field said to need 30 bits) are made distinct on the strings
+    monkeypatch.setattr(extract, "_bits", lambda n: 30)
+    assert _sorted(extract.claim_events(claims.lazy(), _codes()).collect()).equals(want)
+    assert calls
