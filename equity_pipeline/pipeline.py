@@ -65,7 +65,8 @@ def build_events(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
     counts = write_adjudication(pl.scan_parquet(layout.table("medical_claims")), layout.claim_adjudication)
     write_adjudication(pl.scan_parquet(layout.table("pharmacy_claims")), layout.pharmacy_adjudication)
     (layout.restricted / "claims" / "medical_claims_final.parquet").unlink(missing_ok=True)  # written by older versions
-    names = set().union(*(specs[m].value_set_names for m in config.measures))
+    # the value sets whose events a measure reads (not those only tested against a stay's principal diagnosis)
+    names = set().union(*(specs[m].event_value_set_names for m in config.measures))
     sink_parquet_atomic({layout.events: _coded_events(layout, names)}, compression_level=1,
                         metadata={layout.events: {EVENTS_VALUE_SETS: json.dumps(sorted(names))}})
     write_json_atomic(counts, layout.adjudication)

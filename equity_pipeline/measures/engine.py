@@ -385,7 +385,7 @@ def evaluate(
     of :func:`enrollment_frames` already computed (by name; the same frames, read instead of computed)."""
     # only this spec's events, read once (the events table holds every measure's value sets)
     # (code system and code are not read: nothing here uses them, and a composite's rows have none)
-    events = events.filter(pl.col("value_set").is_in(sorted(spec.value_set_names))).select(
+    events = events.filter(pl.col("value_set").is_in(sorted(spec.event_value_set_names))).select(
         [pl.lit(None, dtype=dtype).alias(c) if c in ("code_system", "code") else pl.col(c) for c, dtype in EVENT_SCHEMA.items()]
     ).collect().lazy()
     # one composite at a time, each collected: a later composite reads the earlier ones' rows, and one

@@ -194,22 +194,37 @@ class MeasureSpec:
 
     @property
     def value_set_names(self) -> set[str]:
-        """Packaged (or derived) value sets whose events the spec reads; composite names excluded."""
+        """Packaged (or derived) value sets the spec uses: those whose events it reads
+        (:attr:`event_value_set_names`) and those it tests a stay's principal diagnosis against
+        (:attr:`principal_diagnosis_value_sets`); composite names excluded."""
+        return self.event_value_set_names | self.principal_diagnosis_value_sets
+
+    @property
+    def event_value_set_names(self) -> set[str]:
+        """Value sets whose coded events the spec reads from the run's events table (criteria, result
+        readings, anchors' histories, composites' parts, planned-readmission procedures, risk-model
+        comorbidities); composite names excluded. The events table holds these only
+        (``pipeline.build_events``)."""
         names = set().union(*(c.value_sets for c in self.criteria))
-        names |= {c["value_set"] for c in self.counting.get("principal_diagnosis", [])}
         for comp in self.latest_result.get("components", []):
             names |= {comp[k] for k in ("observation", "controlled_codes", "uncontrolled_codes") if comp.get(k)}
         for a in self.anchors:
             names |= set(a.no_prior)
         for c in self.composites:
             names |= set(c.value_sets)
-        for e in self.exclusions:
-            names |= set(e.principal_diagnosis)
-        planned = self.counting.get("readmission", {}).get("planned", {})
-        names |= set(planned.get("principal_diagnosis", ())) | set(planned.get("procedures", ()))
+        names |= set(self.counting.get("readmission", {}).get("planned", {}).get("procedures", ()))
         names |= set(self.risk_model.get("comorbidities", ()))
         return names - {c.name for c in self.composites}
 
+    @property
+    def principal_diagnosis_value_sets(self) -> set[str]:
+        """Value sets the spec tests the principal diagnosis of an inpatient stay against (PQI admissions,
+        stay exclusions, planned readmissions): read from the stays, not from the events table."""
+        names = {c["value_set"] for c in self.counting.get("principal_diagnosis", [])}
+        for e in self.exclusions:
+            names |= set(e.principal_diagnosis)
+        names |= set(self.counting.get("readmission", {}).get("planned", {}).get("principal_diagnosis", ()))
+        return names - {c.name for c in self.composites}
 
 def anchor_names(anchor: Any) -> set[str]:
     """Per-member (or per-stay) anchor names a date anchor refers to; empty for period anchors."""

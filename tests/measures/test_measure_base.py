@@ -15,8 +15,6 @@ from __future__ import annotations
 import random
 import shutil
 from datetime import date
-from pathlib import Path
-
 import polars as pl
 import pytest
 
@@ -227,7 +225,7 @@ def test_events_file_holds_the_reference_rows_in_value_set_order(generated_run):
 
     layout, config = generated_run
     specs = load_specs()
-    codes = value_set_frame(set().union(*(specs[m].value_set_names for m in config.measures)))
+    codes = value_set_frame(set().union(*(specs[m].event_value_set_names for m in config.measures)))
     want = pl.concat([
         claim_events(pipeline.final_medical_claims(layout), codes),
         observation_events(pl.scan_parquet(layout.table("clinical_observations")), codes),
@@ -239,6 +237,48 @@ def test_events_file_holds_the_reference_rows_in_value_set_order(generated_run):
     assert got.sort(got.columns).equals(want.sort(want.columns))
     assert got["value_set"].is_sorted()
     assert got["value_set"].n_unique() > 10
+    # value sets only tested against a stay's principal diagnosis (PQI admissions, PCR's planned
+    # readmissions and exclusions) are not extracted as events
+    principal_only = (set().union(*(specs[m].value_set_names for m in config.measures))
+                      - set().union(*(specs[m].event_value_set_names for m in config.measures)))
+    assert {"pqi07_hypertension", "planned_readmission_dx"} <= principal_only
+    assert not principal_only & set(got["value_set"].unique())
+
+
+def test_principal_diagnosis_value_sets_read_from_the_stays_not_the_events(generated_run, tmp_path):
+    # the value sets only tested against a stay's principal diagnosis are not in the events table. The
+    # same run with events of those sets added on every day of every inpatient stay and on every day
+    # of the measurement year of every member with a stay (as if every stay had them in every claim
+    # code): every measure's member results and counts are the same, so no measure reads those value
+    # sets from the events table (if one did, every stay would be a PQI admission or a planned one)
+    from equity_pipeline import pipeline
+    from equity_pipeline.encounters import inpatient_stays
+    from equity_pipeline.events import EVENT_SCHEMA
+    from equity_pipeline.layout import OutputLayout
+
+    layout, config = generated_run
+    specs = load_specs()
+    principal_only = sorted(set().union(*(specs[m].value_set_names for m in config.measures))
+                            - set().union(*(specs[m].event_value_set_names for m in config.measures)))
+    assert {"pqi07_hypertension", "planned_readmission_dx"} <= set(principal_only)
+    stays = inpatient_stays(pipeline.final_medical_claims(layout)).collect()
+    assert stays.height > 50
+    year = pl.date_range(config.period.begin, config.period.end, "1d", eager=True)
+    days = pl.concat([
+        stays.select("member_id", event_date=pl.date_ranges("admit_date", "discharge_date")).explode("event_date"),
+        stays.select("member_id").unique().join(year.alias("event_date").to_frame(), how="cross"),
+    ]).unique()
+    extra = days.join(pl.DataFrame({"value_set": principal_only}), how="cross").select(
+        "member_id", "event_date", "value_set", code_system=pl.lit("ICD10CM"), code=pl.lit("X"), source=pl.lit("claims"),
+        value_numeric=pl.lit(None, dtype=pl.Float64)).cast(EVENT_SCHEMA)
+    root = tmp_path / "out"
+    shutil.copytree(layout.root, root)   # copy2: modification times kept (the shared frames stay valid)
+    other = OutputLayout(root)
+    pl.concat([pl.read_parquet(layout.events), extra]).write_parquet(other.events)
+    before, after = _results(layout, config), _results(other, config)
+    for m in MEASURES:
+        assert after[m][0].equals(before[m][0]), m
+        assert after[m][1] == before[m][1], m
 
 
 def test_composites_one_at_a_time_equal_one_plan(generated_run):

@@ -192,7 +192,7 @@ def test_comorbidities_from_the_runs_coded_events_equal_the_extraction(tmp_path,
     extracted, _ = pipeline.standardization_comorbidities(layout, config, members)
     assert dict(extracted.sort("member_id").iter_rows()) == {"A": 2, "B": 1, "C": 0, "D": 3, "E": 0} and reads == [1]
 
-    held = set(load_specs()["PCR"].value_set_names)  # what build_events writes when PCR is configured
+    held = set(load_specs()["PCR"].event_value_set_names)  # what build_events writes when PCR is configured
     every_date = claim_events(claims.lazy(), value_set_frame(held))
     sink_parquet_atomic({layout.events: every_date}, metadata={layout.events: {pipeline.EVENTS_VALUE_SETS: json.dumps(sorted(held))}})
     assert pipeline.events_value_sets(layout) == held
