@@ -138,8 +138,8 @@ def claim_event_parts(claims: pl.LazyFrame, codes: pl.DataFrame, *,
     per column (no prefix slicing of every code of every line) and the distinct (member, date, code)
     hits of every system collected in one streaming pass, as one packed integer per hit when the
     dates are dates (:func:`_packed_hits`; else on the strings, :func:`_string_hits`). The hits are
-    split by code, and a value
-    set's events are the hits of its codes with the value set, system and source as constants: no
+    split by code, and a value set's events are the hits of its codes with the value set, system and
+    source as constants: no
     join of every hit with the (code, value set) pairs, and the events come out grouped by value set
     (:func:`events_by_value_set`), so that a reader of a few value sets can skip the rest of a file
     written in that order. The returned frames are lazy over data already in memory.
@@ -198,8 +198,8 @@ def claim_event_parts(claims: pl.LazyFrame, codes: pl.DataFrame, *,
 
 def _string_hits(claims: pl.LazyFrame, jobs: list[tuple[str, list[str], pl.DataFrame]]) -> list[dict[str, pl.LazyFrame]]:
     """Per job of :func:`claim_event_parts`: code -> the distinct (member_id, event_date) of its hits
-    (lazy over the collected hits),
-    made distinct on the strings themselves (claims whose ``claim_from_date`` is not a date)."""
+    (lazy over the collected hits), made distinct on the strings themselves (claims whose
+    ``claim_from_date`` is not a date, or keys too wide to pack)."""
     hits = pl.collect_all([
         pl.concat([
             claims.filter(pl.col(c).is_in(code_map["code"].unique().implode()))
@@ -216,6 +216,7 @@ def _string_hits(claims: pl.LazyFrame, jobs: list[tuple[str, list[str], pl.DataF
 
 
 def _u64(value: int) -> pl.Expr:
+    """An unsigned 64-bit literal (the packed keys' arithmetic stays unsigned)."""
     return pl.lit(value, dtype=pl.UInt64)
 
 
@@ -232,9 +233,9 @@ def _packed_hits(claims: pl.LazyFrame, keyed: pl.LazyFrame, jobs: list[tuple[str
     ``keyed``: lines with ``_row``, ``member_id`` and ``claim_from_date``, among them every line of
     ``claims`` by its ``_row``; ``ids``: their distinct member ids (sorted; a null id, if any, last);
     ``dates``: their first and last ``claim_from_date`` (days). The member key of a line is the
-    position of its id in ``ids``, found once per line of ``keyed`` (one join, scattered into an array by the
-    line number ``_row``) instead of decoding and hashing the member id string of every hit of every
-    code column (22 columns). The hits read ``_row``, the date (days from the first, 0 for a null
+    position of its id in ``ids``, found once per line of ``keyed`` (one join, scattered into an array
+    by the line number ``_row``) instead of decoding and hashing the member id string of every hit of
+    every code column (22 columns). The hits read ``_row``, the date (days from the first, 0 for a null
     date) and the code's position in the job's code list, and are made distinct on the packed key in
     the streaming pass. When the three do not fit in 64 bits, the hits are made distinct on the
     strings (:func:`_string_hits`). The distinct keys are split by code and kept packed; the frames
@@ -274,15 +275,15 @@ def _packed_hits(claims: pl.LazyFrame, keyed: pl.LazyFrame, jobs: list[tuple[str
         del keys
         # kept packed (8 bytes a hit) until the frames are read (the events sink): the member ids and
         # dates are taken back per batch, not held as strings for every hit at once
+        day_of = pl.col("_k") // _u64(date_shift) % _u64(member_shift // date_shift)   # 0: a null date
         unpacked = {
             "member_id": ids_of.gather((pl.col("_k") // _u64(member_shift)).cast(pl.UInt32)),
-            "event_date": pl.when(pl.col("_k") // _u64(date_shift) % _u64(member_shift // date_shift) > 0)
-            .then((pl.col("_k") // _u64(date_shift) % _u64(member_shift // date_shift)).cast(pl.Int64) + (first - 1))
-            .cast(pl.Int32).cast(pl.Date),
+            "event_date": pl.when(day_of > 0).then(day_of.cast(pl.Int64) + (first - 1)).cast(pl.Int32).cast(pl.Date),
         }
         out.append({codes_of[int(c)]: rows_of.lazy().select(**unpacked) for (c,), rows_of in by_code.items()})
         del by_code
     return out
+
 
 def events_by_value_set(parts: dict[str, list[pl.LazyFrame]], *others: pl.DataFrame) -> pl.LazyFrame:
     """One frame of events (:data:`EVENT_SCHEMA`) from :func:`claim_event_parts` and other events
