@@ -226,6 +226,7 @@ class MeasureSpec:
         names |= set(self.counting.get("readmission", {}).get("planned", {}).get("principal_diagnosis", ()))
         return names - {c.name for c in self.composites}
 
+
 def anchor_names(anchor: Any) -> set[str]:
     """Per-member (or per-stay) anchor names a date anchor refers to; empty for period anchors."""
     if isinstance(anchor, dict) and "anchor" in anchor:
