@@ -139,10 +139,9 @@ def claim_event_parts(claims: pl.LazyFrame, codes: pl.DataFrame, *,
     hits of every system collected in one streaming pass, as one packed integer per hit when the
     dates are dates (:func:`_packed_hits`; else on the strings, :func:`_string_hits`). The hits are
     split by code, and a value set's events are the hits of its codes with the value set, system and
-    source as constants: no
-    join of every hit with the (code, value set) pairs, and the events come out grouped by value set
-    (:func:`events_by_value_set`), so that a reader of a few value sets can skip the rest of a file
-    written in that order. The returned frames are lazy over data already in memory.
+    source as constants: no join of every hit with the (code, value set) pairs, and the events come
+    out grouped by value set (:func:`events_by_value_set`), so that a reader of a few value sets can
+    skip the rest of a file written in that order. The returned frames are lazy over data already in memory.
 
     ``vocabulary_from``: lines whose codes include every code of ``claims`` (the used table that
     ``claims`` are the final lines of), scanned for the distinct codes instead of ``claims``: a code

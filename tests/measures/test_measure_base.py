@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import shutil
 from datetime import date
+
 import polars as pl
 import pytest
 
@@ -216,6 +217,13 @@ def test_measure_base_is_not_read_after_its_inputs_changed(generated_run, tmp_pa
     assert {m: pipeline.evaluate_measure(m, other, config) for m in ("CBP", "ED_VISITS")} == after
 
 
+def _principal_only(specs, config) -> set[str]:
+    """The configured measures' value sets only ever tested against a stay's principal diagnosis
+    (used by a measure, read as events by none)."""
+    return (set().union(*(specs[m].value_set_names for m in config.measures))
+            - set().union(*(specs[m].event_value_set_names for m in config.measures)))
+
+
 def test_events_file_holds_the_reference_rows_in_value_set_order(generated_run):
     # restricted/events.parquet: the rows of the reference extraction (events.claim_events on the final
     # lines, observations, fills, screenings), each value set's rows together, value sets in name order
@@ -239,8 +247,7 @@ def test_events_file_holds_the_reference_rows_in_value_set_order(generated_run):
     assert got["value_set"].n_unique() > 10
     # value sets only tested against a stay's principal diagnosis (PQI admissions, PCR's planned
     # readmissions and exclusions) are not extracted as events
-    principal_only = (set().union(*(specs[m].value_set_names for m in config.measures))
-                      - set().union(*(specs[m].event_value_set_names for m in config.measures)))
+    principal_only = _principal_only(specs, config)
     assert {"pqi07_hypertension", "planned_readmission_dx"} <= principal_only
     assert not principal_only & set(got["value_set"].unique())
 
@@ -258,8 +265,7 @@ def test_principal_diagnosis_value_sets_read_from_the_stays_not_the_events(gener
 
     layout, config = generated_run
     specs = load_specs()
-    principal_only = sorted(set().union(*(specs[m].value_set_names for m in config.measures))
-                            - set().union(*(specs[m].event_value_set_names for m in config.measures)))
+    principal_only = sorted(_principal_only(specs, config))
     assert {"pqi07_hypertension", "planned_readmission_dx"} <= set(principal_only)
     stays = inpatient_stays(pipeline.final_medical_claims(layout)).collect()
     assert stays.height > 50
