@@ -65,7 +65,13 @@ class OutputLayout:
 
     @property
     def events(self) -> Path:
+        """Coded events; ``member_key`` for the member, the position of its member id in :attr:`event_members`."""
         return self.restricted / "events.parquet"
+
+    @property
+    def event_members(self) -> Path:
+        """The member ids of the events' member keys (``member_id``, sorted: key = row number)."""
+        return self.restricted / "event_members.parquet"
 
     @property
     def adjudication(self) -> Path:

@@ -395,7 +395,7 @@ def plan_counts(layout: OutputLayout, config: ProgramConfig, specs: dict) -> dic
                                            year=config.period, regions=config.region_map)),
             ("hospital_metrics", hospital_counts(claims=pipeline.final_medical_claims(layout), members=members,
                                                  attributes=attributes, screenings=pl.scan_parquet(layout.table("sdoh_screenings")),
-                                                 events=pl.scan_parquet(layout.events), specs=specs, rules=rules, year=config.period))):
+                                                 events=pipeline.read_events(layout), specs=specs, rules=rules, year=config.period))):
         write_parquet_atomic(counts, plan_counts_path(layout, table))
         write_parquet_atomic(labels, plan_labels_path(layout, table))
         written[table] = counts.height

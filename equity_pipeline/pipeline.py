@@ -10,14 +10,14 @@ import json
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import polars as pl
 
 from equity_pipeline import __version__
 from equity_pipeline.config import ProgramConfig
 from equity_pipeline.events import observation_events, pharmacy_events, value_set_frame
-from equity_pipeline.io import sink_parquet_atomic, write_json_atomic, write_parquet_atomic
+from equity_pipeline.io import ROW, sink_parquet_atomic, write_json_atomic, write_parquet_atomic
 from equity_pipeline.layout import OutputLayout
 from equity_pipeline.measures.engine import evaluate
 from equity_pipeline.measures.spec import load_specs
@@ -67,24 +67,56 @@ def build_events(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
     (layout.restricted / "claims" / "medical_claims_final.parquet").unlink(missing_ok=True)  # written by older versions
     # the value sets whose events a measure reads (not those only tested against a stay's principal diagnosis)
     names = set().union(*(specs[m].event_value_set_names for m in config.measures))
-    sink_parquet_atomic({layout.events: _coded_events(layout, names)}, compression_level=1,
-                        metadata={layout.events: {EVENTS_VALUE_SETS: json.dumps(sorted(names))}})
+    # the events name their member by an integer key (the measures join and group integers, not member
+    # id strings), the position of its id among the members' sorted ids, written beside them
+    # (layout.event_members); the two files' footers carry a digest of those ids, so that a reader knows
+    # the keys are positions among them
+    keyed = keyed_members(pl.scan_parquet(layout.table("members"))).collect()
+    token = _ids_digest(keyed["member_id"])
+    events = _coded_events(layout, names, member_keys=keyed["member_id"]).drop("member_id")
+    sink_parquet_atomic({layout.events: events, layout.event_members: keyed.lazy().select("member_id")}, compression_level=1,
+                        metadata={layout.events: {EVENTS_VALUE_SETS: json.dumps(sorted(names)), EVENTS_MEMBER_KEYS: token},
+                                  layout.event_members: {EVENTS_MEMBER_KEYS: token}})
     write_json_atomic(counts, layout.adjudication)
-    _write_measure_base(layout, config)
+    _write_measure_base(layout, config, keyed)
     return {**counts, "events": pl.scan_parquet(layout.events).select(pl.len()).collect().item()}
 
 
+def _ids_digest(ids: pl.Series) -> str:
+    """SHA-256 of member ids in their order (the token of the events' member keys)."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(ids.cast(pl.String).fill_null("\x00").to_list()).encode()).hexdigest()
+
+
+def keyed_members(members: pl.LazyFrame) -> pl.LazyFrame:
+    """member_key, member_id, sex, birth_date, death_date of ``members`` in member id order, the member
+    key (UInt32) being the row number: what the proportion measures read (:func:`evaluate_measure`)."""
+    return members.select("member_id", "sex", "birth_date", "death_date").sort("member_id").with_row_index("member_key")
+
+
+def keyed_enrollment(enrollment: pl.LazyFrame, member_ids: pl.Series) -> pl.LazyFrame:
+    """The enrollment spans with ``member_id`` replaced by its member key (the position among
+    ``member_ids``, distinct and sorted, as :func:`keyed_members`; null for an id not among them)."""
+    from equity_pipeline.measures.extract import with_member_key
+
+    return with_member_key(enrollment, member_ids).with_columns(member_id=pl.col("member_key")).drop("member_key")
+
+
 def _measure_base(layout: OutputLayout, config: ProgramConfig, measures: list[str] | None = None, *,
-                  frames: bool = True) -> dict[str, tuple[Path, pl.LazyFrame | None, list[str]]]:
+                  frames: bool = True, members: pl.DataFrame | None = None) -> dict[str, tuple[Path, pl.LazyFrame | None, list[str]]]:
     """The frames several measures share, that build_events writes: per frame name, its path
     ``restricted/measure_base/<name>_<period begin>_<period end>_<inputs>.parquet`` (the period and a
     key of the input files in the name, so that a frame is never read for another period or after its
     inputs changed: :func:`_measure_base_inputs`), the lazy frame and its sort key. The frames of
     ``utilization.shared_frames`` (inpatient stays, member months, payer in the period, paid amounts)
     that the configured utilisation, cost and readmission measures use, and the proportion measures'
-    ``engine.enrollment_frames`` (enrolled members per fixed-date rule, payer on a fixed date);
-    ``measures``: only those of these measures (default: the configured ones); ``frames=False``: the
-    paths and keys only (the frames are None; nothing is read)."""
+    ``engine.enrollment_frames`` (enrolled members per fixed-date rule, payer on a fixed date) with
+    the member keys of :func:`keyed_members` for member ids, and those keys (``members_keyed``) and
+    the enrollment spans keyed by them (``enrollment_keyed``); ``measures``: only those of these
+    measures (default: the configured ones); ``frames=False``: the paths and keys only (the frames
+    are None; nothing is read); ``members``: :func:`keyed_members` of the members table, when already
+    collected."""
     from equity_pipeline.measures.engine import enrollment_frames
     from equity_pipeline.measures.utilization import SHARED, SHARED_KEYS, shared_frames
 
@@ -98,6 +130,14 @@ def _measure_base(layout: OutputLayout, config: ProgramConfig, measures: list[st
         made = shared_frames(config.period, enrollment, final_medical_claims(layout), final_pharmacy_claims(layout),
                              pl.scan_parquet(layout.table("providers"))) if frames else {}
         out |= {name: (made.get(name), SHARED_KEYS[name]) for name in names}
+    if any(spec.kind == "proportion" for spec in wanted):
+        keyed = None
+        if frames:
+            keyed = members if members is not None else keyed_members(pl.scan_parquet(layout.table("members"))).collect()
+            # collected once: the spans of every enrollment frame below
+            enrollment = keyed_enrollment(enrollment, keyed["member_id"]).collect().lazy()
+        out |= {"members_keyed": (None if keyed is None else keyed.lazy(), ["member_key"]),
+                "enrollment_keyed": (enrollment if frames else None, [ROW])}
     for spec in wanted:
         if spec.kind == "proportion":
             out |= {name: (frame if frames else None, ["member_id"])
@@ -117,7 +157,7 @@ def _measure_base_inputs(layout: OutputLayout) -> str | None:
     step computes its frames itself). None when one of them is missing."""
     import hashlib
 
-    paths = [layout.table(t) for t in ("medical_claims", "pharmacy_claims", "enrollment", "providers")]
+    paths = [layout.table(t) for t in ("medical_claims", "pharmacy_claims", "enrollment", "providers", "members")]
     paths += [layout.claim_adjudication, layout.pharmacy_adjudication]
     try:
         facts = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
@@ -126,10 +166,11 @@ def _measure_base_inputs(layout: OutputLayout) -> str | None:
     return hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:12]
 
 
-def _write_measure_base(layout: OutputLayout, config: ProgramConfig) -> None:
+def _write_measure_base(layout: OutputLayout, config: ProgramConfig, members: pl.DataFrame | None = None) -> None:
     """The frames several measures share (:func:`_measure_base`), computed once per run instead of
-    once per measure (docs/performance.md); frames of other periods or configurations are removed."""
-    base = _measure_base(layout, config)
+    once per measure (docs/performance.md); frames of other periods or configurations are removed.
+    ``members``: :func:`keyed_members`, when already collected."""
+    base = _measure_base(layout, config, members=members)
     folder = layout.restricted / "measure_base"
     keep = {path for path, _, _ in base.values()}
     for old in folder.glob("*.parquet") if folder.is_dir() else []:
@@ -155,25 +196,69 @@ def final_pharmacy_claims(layout: OutputLayout) -> pl.LazyFrame:
     return final_from(pl.scan_parquet(layout.table("pharmacy_claims")), pl.scan_parquet(layout.pharmacy_adjudication))
 
 
-def _coded_events(layout: OutputLayout, names: set[str], *, screenings: bool = True) -> pl.LazyFrame:
+def _coded_events(layout: OutputLayout, names: set[str], *, screenings: bool = True,
+                  member_keys: pl.Series | None = None) -> pl.LazyFrame:
     """Events of value sets ``names`` from final medical claims, observations and final pharmacy claims
     (plus SDOH screenings), grouped by value set (``extract.events_by_value_set``: a measure reading
     its value sets from the written file skips the other row groups); needs layout.claim_adjudication
     and layout.pharmacy_adjudication. The events are computed here (streaming, collected); the frame
-    is lazy over them."""
-    from equity_pipeline.measures.extract import claim_event_parts, events_by_value_set  # same rows as events.claim_events
+    is lazy over them. ``member_keys``: member ids (distinct, sorted); the events then also have
+    ``member_key``, the position of their member id among them (``extract.with_member_key``)."""
+    from equity_pipeline.measures.extract import (  # same rows as events.claim_events
+        claim_event_parts, events_by_value_set, with_member_key,
+    )
 
     codes = value_set_frame(names)
-    claims = claim_event_parts(final_medical_claims(layout), codes, vocabulary_from=pl.scan_parquet(layout.table("medical_claims")))
+    claims = claim_event_parts(final_medical_claims(layout), codes, vocabulary_from=pl.scan_parquet(layout.table("medical_claims")),
+                               member_keys=member_keys)
     others = [observation_events(pl.scan_parquet(layout.table("clinical_observations")), codes),
               pharmacy_events(final_pharmacy_claims(layout), codes)]
     if screenings:
         others.append(screening_events(pl.scan_parquet(layout.table("sdoh_screenings"))))
-    return events_by_value_set(claims, *pl.collect_all(others, engine="streaming"))
+    if member_keys is not None:
+        others = [with_member_key(frame, member_keys) for frame in others]
+    return events_by_value_set(claims, *pl.collect_all(others, engine="streaming"), member_key=member_keys is not None)
 
 
 #: Parquet footer key of restricted/events.parquet: the value sets whose events the file holds (JSON list)
 EVENTS_VALUE_SETS = "equity_pipeline.value_sets"
+#: Parquet footer key of restricted/events.parquet and restricted/event_members.parquet: the digest of the
+#: member ids whose positions the events' member keys are (the ids event_members holds)
+EVENTS_MEMBER_KEYS = "equity_pipeline.member_keys"
+
+
+def event_member_ids(layout: OutputLayout) -> pl.Series | None:
+    """The member ids of restricted/events.parquet's member keys (key = position), None when the file
+    names members by ``member_id`` (written by an older version, or by hand). Raises when the ids
+    file is missing or from another build_events than the events."""
+    from equity_pipeline.io import parquet_metadata
+
+    if "member_key" not in pl.scan_parquet(layout.events).collect_schema().names():
+        return None
+    token = parquet_metadata(layout.events).get(EVENTS_MEMBER_KEYS)
+    if not token or parquet_metadata(layout.event_members).get(EVENTS_MEMBER_KEYS) != token:
+        raise RuntimeError(f"{layout.event_members.name} is missing or was not written with {layout.events.name}: "
+                           "materialize measure_events again")
+    return pl.read_parquet(layout.event_members)["member_id"]
+
+
+def read_events(layout: OutputLayout, value_sets: Iterable[str] | None = None) -> pl.LazyFrame:
+    """restricted/events.parquet with member ids (``events.EVENT_SCHEMA``): each event's ``member_key``
+    taken back to its member id (:func:`event_member_ids`; null for a member id that is not the
+    members table's, whose lines the ingest quarantines as orphans). ``value_sets``: only the events
+    of these value sets (the file's other row groups are skipped)."""
+    from equity_pipeline.events import EVENT_SCHEMA
+
+    events = pl.scan_parquet(layout.events)
+    if value_sets is not None:
+        events = events.filter(pl.col("value_set").is_in(sorted(value_sets)))
+    ids = event_member_ids(layout)
+    if ids is None:
+        return events
+    # a join on the integer key (a gather of the ids by key took more CPU, and filters on its result
+    # did not reach the file's row groups)
+    names = ids.rename("member_id").to_frame().with_row_index("member_key").lazy()
+    return events.join(names, on="member_key", how="left", maintain_order="left").select(EVENT_SCHEMA.keys())
 
 
 def events_value_sets(layout: OutputLayout) -> set[str] | None:
@@ -209,7 +294,7 @@ def standardization_comorbidities(layout: OutputLayout, config: ProgramConfig, m
     held = events_value_sets(layout)
     if held is not None and set(value_sets) <= held:
         # the run's coded events already hold them (PCR configured): the same events, dated as the lines they come from
-        events = dated(pl.scan_parquet(layout.events), "event_date").filter(pl.col("value_set").is_in(value_sets))
+        events = dated(read_events(layout, value_sets), "event_date")
     else:
         codes = value_set_frame(set(value_sets))
         events = pl.concat([
@@ -232,12 +317,12 @@ def evaluate_measure(measure_id: str, layout: OutputLayout, config: ProgramConfi
     shared = {name: pl.scan_parquet(path) for name, (path, _, _) in _measure_base(layout, config, [measure_id], frames=False).items()
               if path.is_file()}
     if spec.kind == "proportion":
-        results, counts = evaluate(spec, period, members, enrollment, pl.scan_parquet(layout.events), shared=shared)
+        results, counts = _evaluate_keyed(spec, layout, config, members, enrollment, shared)
     elif spec.kind == "readmission":
         from equity_pipeline.measures.readmission import evaluate_readmission
 
         results, counts = evaluate_readmission(spec, period, members, enrollment, final_medical_claims(layout),
-                                               pl.scan_parquet(layout.events), risk_stays=risk_stays,
+                                               read_events(layout, spec.event_value_set_names), risk_stays=risk_stays,
                                                stays=shared.get("inpatient_stays"))
     else:
         results, counts = evaluate_utilization(
@@ -248,6 +333,33 @@ def evaluate_measure(measure_id: str, layout: OutputLayout, config: ProgramConfi
     out = {"measure_id": measure_id, "measure_version": spec.version, "period": period.label, **counts.__dict__, "reconciles": counts.reconciles()}
     write_json_atomic(out, layout.measure_counts(measure_id))
     return out
+
+
+def _evaluate_keyed(spec, layout: OutputLayout, config: ProgramConfig, members: pl.LazyFrame, enrollment: pl.LazyFrame,
+                    shared: dict[str, pl.LazyFrame]) -> tuple[pl.DataFrame, Any]:
+    """``engine.evaluate`` of a proportion spec with integer member keys for member ids
+    (:func:`keyed_members`): the members, enrollment spans, events and shared frames carry the key in
+    ``member_id``, so that the engine's joins and groupings hash integers, not strings (about half
+    the CPU of a measure step, docs/performance.md); the results get the member ids back (the key
+    order is the member id order, so the rows are in the same order). The keyed frames build_events
+    wrote are read when there (``shared``), and the events' ``member_key`` when its member ids are
+    these members' (:func:`event_member_ids`); otherwise they are keyed here."""
+    from equity_pipeline.measures.extract import with_member_key
+
+    keyed = shared.pop("members_keyed", None)
+    keyed = (keyed if keyed is not None else keyed_members(members)).collect()
+    ids = keyed["member_id"]
+    spans = shared.pop("enrollment_keyed", None)
+    spans = spans if spans is not None else keyed_enrollment(enrollment, ids)
+    held = event_member_ids(layout)
+    if held is not None and held.equals(ids):
+        # the events' keys are these members' keys (the members table is the one build_events keyed)
+        events = pl.scan_parquet(layout.events).rename({"member_key": "member_id"})
+    else:
+        events = with_member_key(read_events(layout), ids).with_columns(member_id=pl.col("member_key")).drop("member_key")
+    people = keyed.lazy().select(pl.col("member_key").alias("member_id"), "sex", "birth_date", "death_date")
+    results, counts = evaluate(spec, config.period, people, spans, events, shared=shared)
+    return results.with_columns(member_id=ids.gather(results["member_id"])), counts
 
 
 def build_member_attributes(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
@@ -587,7 +699,7 @@ def build_hospital_metrics(layout: OutputLayout, config: ProgramConfig) -> dict[
     table, stats = hospital_metrics(
         claims=final_medical_claims(layout), members=read_members(layout.table("members")),
         attributes=pl.read_parquet(layout.member_attributes), screenings=pl.scan_parquet(layout.table("sdoh_screenings")),
-        events=pl.scan_parquet(layout.events), specs=load_specs(), rules=rules, year=config.period, with_reasons=True,
+        events=read_events(layout), specs=load_specs(), rules=rules, year=config.period, with_reasons=True,
         stays=stays, every_ed=visits)
     published = _write_plan_table(table, layout, "hospital_metrics", layout.hospital_metrics, stats)
     return {**stats, "rules_in_effect": True, **withheld_metadata(published)}

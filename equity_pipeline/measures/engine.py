@@ -94,7 +94,9 @@ def age_in_months(birth: pl.Expr, on: pl.Expr) -> pl.Expr:
 
 # ---------------------------------------------------------------- events
 def with_composites(events: pl.LazyFrame, composites: tuple[Composite, ...]) -> pl.LazyFrame:
-    """``events`` plus one row per member and date for each composite event type that holds."""
+    """``events`` plus one row per member and date for each composite event type that holds (member ids
+    of any type: strings, or the integer member keys ``pipeline.evaluate_measure`` passes)."""
+    schema = {**EVENT_SCHEMA, "member_id": events.collect_schema()["member_id"]}
     for comp in composites:
         parts = []
         for how, sets in comp.alternatives:
@@ -115,7 +117,7 @@ def with_composites(events: pl.LazyFrame, composites: tuple[Composite, ...]) -> 
         events = pl.concat([events, derived.select(
             "member_id", "event_date", pl.lit(comp.name).alias("value_set"), pl.lit(None, dtype=pl.String).alias("code_system"),
             pl.lit(None, dtype=pl.String).alias("code"), "source", pl.lit(None, dtype=pl.Float64).alias("value_numeric"),
-        ).cast(EVENT_SCHEMA)])
+        ).cast(schema)])
     return events
 
 

@@ -126,8 +126,8 @@ def _families(names: list[str], codes: pl.DataFrame) -> dict[str, list[str]]:
     return {s: cols for s, cols in families.items() if cols and (s in systems or (s == "HCPCS" and "CPT" in systems))}
 
 
-def claim_event_parts(claims: pl.LazyFrame, codes: pl.DataFrame, *,
-                      vocabulary_from: pl.LazyFrame | None = None) -> dict[str, list[pl.LazyFrame]]:
+def claim_event_parts(claims: pl.LazyFrame, codes: pl.DataFrame, *, vocabulary_from: pl.LazyFrame | None = None,
+                      member_keys: pl.Series | None = None) -> dict[str, list[pl.LazyFrame]]:
     """The rows of ``events.claim_events(claims, codes)`` by value set: value set -> frames of its events
     (:data:`EVENT_SCHEMA` columns; one frame per code system). Systems never share a row (the code
     system is a column), so distinct per system is distinct overall.
@@ -147,7 +147,10 @@ def claim_event_parts(claims: pl.LazyFrame, codes: pl.DataFrame, *,
     ``claims`` are the final lines of), scanned for the distinct codes instead of ``claims``: a code
     of a dropped line only adds a code no kept line has, and the scan skips the row filter. When both
     have ``_row``, the lines of ``claims`` must be lines of ``vocabulary_from`` by that number (their
-    member ids and dates are looked up there); a ``claims`` without ``_row`` is numbered here."""
+    member ids and dates are looked up there); a ``claims`` without ``_row`` is numbered here.
+
+    ``member_keys``: member ids (distinct, sorted); each event then also has ``member_key``, the
+    position of its member id among them (UInt32; null for an id not among them): :func:`with_member_key`."""
     schema = claims.collect_schema()
     families = _families(schema.names(), codes)
     # the hits' (member, date, code) are packed into integers when the dates are dates (_packed_hits)
@@ -178,9 +181,10 @@ def claim_event_parts(claims: pl.LazyFrame, codes: pl.DataFrame, *,
     if not jobs:
         return {}
     if packable:
-        hits = _packed_hits(claims, keyed, jobs, ids["member_id"], dates.row(0))
+        hits = _packed_hits(claims, keyed, jobs, ids["member_id"], dates.row(0), member_keys)
     else:
-        hits = _string_hits(claims, jobs)
+        hits = _string_hits(claims, jobs, member_keys)
+    keyed_columns = ["member_key"] if member_keys is not None else []
     parts: dict[str, list[pl.LazyFrame]] = {}
     for system, _, code_map in jobs:
         by_code = hits.pop(0)   # code -> its distinct hits (member_id, event_date)
@@ -190,15 +194,23 @@ def claim_event_parts(claims: pl.LazyFrame, codes: pl.DataFrame, *,
             if frames:
                 parts.setdefault(vs, []).append(pl.concat(frames).select(
                     "member_id", "event_date", pl.lit(vs).alias("value_set"), pl.lit(system).alias("code_system"), "code",
-                    pl.lit("claims").alias("source"), pl.lit(None, dtype=pl.Float64).alias("value_numeric"),
+                    pl.lit("claims").alias("source"), pl.lit(None, dtype=pl.Float64).alias("value_numeric"), *keyed_columns,
                 ))
     return parts
 
 
-def _string_hits(claims: pl.LazyFrame, jobs: list[tuple[str, list[str], pl.DataFrame]]) -> list[dict[str, pl.LazyFrame]]:
+def with_member_key(frame: pl.LazyFrame, member_keys: pl.Series) -> pl.LazyFrame:
+    """``frame`` with ``member_key``: the position of its ``member_id`` among ``member_keys`` (distinct
+    member ids, sorted), UInt32, null for an id not among them (row order kept)."""
+    keys = member_keys.rename("member_id").to_frame().with_row_index("member_key").lazy()
+    return frame.join(keys, on="member_id", how="left", maintain_order="left")
+
+
+def _string_hits(claims: pl.LazyFrame, jobs: list[tuple[str, list[str], pl.DataFrame]],
+                 member_keys: pl.Series | None = None) -> list[dict[str, pl.LazyFrame]]:
     """Per job of :func:`claim_event_parts`: code -> the distinct (member_id, event_date) of its hits
-    (lazy over the collected hits), made distinct on the strings themselves (claims whose
-    ``claim_from_date`` is not a date, or keys too wide to pack)."""
+    (lazy over the collected hits; with ``member_key`` when ``member_keys`` are given), made distinct
+    on the strings themselves (claims whose ``claim_from_date`` is not a date, or keys too wide to pack)."""
     hits = pl.collect_all([
         pl.concat([
             claims.filter(pl.col(c).is_in(code_map["code"].unique().implode()))
@@ -209,7 +221,8 @@ def _string_hits(claims: pl.LazyFrame, jobs: list[tuple[str, list[str], pl.DataF
     ], engine="streaming")
     out = []
     for frame in hits:
-        out.append({code: rows.lazy() for (code,), rows in frame.partition_by("code", as_dict=True, include_key=False).items()})
+        out.append({code: rows.lazy() if member_keys is None else with_member_key(rows.lazy(), member_keys)
+                    for (code,), rows in frame.partition_by("code", as_dict=True, include_key=False).items()})
         del frame
     return out
 
@@ -225,7 +238,8 @@ def _bits(n: int) -> int:
 
 
 def _packed_hits(claims: pl.LazyFrame, keyed: pl.LazyFrame, jobs: list[tuple[str, list[str], pl.DataFrame]],
-                 ids: pl.Series, dates: tuple[int | None, int | None]) -> list[dict[str, pl.LazyFrame]]:
+                 ids: pl.Series, dates: tuple[int | None, int | None],
+                 member_keys: pl.Series | None = None) -> list[dict[str, pl.LazyFrame]]:
     """:func:`_string_hits` with the (member, date, code) of each hit packed into one unsigned 64-bit
     key, so that the distinct hits are found among integers, not strings (docs/performance.md).
 
@@ -240,13 +254,14 @@ def _packed_hits(claims: pl.LazyFrame, keyed: pl.LazyFrame, jobs: list[tuple[str
     strings (:func:`_string_hits`). The distinct keys are split by code and kept packed; the frames
     returned take the ids and dates back from them when they are read: the same rows, and about 8
     bytes a hit in memory until then instead of the strings (at 5M members, 5 GB less while the
-    events are written)."""
+    events are written). ``member_keys`` (:func:`claim_event_parts`): the member key of each of
+    ``ids`` is looked up once, and each hit's taken from its packed member position."""
     first, last = dates
     first, last = (0, 0) if first is None else (first, last)
     lists = [code_map["code"].unique().sort() for _, _, code_map in jobs]
     member_bits, date_bits = _bits(ids.len()), _bits(last - first + 1)
     if member_bits + date_bits + _bits(max(len(c) for c in lists)) > 64:
-        return _string_hits(claims, jobs)
+        return _string_hits(claims, jobs, member_keys)
     # the member key of every line, by its line number (lines with a null member id: the null's position)
     lines = (keyed.select(ROW, pl.col("member_id").cast(pl.String))
              .join(ids.to_frame().with_row_index("_k").lazy(), on="member_id", how="left", nulls_equal=True)
@@ -268,6 +283,8 @@ def _packed_hits(claims: pl.LazyFrame, keyed: pl.LazyFrame, jobs: list[tuple[str
     del key_of
     out = []
     ids_of = pl.lit(ids)
+    # the member key of each of ``ids`` (by position), when asked for
+    keys_of = None if member_keys is None else pl.lit(with_member_key(ids.to_frame().lazy(), member_keys).collect()["member_key"])
     for codes_of, (date_shift, member_shift) in zip(lists, shifts):
         keys = packed.pop(0)
         by_code = keys.with_columns(_c=(pl.col("_k") % _u64(date_shift)).cast(pl.UInt32)).partition_by("_c", as_dict=True, include_key=False)
@@ -275,29 +292,33 @@ def _packed_hits(claims: pl.LazyFrame, keyed: pl.LazyFrame, jobs: list[tuple[str
         # kept packed (8 bytes a hit) until the frames are read (the events sink): the member ids and
         # dates are taken back per batch, not held as strings for every hit at once
         day_of = pl.col("_k") // _u64(date_shift) % _u64(member_shift // date_shift)   # 0: a null date
+        member = (pl.col("_k") // _u64(member_shift)).cast(pl.UInt32)
         unpacked = {
-            "member_id": ids_of.gather((pl.col("_k") // _u64(member_shift)).cast(pl.UInt32)),
+            "member_id": ids_of.gather(member),
             "event_date": pl.when(day_of > 0).then(day_of.cast(pl.Int64) + (first - 1)).cast(pl.Int32).cast(pl.Date),
+            **({} if keys_of is None else {"member_key": keys_of.gather(member)}),
         }
         out.append({codes_of[int(c)]: rows_of.lazy().select(**unpacked) for (c,), rows_of in by_code.items()})
         del by_code
     return out
 
 
-def events_by_value_set(parts: dict[str, list[pl.LazyFrame]], *others: pl.DataFrame) -> pl.LazyFrame:
+def events_by_value_set(parts: dict[str, list[pl.LazyFrame]], *others: pl.DataFrame, member_key: bool = False) -> pl.LazyFrame:
     """One frame of events (:data:`EVENT_SCHEMA`) from :func:`claim_event_parts` and other events
     (collected: observations, fills, screenings), grouped by value set in name order: written as one
     Parquet file, each row group then holds one or a few value sets, and a reader filtering on
     ``value_set`` skips the other row groups by their statistics (each measure reads its own value
-    sets of an events table holding every measure's)."""
+    sets of an events table holding every measure's). ``member_key``: the frames have ``member_key``
+    (:func:`claim_event_parts`, :func:`with_member_key`), kept as the last column."""
+    schema = {**EVENT_SCHEMA, **({"member_key": pl.UInt32} if member_key else {})}
     parts = {vs: list(frames) for vs, frames in parts.items()}
     for frame in others:
         for (vs,), rows in frame.group_by("value_set"):
             parts.setdefault(vs, []).append(rows.lazy())
     if not parts:
-        return pl.LazyFrame(schema=EVENT_SCHEMA)
+        return pl.LazyFrame(schema=schema)
     order = sorted(parts, key=lambda vs: (vs is None, vs or ""))   # (a null value set, never expected, last)
-    return pl.concat([frame.select(EVENT_SCHEMA.keys()).cast(EVENT_SCHEMA) for vs in order for frame in parts[vs]], how="vertical")
+    return pl.concat([frame.select(schema.keys()).cast(schema) for vs in order for frame in parts[vs]], how="vertical")
 
 
 def claim_events(claims: pl.LazyFrame, codes: pl.DataFrame, *, vocabulary_from: pl.LazyFrame | None = None) -> pl.LazyFrame:

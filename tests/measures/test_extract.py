@@ -212,3 +212,22 @@ def test_packed_and_string_hits_agree_and_too_wide_keys_take_the_string_path(mon
     monkeypatch.setattr(extract, "_bits", lambda n: 30)
     assert _sorted(extract.claim_events(claims.lazy(), _codes()).collect()).equals(want)
     assert calls
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_member_keys_are_positions_among_the_given_ids(monkeypatch, wide):
+    # claim_event_parts(member_keys=ids): each event's member_key is the position of its member id among
+    # the given sorted ids, null for an id not among them (a null id, or one left out here), on the
+    # packed path and on the string path (keys too wide to pack)
+    claims = _random_claims(1_000, 5)
+    if wide:
+        monkeypatch.setattr(extract, "_bits", lambda n: 30)
+    ids = claims["member_id"].drop_nulls().unique().sort()
+    ids = ids.filter(ids != ids[3])   # one member id not among the keys
+    got = extract.events_by_value_set(extract.claim_event_parts(claims.lazy(), _codes(), member_keys=ids), member_key=True).collect()
+    assert _sorted(got.drop("member_key")).equals(_sorted(claim_events(claims.lazy(), _codes()).collect()))
+    known = got.filter(pl.col("member_id").is_in(ids.implode()))
+    assert known.height and known["member_key"].null_count() == 0
+    assert known.select((pl.lit(ids).gather(pl.col("member_key")) == pl.col("member_id")).all()).item()
+    unknown = got.filter(~pl.col("member_id").is_in(ids.implode()) | pl.col("member_id").is_null())
+    assert unknown.height and unknown["member_key"].null_count() == unknown.height

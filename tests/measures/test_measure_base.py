@@ -138,10 +138,12 @@ def test_measure_base_files_change_no_result(generated_run):
     # CBP and WCV share one fixed-date enrollment rule and the payer on December 31; IET's and W30's
     # enrollment windows and payer dates are per member (index episode, birthday): no frame
     fixed = ["enrolled_2025-01-01_2025-12-31_gaps1_max45_on2025-12-31", "payer_on_2025-12-31"]
+    # the proportion measures' member keys and the enrollment spans keyed by them
+    keyed = ["members_keyed", "enrollment_keyed"]
     inputs = pipeline._measure_base_inputs(layout)
     assert len(inputs) == 12
     assert files == sorted(f"{n}_2025-01-01_2025-12-31_{inputs}.parquet"
-                           for n in ("inpatient_stays", "ed_visits", "member_months", "paid", "payers", *fixed))
+                           for n in ("inpatient_stays", "ed_visits", "member_months", "paid", "payers", *fixed, *keyed))
     with_files = _results(layout, config)
     # the files hold the frames the measures would compute
     for name, (path, frame, key) in pipeline._measure_base(layout, config).items():
@@ -175,6 +177,77 @@ def test_enrollment_frames_hand_built():
     assert engine.enrollment_frames(load_specs()["IET"], MY, spans) == {}   # per-member windows and payer date
 
 
+def _engine_on_member_ids(layout, config, measure_id: str) -> tuple[pl.DataFrame, dict]:
+    """engine.evaluate of a proportion measure on the tables' member id strings (no member keys, no
+    shared frames): the reference for pipeline.evaluate_measure, which passes integer member keys."""
+    from equity_pipeline import pipeline
+
+    results, counts = engine.evaluate(load_specs()[measure_id], config.period, pl.scan_parquet(layout.table("members")),
+                                      pl.scan_parquet(layout.table("enrollment")), pipeline.read_events(layout))
+    return results, counts.__dict__
+
+
+def _keyed_measure(layout, config, measure_id: str) -> tuple[pl.DataFrame, dict]:
+    from equity_pipeline import pipeline
+
+    out = pipeline.evaluate_measure(measure_id, layout, config)
+    return pl.read_parquet(layout.member_results(measure_id)), {k: out[k] for k in engine.MeasureCounts.__dataclass_fields__}
+
+
+def test_member_keys_give_the_results_of_the_member_ids(generated_run):
+    # the proportion measures run on integer member keys (pipeline._evaluate_keyed): the same rows, in
+    # the same order, and the same counts as the engine on the member id strings
+    layout, config = generated_run
+    proportion = [m for m in MEASURES if load_specs()[m].kind == "proportion"]
+    assert len(proportion) >= 3
+    for m in proportion:
+        got, want = _keyed_measure(layout, config, m), _engine_on_member_ids(layout, config, m)
+        assert got[0].equals(want[0]), m
+        assert got[1] == want[1], m
+        assert got[1]["denominator"] > 20, m   # not vacuous
+
+
+def test_member_keys_of_other_members_are_not_read(generated_run, tmp_path):
+    # a new ingest of the members (here: the first member by id removed, so every other key moves)
+    # without the events step: the events' member keys are of the old members and are not read (the
+    # footer names the input files they were made from); the measures key the events themselves
+    from equity_pipeline import pipeline
+    from equity_pipeline.layout import OutputLayout
+
+    layout, config = generated_run
+    other = OutputLayout(tmp_path / "out")
+    shutil.copytree(layout.root, other.root)
+    members = pl.read_parquet(other.table("members"))
+    members.filter(pl.col("member_id") != members["member_id"].min()).write_parquet(other.table("members"))
+    assert pipeline._measure_base_inputs(other) != pipeline._measure_base_inputs(layout)
+    for m in ("CBP", "IET"):
+        got, want = _keyed_measure(other, config, m), _engine_on_member_ids(other, config, m)
+        assert got[0].equals(want[0]), m
+        assert got[1] == want[1], m
+    # and events written with member ids (an older events file) are keyed by the measures too
+    pipeline.read_events(layout).collect().write_parquet(other.events)
+    got, want = _keyed_measure(other, config, "CBP"), _engine_on_member_ids(other, config, "CBP")
+    assert got[0].equals(want[0]) and got[1] == want[1]
+
+
+def test_events_are_not_read_with_the_member_ids_of_another_run(generated_run, tmp_path):
+    # the events' member keys are positions in restricted/event_members.parquet; a file of other ids
+    # (here: written by hand without the digest, or missing) is refused, never used to name members
+    from equity_pipeline import pipeline
+    from equity_pipeline.layout import OutputLayout
+
+    layout, _ = generated_run
+    other = OutputLayout(tmp_path / "out")
+    shutil.copytree(layout.root, other.root)
+    assert pipeline.read_events(other).collect().equals(pipeline.read_events(layout).collect())
+    pl.read_parquet(layout.event_members).reverse().write_parquet(other.event_members)
+    with pytest.raises(RuntimeError, match="event_members"):
+        pipeline.read_events(other)
+    other.event_members.unlink()
+    with pytest.raises(RuntimeError, match="event_members"):
+        pipeline.read_events(other)
+
+
 def test_measure_base_of_another_period_is_removed_and_not_read(generated_run, tmp_path):
     from equity_pipeline import pipeline
     from equity_pipeline.config import config_from_dict
@@ -190,7 +263,7 @@ def test_measure_base_of_another_period_is_removed_and_not_read(generated_run, t
     assert sorted(p.name for p in (other.restricted / "measure_base").glob("*.parquet")) == sorted(
         f"{n}_2024-01-01_2024-12-31_{inputs}.parquet" for n in ("inpatient_stays", "ed_visits", "member_months", "payers",
                                                                 "enrolled_2024-01-01_2024-12-31_gaps1_max45_on2024-12-31",
-                                                                "payer_on_2024-12-31"))
+                                                                "payer_on_2024-12-31", "members_keyed", "enrollment_keyed"))
     got = {m: pipeline.evaluate_measure(m, other, earlier) for m in ("ED_VISITS", "CBP")}
     shutil.rmtree(other.restricted / "measure_base")
     assert {m: pipeline.evaluate_measure(m, other, earlier) for m in ("ED_VISITS", "CBP")} == got
@@ -240,7 +313,13 @@ def test_events_file_holds_the_reference_rows_in_value_set_order(generated_run):
         pharmacy_events(pipeline.final_pharmacy_claims(layout), codes),
         screening_events(pl.scan_parquet(layout.table("sdoh_screenings"))),
     ]).collect()
-    got = pl.read_parquet(layout.events)
+    # the file names each event's member by its key, the position of its member id among the members'
+    # sorted ids (restricted/event_members.parquet); read_events takes the ids back
+    stored = pl.read_parquet(layout.events)
+    assert "member_id" not in stored.columns and stored["member_key"].dtype == pl.UInt32
+    assert pl.read_parquet(layout.event_members)["member_id"].equals(pl.read_parquet(layout.table("members"))["member_id"].sort())
+    got = pipeline.read_events(layout).collect()
+    assert got.drop("member_id").equals(stored.drop("member_key"))
     assert got.schema == want.schema and got.height == want.height > 10_000
     assert got.sort(got.columns).equals(want.sort(want.columns))
     assert got["value_set"].is_sorted()
@@ -280,7 +359,8 @@ def test_principal_diagnosis_value_sets_read_from_the_stays_not_the_events(gener
     root = tmp_path / "out"
     shutil.copytree(layout.root, root)   # copy2: modification times kept (the shared frames stay valid)
     other = OutputLayout(root)
-    pl.concat([pl.read_parquet(layout.events), extra]).write_parquet(other.events)
+    # (written without the member keys: the measures key the events themselves)
+    pl.concat([pipeline.read_events(layout).collect(), extra]).write_parquet(other.events)
     before, after = _results(layout, config), _results(other, config)
     for m in MEASURES:
         assert after[m][0].equals(before[m][0]), m
@@ -288,9 +368,11 @@ def test_principal_diagnosis_value_sets_read_from_the_stays_not_the_events(gener
 
 
 def test_composites_one_at_a_time_equal_one_plan(generated_run):
+    from equity_pipeline import pipeline
+
     layout, _ = generated_run
     spec = load_specs()["IET"]
-    events = pl.scan_parquet(layout.events).filter(pl.col("value_set").is_in(sorted(spec.value_set_names))).collect().lazy()
+    events = pipeline.read_events(layout).filter(pl.col("value_set").is_in(sorted(spec.value_set_names))).collect().lazy()
     at_once = engine.with_composites(events, spec.composites).collect()
     stepwise = events
     for comp in spec.composites:

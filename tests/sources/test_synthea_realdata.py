@@ -167,7 +167,10 @@ def test_ma107_bcs_and_col_match_a_hand_count(runs_root):
         assert set(main.filter(pl.col("in_numerator").fill_null(False))["member_id"]) == hand[m]["num_ids"], m
     assert json.loads((out / "counts" / "COL.json").read_text())["excluded"].get("colorectal_cancer") == 1
     # the mammograms are there and carry the BCS value set: every one of the 30 is an event
-    events = pl.read_parquet(out / "restricted" / "events.parquet")
+    from equity_pipeline.layout import OutputLayout
+    from equity_pipeline.pipeline import read_events
+
+    events = read_events(OutputLayout(out)).collect()
     procs = pl.read_csv(folder / "procedures.csv", infer_schema=False).filter(pl.col("CODE") == "71651007")
     assert events.filter(pl.col("value_set") == "mammography").select("member_id", "event_date").unique().height == procs.select(
         "PATIENT", pl.col("START").str.slice(0, 10)).unique().height == 30
