@@ -73,7 +73,7 @@ def build_events(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:
     # the keys are positions among them
     keyed = keyed_members(pl.scan_parquet(layout.table("members"))).collect()
     token = _ids_digest(keyed["member_id"])
-    events = _coded_events(layout, names, member_keys=keyed["member_id"]).drop("member_id")
+    events = _coded_events(layout, names, keyed["member_id"]).drop("member_id")
     sink_parquet_atomic({layout.events: events, layout.event_members: keyed.lazy().select("member_id")}, compression_level=1,
                         metadata={layout.events: {EVENTS_VALUE_SETS: json.dumps(sorted(names)), EVENTS_MEMBER_KEYS: token},
                                   layout.event_members: {EVENTS_MEMBER_KEYS: token}})
@@ -95,12 +95,12 @@ def keyed_members(members: pl.LazyFrame) -> pl.LazyFrame:
     return members.select("member_id", "sex", "birth_date", "death_date").sort("member_id").with_row_index("member_key")
 
 
-def keyed_enrollment(enrollment: pl.LazyFrame, member_ids: pl.Series) -> pl.LazyFrame:
-    """The enrollment spans with ``member_id`` replaced by its member key (the position among
-    ``member_ids``, distinct and sorted, as :func:`keyed_members`; null for an id not among them)."""
+def keyed_by_member(frame: pl.LazyFrame, member_ids: pl.Series) -> pl.LazyFrame:
+    """``frame`` (enrollment spans, events) with ``member_id`` replaced by its member key (the position
+    among ``member_ids``, distinct and sorted, as :func:`keyed_members`; null for an id not among them)."""
     from equity_pipeline.measures.extract import with_member_key
 
-    return with_member_key(enrollment, member_ids).with_columns(member_id=pl.col("member_key")).drop("member_key")
+    return with_member_key(frame, member_ids).with_columns(member_id=pl.col("member_key")).drop("member_key")
 
 
 def _measure_base(layout: OutputLayout, config: ProgramConfig, measures: list[str] | None = None, *,
@@ -135,7 +135,7 @@ def _measure_base(layout: OutputLayout, config: ProgramConfig, measures: list[st
         if frames:
             keyed = members if members is not None else keyed_members(pl.scan_parquet(layout.table("members"))).collect()
             # collected once: the spans of every enrollment frame below
-            enrollment = keyed_enrollment(enrollment, keyed["member_id"]).collect().lazy()
+            enrollment = keyed_by_member(enrollment, keyed["member_id"]).collect().lazy()
         out |= {"members_keyed": (None if keyed is None else keyed.lazy(), ["member_key"]),
                 "enrollment_keyed": (enrollment if frames else None, [ROW])}
     for spec in wanted:
@@ -196,13 +196,12 @@ def final_pharmacy_claims(layout: OutputLayout) -> pl.LazyFrame:
     return final_from(pl.scan_parquet(layout.table("pharmacy_claims")), pl.scan_parquet(layout.pharmacy_adjudication))
 
 
-def _coded_events(layout: OutputLayout, names: set[str], *, screenings: bool = True,
-                  member_keys: pl.Series | None = None) -> pl.LazyFrame:
+def _coded_events(layout: OutputLayout, names: set[str], member_keys: pl.Series, *, screenings: bool = True) -> pl.LazyFrame:
     """Events of value sets ``names`` from final medical claims, observations and final pharmacy claims
     (plus SDOH screenings), grouped by value set (``extract.events_by_value_set``: a measure reading
     its value sets from the written file skips the other row groups); needs layout.claim_adjudication
     and layout.pharmacy_adjudication. The events are computed here (streaming, collected); the frame
-    is lazy over them. ``member_keys``: member ids (distinct, sorted); the events then also have
+    is lazy over them. ``member_keys``: member ids (distinct, sorted); the events also have
     ``member_key``, the position of their member id among them (``extract.with_member_key``)."""
     from equity_pipeline.measures.extract import (  # same rows as events.claim_events
         claim_event_parts, events_by_value_set, with_member_key,
@@ -215,9 +214,8 @@ def _coded_events(layout: OutputLayout, names: set[str], *, screenings: bool = T
               pharmacy_events(final_pharmacy_claims(layout), codes)]
     if screenings:
         others.append(screening_events(pl.scan_parquet(layout.table("sdoh_screenings"))))
-    if member_keys is not None:
-        others = [with_member_key(frame, member_keys) for frame in others]
-    return events_by_value_set(claims, *pl.collect_all(others, engine="streaming"), member_key=member_keys is not None)
+    others = [with_member_key(frame, member_keys) for frame in others]
+    return events_by_value_set(claims, *pl.collect_all(others, engine="streaming"), member_key=True)
 
 
 #: Parquet footer key of restricted/events.parquet: the value sets whose events the file holds (JSON list)
@@ -257,8 +255,9 @@ def read_events(layout: OutputLayout, value_sets: Iterable[str] | None = None) -
         return events
     # a join on the integer key (a gather of the ids by key took more CPU, and filters on its result
     # did not reach the file's row groups)
-    names = ids.rename("member_id").to_frame().with_row_index("member_key").lazy()
-    return events.join(names, on="member_key", how="left", maintain_order="left").select(EVENT_SCHEMA.keys())
+    from equity_pipeline.measures.extract import member_key_frame
+
+    return events.join(member_key_frame(ids), on="member_key", how="left", maintain_order="left").select(EVENT_SCHEMA.keys())
 
 
 def events_value_sets(layout: OutputLayout) -> set[str] | None:
@@ -344,19 +343,17 @@ def _evaluate_keyed(spec, layout: OutputLayout, config: ProgramConfig, members: 
     order is the member id order, so the rows are in the same order). The keyed frames build_events
     wrote are read when there (``shared``), and the events' ``member_key`` when its member ids are
     these members' (:func:`event_member_ids`); otherwise they are keyed here."""
-    from equity_pipeline.measures.extract import with_member_key
-
     keyed = shared.pop("members_keyed", None)
     keyed = (keyed if keyed is not None else keyed_members(members)).collect()
     ids = keyed["member_id"]
     spans = shared.pop("enrollment_keyed", None)
-    spans = spans if spans is not None else keyed_enrollment(enrollment, ids)
+    spans = spans if spans is not None else keyed_by_member(enrollment, ids)
     held = event_member_ids(layout)
     if held is not None and held.equals(ids):
         # the events' keys are these members' keys (the members table is the one build_events keyed)
         events = pl.scan_parquet(layout.events).rename({"member_key": "member_id"})
     else:
-        events = with_member_key(read_events(layout), ids).with_columns(member_id=pl.col("member_key")).drop("member_key")
+        events = keyed_by_member(read_events(layout), ids)
     people = keyed.lazy().select(pl.col("member_key").alias("member_id"), "sex", "birth_date", "death_date")
     results, counts = evaluate(spec, config.period, people, spans, events, shared=shared)
     return results.with_columns(member_id=ids.gather(results["member_id"])), counts

@@ -199,11 +199,15 @@ def claim_event_parts(claims: pl.LazyFrame, codes: pl.DataFrame, *, vocabulary_f
     return parts
 
 
+def member_key_frame(member_keys: pl.Series) -> pl.LazyFrame:
+    """member_key (UInt32, the position), member_id: ``member_keys`` (distinct member ids, sorted) by key."""
+    return member_keys.rename("member_id").to_frame().with_row_index("member_key").lazy()
+
+
 def with_member_key(frame: pl.LazyFrame, member_keys: pl.Series) -> pl.LazyFrame:
     """``frame`` with ``member_key``: the position of its ``member_id`` among ``member_keys`` (distinct
     member ids, sorted), UInt32, null for an id not among them (row order kept)."""
-    keys = member_keys.rename("member_id").to_frame().with_row_index("member_key").lazy()
-    return frame.join(keys, on="member_id", how="left", maintain_order="left")
+    return frame.join(member_key_frame(member_keys), on="member_id", how="left", maintain_order="left")
 
 
 def _string_hits(claims: pl.LazyFrame, jobs: list[tuple[str, list[str], pl.DataFrame]],
