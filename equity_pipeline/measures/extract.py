@@ -161,11 +161,12 @@ def claim_event_parts(claims: pl.LazyFrame, codes: pl.DataFrame, *, vocabulary_f
     # the lines whose member ids and dates the packed keys are made from: ``vocabulary_from`` when its
     # line numbers are those of ``claims`` (the used table of the final lines)
     keyed = source if ROW in source.collect_schema().names() and ROW in schema else claims
-    # the distinct codes of every family and, for the packed hits, the distinct member ids and the
-    # date range: one pass
+    # the distinct codes of every family and, for the packed hits, the date range and (without
+    # ``member_keys``, which the packed members are then positions among) the distinct member ids: one pass
+    distinct_ids = keyed.select(pl.col("member_id").cast(pl.String)).unique().sort("member_id", nulls_last=True)
     *seen, ids, dates = pl.collect_all([
         pl.concat([source.select(pl.col(c).alias("code")) for c in cols]).drop_nulls().unique() for cols in families.values()
-    ] + ([keyed.select(pl.col("member_id").cast(pl.String)).unique().sort("member_id", nulls_last=True),
+    ] + ([distinct_ids if member_keys is None else pl.LazyFrame(),
           keyed.select(first=pl.col("claim_from_date").min().cast(pl.Int32), last=pl.col("claim_from_date").max().cast(pl.Int32))]
          if packable else [pl.LazyFrame(), pl.LazyFrame()]))
     vocabulary = {s: frame["code"] for s, frame in zip(families, seen)}
@@ -181,7 +182,7 @@ def claim_event_parts(claims: pl.LazyFrame, codes: pl.DataFrame, *, vocabulary_f
     if not jobs:
         return {}
     if packable:
-        hits = _packed_hits(claims, keyed, jobs, ids["member_id"], dates.row(0), member_keys)
+        hits = _packed_hits(claims, keyed, jobs, ids["member_id"] if member_keys is None else None, dates.row(0), member_keys)
     else:
         hits = _string_hits(claims, jobs, member_keys)
     keyed_columns = ["member_key"] if member_keys is not None else []
@@ -241,38 +242,57 @@ def _bits(n: int) -> int:
     return max(1, int(n).bit_length())
 
 
+def _line_members(keyed: pl.LazyFrame, ids: pl.Series | None, member_keys: pl.Series | None) -> tuple[pl.Series, pl.Series]:
+    """(the member position of every line of ``keyed``, by its line number ``_row``; the member ids the
+    positions are positions among) for :func:`_packed_hits`: among ``ids`` (the lines' distinct ids), or
+    among ``member_keys`` followed by the lines' ids not among them (sorted; a null id last), numbered
+    after them, so that a position below ``len(member_keys)`` is the member key itself. Those other ids
+    (no member: orphan lines the ingest quarantines, so none in a run) are looked up in a second pass
+    over their lines only."""
+    table = ids if member_keys is None else member_keys
+    lines = (keyed.select(ROW, pl.col("member_id").cast(pl.String))
+             .join(table.rename("member_id").to_frame().with_row_index("_k").lazy(), on="member_id", how="left", nulls_equal=True)
+             .select(ROW, "_k").collect(engine="streaming"))
+    key_of = pl.Series("_k", [0], dtype=pl.UInt32).extend_constant(0, int(lines[ROW].max() or 0))
+    key_of = key_of.scatter(lines[ROW], lines["_k"])
+    unknown = lines.filter(pl.col("_k").is_null())[ROW]
+    del lines
+    if not unknown.len():
+        return key_of, table.rename("member_id")
+    rows = (keyed.filter(pl.col(ROW).is_in(unknown.implode())).select(ROW, pl.col("member_id").cast(pl.String))
+            .collect(engine="streaming"))
+    others = rows["member_id"].unique().sort(nulls_last=True)
+    rows = rows.join(others.to_frame().with_row_index("_k", offset=table.len()), on="member_id", how="left", nulls_equal=True)
+    return key_of.scatter(rows[ROW], rows["_k"]), pl.concat([table.rename("member_id"), others])
+
+
 def _packed_hits(claims: pl.LazyFrame, keyed: pl.LazyFrame, jobs: list[tuple[str, list[str], pl.DataFrame]],
-                 ids: pl.Series, dates: tuple[int | None, int | None],
+                 ids: pl.Series | None, dates: tuple[int | None, int | None],
                  member_keys: pl.Series | None = None) -> list[dict[str, pl.LazyFrame]]:
     """:func:`_string_hits` with the (member, date, code) of each hit packed into one unsigned 64-bit
     key, so that the distinct hits are found among integers, not strings (docs/performance.md).
 
     ``keyed``: lines with ``_row``, ``member_id`` and ``claim_from_date``, among them every line of
-    ``claims`` by its ``_row``; ``ids``: their distinct member ids (sorted; a null id, if any, last);
-    ``dates``: their first and last ``claim_from_date`` (days). The member key of a line is the
-    position of its id in ``ids``, found once per line of ``keyed`` (one join, scattered into an array
-    by the line number ``_row``) instead of decoding and hashing the member id string of every hit of
-    every code column (22 columns). The hits read ``_row``, the date (days from the first, 0 for a null
-    date) and the code's position in the job's code list, and are made distinct on the packed key in
-    the streaming pass. When the three do not fit in 64 bits, the hits are made distinct on the
-    strings (:func:`_string_hits`). The distinct keys are split by code and kept packed; the frames
-    returned take the ids and dates back from them when they are read: the same rows, and about 8
-    bytes a hit in memory until then instead of the strings (at 5M members, 5 GB less while the
-    events are written). ``member_keys`` (:func:`claim_event_parts`): the member key of each of
-    ``ids`` is looked up once, and each hit's taken from its packed member position."""
+    ``claims`` by its ``_row``; ``ids``: their distinct member ids (sorted; a null id, if any, last),
+    or None with ``member_keys``; ``dates``: their first and last ``claim_from_date`` (days). The
+    member position of a line is found once per line of ``keyed`` (:func:`_line_members`: one join,
+    scattered into an array by the line number ``_row``) instead of decoding and hashing the member id
+    string of every hit of every code column (22 columns). The hits read ``_row``, the date (days from
+    the first, 0 for a null date) and the code's position in the job's code list, and are made
+    distinct on the packed key in the streaming pass. When the three do not fit in 64 bits, the hits
+    are made distinct on the strings (:func:`_string_hits`). The distinct keys are split by code and
+    kept packed; the frames returned take the ids and dates back from them when they are read: the
+    same rows, and about 8 bytes a hit in memory until then instead of the strings (at 5M members, 5
+    GB less while the events are written). ``member_keys`` (:func:`claim_event_parts`): the positions
+    are member keys (the ids not among them numbered after them, with a null key), so that the lines'
+    distinct ids are not collected and each hit's key is its packed member position."""
     first, last = dates
     first, last = (0, 0) if first is None else (first, last)
     lists = [code_map["code"].unique().sort() for _, _, code_map in jobs]
+    key_of, ids = _line_members(keyed, ids, member_keys)
     member_bits, date_bits = _bits(ids.len()), _bits(last - first + 1)
     if member_bits + date_bits + _bits(max(len(c) for c in lists)) > 64:
         return _string_hits(claims, jobs, member_keys)
-    # the member key of every line, by its line number (lines with a null member id: the null's position)
-    lines = (keyed.select(ROW, pl.col("member_id").cast(pl.String))
-             .join(ids.to_frame().with_row_index("_k").lazy(), on="member_id", how="left", nulls_equal=True)
-             .select(ROW, "_k").collect(engine="streaming"))
-    key_of = pl.Series("_k", [0], dtype=pl.UInt32).extend_constant(0, int(lines[ROW].max() or 0))
-    key_of = key_of.scatter(lines[ROW], lines["_k"])
-    del lines
     shifts = [(2 ** _bits(len(codes_of)), 2 ** (_bits(len(codes_of)) + date_bits)) for codes_of in lists]
     day = (pl.col("claim_from_date").cast(pl.Int32).cast(pl.Int64) - (first - 1)).fill_null(0).cast(pl.UInt64)
     packed = pl.collect_all([
@@ -287,8 +307,6 @@ def _packed_hits(claims: pl.LazyFrame, keyed: pl.LazyFrame, jobs: list[tuple[str
     del key_of
     out = []
     ids_of = pl.lit(ids)
-    # the member key of each of ``ids`` (by position), when asked for
-    keys_of = None if member_keys is None else pl.lit(with_member_key(ids.to_frame().lazy(), member_keys).collect()["member_key"])
     for codes_of, (date_shift, member_shift) in zip(lists, shifts):
         keys = packed.pop(0)
         by_code = keys.with_columns(_c=(pl.col("_k") % _u64(date_shift)).cast(pl.UInt32)).partition_by("_c", as_dict=True, include_key=False)
@@ -300,7 +318,7 @@ def _packed_hits(claims: pl.LazyFrame, keyed: pl.LazyFrame, jobs: list[tuple[str
         unpacked = {
             "member_id": ids_of.gather(member),
             "event_date": pl.when(day_of > 0).then(day_of.cast(pl.Int64) + (first - 1)).cast(pl.Int32).cast(pl.Date),
-            **({} if keys_of is None else {"member_key": keys_of.gather(member)}),
+            **({} if member_keys is None else {"member_key": pl.when(member < member_keys.len()).then(member)}),
         }
         out.append({codes_of[int(c)]: rows_of.lazy().select(**unpacked) for (c,), rows_of in by_code.items()})
         del by_code

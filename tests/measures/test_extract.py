@@ -231,3 +231,23 @@ def test_member_keys_are_positions_among_the_given_ids(monkeypatch, wide):
     assert known.select((pl.lit(ids).gather(pl.col("member_key")) == pl.col("member_id")).all()).item()
     unknown = got.filter(~pl.col("member_id").is_in(ids.implode()) | pl.col("member_id").is_null())
     assert unknown.height and unknown["member_key"].null_count() == unknown.height
+
+
+def test_member_keys_through_vocabulary_from_with_ids_not_among_them():
+    # the lines of a used table (numbered from 5, with gaps) and its final lines: with member_keys the
+    # packed member positions are the keys, the ids not among them (one left out, and the null id)
+    # numbered after them; every event keeps its own member id and gets its key (null for those)
+    claims = _random_claims(2_000, 6)
+    numbered = claims.with_row_index("_row", offset=5).filter(pl.col("_row") % 7 != 0)
+    final = numbered.filter(pl.col("_row") % 3 != 0).lazy()
+    ids = claims["member_id"].drop_nulls().unique().sort()
+    ids = ids.filter(ids != ids[7])
+    parts = extract.claim_event_parts(final, _codes(), vocabulary_from=numbered.lazy(), member_keys=ids)
+    got = extract.events_by_value_set(parts, member_key=True).collect()
+    assert _sorted(got.drop("member_key")).equals(_sorted(claim_events(final.drop("_row"), _codes()).collect()))
+    known = got.filter(pl.col("member_id").is_in(ids.implode()))
+    assert known.height and known["member_key"].null_count() == 0
+    assert known.select((pl.lit(ids).gather(pl.col("member_key")) == pl.col("member_id")).all()).item()
+    unknown = got.filter(~pl.col("member_id").is_in(ids.implode()) | pl.col("member_id").is_null())
+    assert unknown.filter(pl.col("member_id").is_null()).height and unknown.filter(pl.col("member_id").is_not_null()).height
+    assert unknown["member_key"].null_count() == unknown.height
