@@ -54,15 +54,15 @@ def domain_results(screenings: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def screening_events(screenings: pl.LazyFrame) -> pl.LazyFrame:
-    """Domain results as coded events (code system SDOH), in the measure-events schema."""
+    """Domain results as coded events (code system SDOH), in the measure-events schema: one event per
+    member, date, fact and domain (two screenings of a member on one day give one event). Made
+    distinct on those four before the constant and derived columns are added (fewer columns to hash)."""
     results = domain_results(screenings)
-    parts = [
-        results.filter(pl.col(fact)).select(
-            "member_id", pl.col("screening_date").alias("event_date"),
-            (pl.lit(f"sdoh_{fact}_") + pl.col("domain")).alias("value_set"),
-            pl.lit("SDOH").alias("code_system"), pl.col("domain").alias("code"), pl.lit("clinical").alias("source"),
-            pl.lit(None, dtype=pl.Float64).alias("value_numeric"),
-        )
-        for fact in FACTS
-    ]
-    return pl.concat(parts).unique()
+    parts = [results.filter(pl.col(fact)).select("member_id", pl.col("screening_date").alias("event_date"), "domain",
+                                                 pl.lit(fact).alias("_fact"))
+             for fact in FACTS]
+    return pl.concat(parts).unique().select(
+        "member_id", "event_date", (pl.lit("sdoh_") + pl.col("_fact") + pl.lit("_") + pl.col("domain")).alias("value_set"),
+        pl.lit("SDOH").alias("code_system"), pl.col("domain").alias("code"), pl.lit("clinical").alias("source"),
+        pl.lit(None, dtype=pl.Float64).alias("value_numeric"),
+    )

@@ -76,6 +76,25 @@ def test_prapare_material_security_item_covers_food_and_utilities():
     assert r["food"]["positive"] and r["utilities"]["screened"] and not r["utilities"]["positive"]
 
 
+def test_screening_events_one_per_member_day_fact_and_domain():
+    # two screenings of A on one day (food positive in one of them) give one event per fact and domain;
+    # a screening on another day gives its own; the events have the measure-events columns and types
+    from equity_pipeline.events import EVENT_SCHEMA
+
+    food = NO_NEED | {"88122-7": "LA28397-0"}
+    rows = (screening("A", NO_NEED, sid="s1") + screening("A", food, sid="s2")
+            + screening("A", NO_NEED, d=date(2025, 6, 1)) + screening("B", {"96779-4": "ASKU"}))
+    events = screening_events(pl.DataFrame(rows, schema=SCREEN_SCHEMA).lazy()).collect()
+    assert events.schema == pl.Schema(EVENT_SCHEMA)
+    got = sorted((r["member_id"], r["event_date"], r["value_set"], r["code"]) for r in events.iter_rows(named=True))
+    want = sorted([("A", d, f"sdoh_screened_{dom}", dom) for d in (date(2025, 3, 1), date(2025, 6, 1))
+                   for dom in ("housing", "food", "transportation", "utilities", "interpersonal_safety")]
+                  + [("A", date(2025, 3, 1), "sdoh_positive_food", "food"), ("B", date(2025, 3, 1), "sdoh_declined_utilities", "utilities")])
+    assert got == want
+    assert events.select((pl.col("code_system") == "SDOH").all() & (pl.col("source") == "clinical").all()
+                         & pl.col("value_numeric").is_null().all()).item()
+
+
 def _evaluate(measure_id: str, members: list[dict], rows: list[dict]):
     spec = load_specs()[measure_id]
     events = screening_events(pl.DataFrame(rows, schema=SCREEN_SCHEMA).lazy())
