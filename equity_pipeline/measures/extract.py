@@ -251,8 +251,8 @@ def _line_members(keyed: pl.LazyFrame, ids: pl.Series | None, member_keys: pl.Se
     over their lines only."""
     table = ids if member_keys is None else member_keys
     lines = (keyed.select(ROW, pl.col("member_id").cast(pl.String))
-             .join(table.rename("member_id").to_frame().with_row_index("_k").lazy(), on="member_id", how="left", nulls_equal=True)
-             .select(ROW, "_k").collect(engine="streaming"))
+             .join(member_key_frame(table), on="member_id", how="left", nulls_equal=True)
+             .select(ROW, _k="member_key").collect(engine="streaming"))
     key_of = pl.Series("_k", [0], dtype=pl.UInt32).extend_constant(0, int(lines[ROW].max() or 0))
     key_of = key_of.scatter(lines[ROW], lines["_k"])
     unknown = lines.filter(pl.col("_k").is_null())[ROW]
