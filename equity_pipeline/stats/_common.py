@@ -55,13 +55,32 @@ BLOCK = 2048
 #: per-block sums held at once by :func:`block_sums` (floats; 32 MB): the blocks are summed in chunks
 BLOCK_SUMS_FLOATS = 1 << 22
 
+#: sizes up to which :func:`block_bins` finds the cells present by counting (an array of ``size``
+#: counts) rather than by sorting the codes (also whenever ``size`` is at most 4 rows per cell)
+DENSE_BY_COUNT = 1 << 16
+
 
 def block_bins(code: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The grouping :func:`block_sums` adds by: the cells present (sorted codes, each in 0 .. size-1)
-    and each row's position among them (a dense cell number, so that memory follows the cells that
-    occur, not ``size``)."""
-    present, dense = np.unique(code, return_inverse=True)
-    return dense.reshape(-1), present
+    """The grouping :func:`block_sums` adds by: each row's place among the per-block sums (its block's
+    number within its chunk of blocks times the number of cells present, plus its dense cell number,
+    the cell's position among the cells present, so that memory follows the cells that occur, not
+    ``size``) and the cells present (sorted codes, each in 0 .. size-1). Computed once for every
+    column a caller sums by the same codes."""
+    code = np.asarray(code).reshape(-1)
+    if size <= max(4 * code.size, DENSE_BY_COUNT):
+        # the cells present and their positions by counting (linear), not by sorting the codes
+        present = np.flatnonzero(np.bincount(code, minlength=size))
+        position = np.zeros(size, dtype=np.int64)
+        position[present] = np.arange(present.size)
+        dense = position[code]
+    else:
+        present, dense = np.unique(code, return_inverse=True)
+        dense = dense.reshape(-1).astype(np.int64, copy=False)
+    cells = present.size
+    chunk = max(1, BLOCK_SUMS_FLOATS // max(cells, 1))   # blocks per chunk (:func:`block_sums`)
+    place = np.arange(code.size, dtype=np.int64) // BLOCK % chunk * cells
+    place += dense
+    return place, present
 
 
 def block_sums(bins: tuple[np.ndarray, np.ndarray], weights: np.ndarray, size: int) -> np.ndarray:
@@ -71,17 +90,15 @@ def block_sums(bins: tuple[np.ndarray, np.ndarray], weights: np.ndarray, size: i
     is at most (BLOCK + blocks) units of 2**-53 of the sum of its terms' magnitudes, whatever the
     number of rows. Memory: at most :data:`BLOCK_SUMS_FLOATS` per-block sums at a time (the blocks
     are taken in chunks; the additions and their order are the same)."""
-    dense, present = bins
-    n, cells = dense.size, present.size
+    place, present = bins
+    n, cells = place.size, present.size
     blocks = max(-(-n // BLOCK), 1)
     chunk = max(1, BLOCK_SUMS_FLOATS // max(cells, 1))
     total = np.zeros(cells)
     for first in range(0, blocks, chunk):
         last = min(blocks, first + chunk)
         lo, hi = first * BLOCK, min(n, last * BLOCK)
-        block = np.arange(lo, hi, dtype=np.int64) // BLOCK - first
-        per_block = np.bincount(block * cells + dense[lo:hi], weights=weights[lo:hi],
-                                minlength=(last - first) * cells).reshape(last - first, cells)
+        per_block = np.bincount(place[lo:hi], weights=weights[lo:hi], minlength=(last - first) * cells).reshape(last - first, cells)
         for b in range(last - first):
             if first == 0 and b == 0:
                 total = per_block[0].copy()

@@ -18,7 +18,8 @@ def _plain(code: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
     return total
 
 
-@pytest.mark.parametrize("rows,size,chunk_floats", [(0, 5, 16), (1, 5, 16), (1000, 7, 16), (5000, 50_000, 64), (20_000, 300, 1 << 22)])
+@pytest.mark.parametrize("rows,size,chunk_floats", [(0, 5, 16), (1, 5, 16), (1000, 7, 16), (5000, 50_000, 64), (20_000, 300, 1 << 22),
+                                                     (100, 1_000_000, 1 << 22)])   # cells found by sorting (size >> rows)
 def test_chunked_dense_block_sums_are_the_plain_sums_bit_for_bit(monkeypatch, rows, size, chunk_floats):
     monkeypatch.setattr(_common, "BLOCK", 64)
     monkeypatch.setattr(_common, "BLOCK_SUMS_FLOATS", chunk_floats)
@@ -30,3 +31,22 @@ def test_chunked_dense_block_sums_are_the_plain_sums_bit_for_bit(monkeypatch, ro
     assert np.array_equal(got, _plain(code, weights, size))   # same bits, not only close
     if rows:
         assert np.allclose(got, np.bincount(code, weights=weights, minlength=size), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("rows,size", [(0, 3), (1, 1), (3000, 20), (3000, 70_000)])
+def test_cells_found_by_counting_or_by_sorting_give_the_same_bins(monkeypatch, rows, size):
+    """block_bins finds the cells present by counting codes when ``size`` is small, by sorting them
+    otherwise: the same cells and the same places either way."""
+    rng = np.random.default_rng(rows + size)
+    code = rng.choice(rng.integers(0, size, 15), rows) if rows else np.zeros(0, dtype=np.int64)
+    monkeypatch.setattr(_common, "BLOCK", 64)
+    monkeypatch.setattr(_common, "BLOCK_SUMS_FLOATS", 64)   # several chunks of blocks
+    monkeypatch.setattr(_common, "DENSE_BY_COUNT", 1 << 30)
+    counted = block_bins(code, size)
+    monkeypatch.setattr(_common, "DENSE_BY_COUNT", 0)
+    sorted_ = block_bins(code, size) if size > 4 * rows else None
+    if sorted_ is not None:
+        assert np.array_equal(counted[0], sorted_[0]) and np.array_equal(counted[1], sorted_[1])
+    assert np.array_equal(counted[1], np.unique(code))
+    weights = rng.random(rows)
+    assert np.array_equal(block_sums(counted, weights, size), _plain(code, weights, size))
