@@ -69,6 +69,14 @@ def _anchor_text(a) -> str:
                 word = unit if abs(n) != 1 else unit[:-1]
                 parts.append(f"{'+' if n > 0 else '-'} {abs(n)} {word}")
         return " ".join(parts)
+    if isinstance(a, dict) and len(a) == 1:
+        # the period's fixed dates (MeasurementPeriod.resolve)
+        (key, n), = a.items()
+        n = int(n)
+        if key == "months_before_begin":
+            return f"the first day of the month {n} month{'s' if n != 1 else ''} before period_begin"
+        if key in ("years_before_begin", "years_before_end"):
+            return f"{'period_begin' if key == 'years_before_begin' else 'period_end'} - {n} year{'s' if n != 1 else ''}"
     return str(a)
 
 
@@ -154,7 +162,7 @@ def measures_catalog() -> str:
             if e.principal_diagnosis:
                 lines.append(f"- Exclusion `{e.reason}`: principal diagnosis in {', '.join(e.principal_diagnosis)}")
         for c in s.denominator_events:
-            lines.append(f"- Denominator event: {_criterion_text(c)}")
+            lines.append(f"- Denominator event: {_criterion_text(c)} (not eligible otherwise: `{c.not_eligible_reason}`)")
         if len(s.numerator) == 1 and not isinstance(s.numerator[0], EventCriterion):
             lines.append("- Numerator:")
             lines += _condition_lines(s.numerator[0], "  ")

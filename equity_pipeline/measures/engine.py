@@ -450,7 +450,7 @@ def evaluate(
         payer_date = pl.when(pl.col("_sub") == row.submeasure).then(bound(ce.get("anchor", ce["to"]), period)).otherwise(payer_date)
     for criterion in spec.denominator_events:
         hits = matching_members(events, criterion, period, dates)
-        eligible = narrow(eligible, f"no_{criterion.value_sets[0]}", hits)
+        eligible = narrow(eligible, criterion.not_eligible_reason, hits)
     on = _payer_date(spec, period)
     if on is None:
         payers = payer_on_dates(enrollment, eligible.select("member_id", on=payer_date))

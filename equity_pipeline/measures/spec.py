@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import lru_cache
 from importlib import resources
@@ -40,10 +41,22 @@ class EventCriterion:
     min_count: int = 1
     age_min: int | None = None
     age_max: int | None = None
+    #: eligible-population criteria: the not-eligible reason of a member without such events (the
+    #: spec's ``reason``; else :attr:`not_eligible_reason` names the value sets)
+    reason: str | None = None
 
     @property
     def value_sets(self) -> tuple[str, ...]:
         return self.any_of + self.all_of
+
+    @property
+    def not_eligible_reason(self) -> str:
+        """``reason`` if the spec gives one, else ``no_<set>`` for one value set, ``no_<a>_or_<b>``
+        for any of several, ``no_<a>_and_<b>`` for all of several (every set named: a member counted
+        there lacks all of them, or one of them)."""
+        if self.reason:
+            return self.reason
+        return "no_" + ("_or_".join(self.any_of) if self.any_of else "_and_".join(self.all_of))
 
 
 @dataclass(frozen=True)
@@ -272,6 +285,17 @@ def _criterion(raw: dict[str, Any], where: str) -> EventCriterion:
                           int(raw.get("min_count", 1)), age.get("min"), age.get("max"))
 
 
+def _eligibility_criterion(raw: dict[str, Any], where: str) -> EventCriterion:
+    """An eligible-population event criterion: :func:`_criterion` plus an optional ``reason`` (the
+    not-eligible reason of members without such events, a lower-case identifier)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: an event criterion is a mapping, not {raw!r}")
+    reason = raw.get("reason")
+    if reason is not None and not (isinstance(reason, str) and re.fullmatch(r"[a-z][a-z0-9_]*", reason)):
+        raise ConfigError(f"{where}: reason must be a lower-case identifier (letters, digits, _), not {reason!r}")
+    return replace(_criterion({k: v for k, v in raw.items() if k != "reason"}, where), reason=reason)
+
+
 def _condition(raw: dict[str, Any], where: str) -> Condition:
     """One node of a numerator: ``events``, ``anchor`` (has that date), ``any`` or ``all`` of nodes."""
     keys = set(raw) & {"events", "anchor", "any", "all"}
@@ -445,7 +469,7 @@ def parse_spec(raw: dict[str, Any], source: str) -> MeasureSpec:
             sex=tuple(pop["sex"]) if pop.get("sex") else None,
             age_min=age.get("min"), age_max=age.get("max"), age_at=age.get("at", "period_end"),
             enrollment_rules=_enrollment_rules(pop.get("continuous_enrollment"), f"{source} continuous_enrollment"),
-            denominator_events=tuple(_criterion(e, f"{source} eligible_population.events") for e in pop.get("events", [])),
+            denominator_events=tuple(_eligibility_criterion(e, f"{source} eligible_population.events") for e in pop.get("events", [])),
             exclusions=tuple(_exclusion(e, source, kind) for e in raw.get("exclusions", [])),
             numerator=_numerator(numerator_raw, source) if kind == "proportion" else (),
             latest_result=dict((numerator_raw or {}).get("latest_result", {})) if kind == "proportion" else {},

@@ -2,6 +2,7 @@
 months, composite events, condition trees, and the checks that reject malformed specs."""
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 import polars as pl
@@ -92,6 +93,41 @@ eligible_population: {age: {min: 1}}
 def test_malformed_specs_are_rejected(extra, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):
         parse_spec(yaml.safe_load(BASE + extra), "T.yaml")
+
+
+POPULATION_EVENTS = """
+measure_id: T
+title: t
+version: "1"
+direction: higher_is_better
+numerator: {events: {any_of: [hospice]}}
+eligible_population:
+  events:
+"""
+
+
+@pytest.mark.parametrize("criterion, reason", [
+    ("{any_of: [esrd]}", "no_esrd"),
+    ("{any_of: [esrd, organ_transplant]}", "no_esrd_or_organ_transplant"),
+    ("{all_of: [esrd, organ_transplant]}", "no_esrd_and_organ_transplant"),
+    ("{all_of: [esrd, organ_transplant], reason: not_both}", "not_both"),
+])
+def test_eligible_population_events_name_their_not_eligible_reason(criterion, reason):
+    """A member without the population's events is not eligible for a reason that names every value
+    set of the criterion (or the spec's own ``reason``), not only the first set."""
+    spec = parse_spec(yaml.safe_load(POPULATION_EVENTS + f"    - {criterion}\n"), "T.yaml")
+    assert spec.denominator_events[0].not_eligible_reason == reason
+
+
+@pytest.mark.parametrize("where, message", [
+    ("eligible_population:\n  events:\n    - {any_of: [esrd], reason: Not eligible}\n", "reason must be a lower-case identifier"),
+    ("eligible_population:\n  events:\n    - {any_of: [esrd], reason: 3}\n", "reason must be a lower-case identifier"),
+    ("eligible_population: {age: {min: 1}}\nexclusions: [{reason: r, events: {any_of: [esrd], reason: x}}]\n", "unknown keys ['reason']"),
+])
+def test_a_criterion_reason_is_an_identifier_and_only_for_the_population(where, message):
+    raw = POPULATION_EVENTS.split("eligible_population:")[0] + where
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_spec(yaml.safe_load(raw), "T.yaml")
 
 
 def test_rows_with_their_own_numerator_need_no_spec_numerator():

@@ -111,6 +111,8 @@ def test_sdoh_positive_rows_per_domain_and_any():
             + screening("K", NO_NEED | {"93030-5": "LA33-6"}))                        # a child: not eligible (18+)
     res, counts = _evaluate("SDOH_POSITIVE", members, rows)
     assert counts.denominator == 2 and counts.numerator == 1        # A and B screened in all 5 domains; A positive
+    # C's reason names the five-domain rule (the spec's reason), not the first domain's value set
+    assert counts.not_eligible == {"not_age": 1, "not_screened_in_all_domains": 1}
     by = {(r["member_id"], r["submeasure"]): r["in_numerator"] for r in res.iter_rows(named=True)}
     assert by[("A", "all")] and by[("A", "food")] and by[("A", "interpersonal_safety")]
     assert not by[("A", "housing")] and not by[("A", "transportation")]
