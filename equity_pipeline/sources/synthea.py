@@ -400,10 +400,24 @@ def _observation_batch(observations: pl.DataFrame, answers: dict, recon: Reconci
                 reason = "not_a_screening_item"
             elif code is None and q in scored and v is not None:
                 reason = "unmapped_sdoh_answer"
-            answers[(q, v)] = (q, v, inst, code, reason)
+            # an answer worded alike in both tools (93030-5 "No": LA32-8 in each) is read as AHC HRSN
+            # unless its survey is a PRAPARE one (below): its PRAPARE code for that case
+            alike = sdoh_answer_code("prapare", q, v) if inst == "ahc_hrsn" and q in roles else None
+            answers[(q, v)] = (q, v, inst, code, reason, alike)
         answer_rows.append(answers[(q, v)])
-    answer_frame = pl.DataFrame(answer_rows, schema={"code": pl.String, "value": pl.String, "instrument": pl.String, "answer_code": pl.String, "_ans_reason": pl.String}, orient="row")
+    answer_frame = pl.DataFrame(answer_rows, schema={"code": pl.String, "value": pl.String, "instrument": pl.String, "answer_code": pl.String,
+                                                     "_ans_reason": pl.String, "_prapare_code": pl.String}, orient="row")
     obs = obs.join(answer_frame, on=["code", "value"], how="left", nulls_equal=True)
+    # a survey (patient, encounter or else day, as screening_id) that asks a question only PRAPARE
+    # asks is a PRAPARE survey: its answers worded alike in both tools are PRAPARE answers
+    encounter = pl.col("ENCOUNTER")
+    survey = [pl.col("PATIENT"), pl.when(encounter.is_null() | (encounter == "")).then(pl.col("DATE").str.slice(0, 10)).otherwise(encounter)]
+    prapare_only = (pl.col("instrument") == "prapare") & ~pl.col("code").is_in(list(scored_questions("ahc_hrsn")))
+    in_prapare = pl.col("_prapare_code").is_not_null() & prapare_only.fill_null(False).any().over(survey)
+    obs = obs.with_columns(
+        instrument=pl.when(in_prapare).then(pl.lit("prapare")).otherwise(pl.col("instrument")),
+        answer_code=pl.when(in_prapare).then(pl.col("_prapare_code")).otherwise(pl.col("answer_code")),
+    ).drop("_prapare_code")
     is_sdoh = pl.col("instrument").is_not_null() | pl.col("_ans_reason").is_not_null()
     is_loinc = pl.col("code").str.contains(LOINC).fill_null(False)
     lang_value = pl.col("value").map_elements(_language_value, return_dtype=pl.String)

@@ -254,3 +254,23 @@ def test_canonical_source_converts_nothing_and_reads_the_input_folder(tmp_path):
     assert result["converted"] is False and result["files"] == {}
     assert ingest_dir("canonical", tmp_path, tmp_path / "out") == tmp_path
     assert ingest_dir("synthea", tmp_path, tmp_path / "out") == tmp_path / "out" / "restricted" / "canonical_input"
+
+
+def test_an_answer_worded_alike_in_both_tools_belongs_to_its_survey(export, tmp_path):
+    """93030-5 "No" is LA32-8 in AHC HRSN and in PRAPARE: inside a PRAPARE survey (one that asks a
+    question only PRAPARE asks) it is a PRAPARE answer of that screening, alone it stays AHC HRSN."""
+    write(export, "patients", [patient("p1"), patient("p2")], PATIENT_COLS)
+    d = "2022-03-01T10:00:00Z"
+    write(export, "observations", [
+        _obs("p1", d, "71802-3", "I have housing"),          # PRAPARE wording
+        _obs("p1", d, "93031-3", "Food"),                     # asked by PRAPARE only
+        _obs("p1", d, "93030-5", "No"),                       # worded alike in both tools
+        _obs("p2", d, "93030-5", "No", enc="e2"),             # alone: AHC HRSN, as before
+    ])
+    result, tables = run(export, tmp_path / "out")
+    rows = tables["sdoh_screenings"].sort("member_id", "question_code")
+    got = rows.select("member_id", "question_code", "instrument", "answer_code").rows()
+    assert got == [("p1", "71802-3", "prapare", "LA30189-7"), ("p1", "93030-5", "prapare", "LA32-8"),
+                   ("p1", "93031-3", "prapare", "LA30125-1"), ("p2", "93030-5", "ahc_hrsn", "LA32-8")]
+    assert rows.filter(pl.col("member_id") == "p1")["screening_id"].n_unique() == 1   # one screening, not two
+    assert result["files"]["observations.csv"]["quarantined"] == 0
