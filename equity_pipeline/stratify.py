@@ -306,14 +306,22 @@ def rolled_up_in_order(base: pl.DataFrame, position: str | None = None) -> pl.Da
     # float addition is not associative and join output order varies run to run: fix the row order and
     # keep it in the group_by so every run sums in the same order (byte-identical public outputs)
     order = _member_order(base, position) if position is not None else None
+    if order is IN_ORDER:
+        return base
     if order is not None:
         return base.gather(order)
     return base.sort("measure_id", "submeasure", "member_id", "numerator_value", "denominator_value")
 
 
+#: :func:`_member_order` of rows already in that order (one measure's rows with one sub-measure, as
+#: its results file holds them: by member id), that need no sort nor gather
+IN_ORDER = pl.Series("in_order", [], dtype=pl.UInt32)
+
+
 def _member_order(base: pl.DataFrame, position: str) -> pl.Series | None:
-    """The row order of ``base`` by (measure_id, submeasure, ``position``) as one packed integer key,
-    or None when it cannot stand for the sort on the columns (a null, a repeated key, too many bits)."""
+    """The row order of ``base`` by (measure_id, submeasure, ``position``) as one packed integer key
+    (:data:`IN_ORDER` when the rows are in that order already), or None when it cannot stand for the
+    sort on the columns (a null, a repeated key, too many bits)."""
     if base.height == 0 or any(base.schema[c] != pl.String for c in ("measure_id", "submeasure")):
         return None
     if any(base.get_column(c).null_count() for c in ("measure_id", "submeasure", position)):
@@ -328,6 +336,8 @@ def _member_order(base: pl.DataFrame, position: str) -> pl.Series | None:
         return None
     (m, mw), (s, sw) = codes
     key = (m * (1 << (sw + 32))) + (s * (1 << 32)) + base.get_column(position).cast(pl.UInt64)
+    if _strictly_increasing(key):
+        return IN_ORDER   # sorted, no key twice: the order is the rows' own
     order = key.arg_sort()
     ranked = key.gather(order)
     if bool((ranked.slice(1) == ranked.slice(0, ranked.len() - 1)).any()):

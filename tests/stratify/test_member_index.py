@@ -101,6 +101,23 @@ def test_order_by_position_equals_the_sort_on_the_columns(population):
         stratify.rolled_up_in_order(twice.drop("_position")), null_equal=True)
 
 
+def test_rows_already_in_member_order_are_kept_as_they_are(population):
+    """One measure's rows of one sub-measure, by member id (as its results file holds them), are in the
+    counts' order already: no sort and no gather; any other order is sorted, with the same result."""
+    results, attrs = population
+    index = MemberIndex.of(attrs.select("member_id", "state"))
+    rows = index.left_join(results.filter(pl.col("in_denominator")), position="_position")
+    one = rows.filter((pl.col("measure_id") == rows["measure_id"][0]) & (pl.col("submeasure") == "all")).sort("member_id")
+    assert one.height > 10
+    assert stratify._member_order(one, "_position") is stratify.IN_ORDER
+    assert stratify.rolled_up_in_order(one, "_position").equals(one, null_equal=True)
+    shuffled = one.sample(fraction=1.0, shuffle=True, seed=3)
+    assert stratify._member_order(shuffled, "_position") is not stratify.IN_ORDER
+    for frame in (one, shuffled):
+        assert stratify.rolled_up_in_order(frame, "_position").drop("_position").equals(
+            stratify.rolled_up_in_order(frame.drop("_position")), null_equal=True)
+
+
 def test_exact_sums_only_for_whole_numbers_within_2_53():
     def base(num, den):
         return pl.DataFrame({"numerator_value": num, "denominator_value": den}, schema={"numerator_value": pl.Float64,
