@@ -315,8 +315,10 @@ def evaluate_measure(measure_id: str, layout: OutputLayout, config: ProgramConfi
     # the frames build_events wrote for this period, when there (else the measure computes them)
     shared = {name: pl.scan_parquet(path) for name, (path, _, _) in _measure_base(layout, config, [measure_id], frames=False).items()
               if path.is_file()}
+    keyed = shared.pop("members_keyed", None)
+    keyed = (keyed if keyed is not None else keyed_members(members)).collect()
     if spec.kind == "proportion":
-        results, counts = _evaluate_keyed(spec, layout, config, members, enrollment, shared)
+        results, counts = _evaluate_keyed(spec, layout, config, keyed, enrollment, shared)
     elif spec.kind == "readmission":
         from equity_pipeline.measures.readmission import evaluate_readmission
 
@@ -328,23 +330,24 @@ def evaluate_measure(measure_id: str, layout: OutputLayout, config: ProgramConfi
             spec, period, members, enrollment, final_medical_claims(layout),
             final_pharmacy_claims(layout), pl.scan_parquet(layout.table("providers")), shared=shared,
         )
+    if spec.kind != "proportion":
+        results = _with_member_keys(results, keyed["member_id"])
     write_parquet_atomic(results, layout.member_results(measure_id))
     out = {"measure_id": measure_id, "measure_version": spec.version, "period": period.label, **counts.__dict__, "reconciles": counts.reconciles()}
     write_json_atomic(out, layout.measure_counts(measure_id))
     return out
 
 
-def _evaluate_keyed(spec, layout: OutputLayout, config: ProgramConfig, members: pl.LazyFrame, enrollment: pl.LazyFrame,
+def _evaluate_keyed(spec, layout: OutputLayout, config: ProgramConfig, keyed: pl.DataFrame, enrollment: pl.LazyFrame,
                     shared: dict[str, pl.LazyFrame]) -> tuple[pl.DataFrame, Any]:
-    """``engine.evaluate`` of a proportion spec with integer member keys for member ids
-    (:func:`keyed_members`): the members, enrollment spans, events and shared frames carry the key in
+    """``engine.evaluate`` of a proportion spec with integer member keys for member ids (``keyed``:
+    :func:`keyed_members`): the members, enrollment spans, events and shared frames carry the key in
     ``member_id``, so that the engine's joins and groupings hash integers, not strings (about half
     the CPU of a measure step, docs/performance.md); the results get the member ids back (the key
-    order is the member id order, so the rows are in the same order). The keyed frames build_events
-    wrote are read when there (``shared``), and the events' ``member_key`` when its member ids are
-    these members' (:func:`event_member_ids`); otherwise they are keyed here."""
-    keyed = shared.pop("members_keyed", None)
-    keyed = (keyed if keyed is not None else keyed_members(members)).collect()
+    order is the member id order, so the rows are in the same order) and keep the key in
+    ``member_key``. The keyed spans build_events wrote are read when there (``shared``), and the
+    events' ``member_key`` when its member ids are these members' (:func:`event_member_ids`);
+    otherwise they are keyed here."""
     ids = keyed["member_id"]
     spans = shared.pop("enrollment_keyed", None)
     spans = spans if spans is not None else keyed_by_member(enrollment, ids)
@@ -356,7 +359,19 @@ def _evaluate_keyed(spec, layout: OutputLayout, config: ProgramConfig, members: 
         events = keyed_by_member(read_events(layout), ids)
     people = keyed.lazy().select(pl.col("member_key").alias("member_id"), "sex", "birth_date", "death_date")
     results, counts = evaluate(spec, config.period, people, spans, events, shared=shared)
-    return results.with_columns(member_id=ids.gather(results["member_id"])), counts
+    return results.with_columns(member_id=ids.gather(results["member_id"]), member_key=results["member_id"].cast(pl.UInt32)), counts
+
+
+def _with_member_keys(results: pl.DataFrame, ids: pl.Series) -> pl.DataFrame:
+    """``results`` with ``member_key`` (UInt32): the position of each row's member id among ``ids``
+    (the members table's sorted ids, :func:`keyed_members`), null for an id not among them. The
+    stratification steps read it as the member's row in the attributes (``stratify.MemberIndex``)
+    instead of searching for every row's id in each of them."""
+    from equity_pipeline.stratify import MemberIndex
+
+    if results.height == 0 or ids.len() == 0:
+        return results.with_columns(member_key=pl.lit(None, dtype=pl.UInt32))
+    return results.with_columns(member_key=MemberIndex(ids.to_frame("member_id")).position(results["member_id"].cast(pl.String)))
 
 
 def build_member_attributes(layout: OutputLayout, config: ProgramConfig) -> dict[str, int]:

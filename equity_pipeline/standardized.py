@@ -136,7 +136,7 @@ def standard_weights(standard: str, bands: tuple[int, ...], min_age: int, max_ag
 
 
 #: the member-level result columns the standardised rates read
-_RESULT_COLUMNS = ("member_id", "measure_id", "measure_version", "submeasure", "period", "age", "numerator_value",
+_RESULT_COLUMNS = ("member_id", "member_key", "measure_id", "measure_version", "submeasure", "period", "age", "numerator_value",
                    "denominator_value", "expected_value")
 
 
@@ -157,7 +157,7 @@ def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: 
     read travel (memory: one row per member x measure). ``index``: ``stratify.MemberIndex`` of
     ``attributes`` (members found by position instead of a join per measure), or None."""
     from equity_pipeline.standards.race_ethnicity import UNKNOWN
-    from equity_pipeline.stratify import MemberIndex, rolled_up_in_order, stratum_expr
+    from equity_pipeline.stratify import MEMBER_KEY, MemberIndex, rolled_up_in_order, stratum_expr
 
     wanted = attribute_columns(stratifiers)
     used = wanted[2:]
@@ -165,7 +165,7 @@ def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: 
     rows = (results.filter(pl.col("in_denominator"))
             .select(c for c in _RESULT_COLUMNS if c in results.columns and (c == "member_id" or c not in attributes.columns)))
     if index is None:
-        base = rows.join(attributes, on="member_id", how="left")
+        base = rows.drop(MEMBER_KEY, strict=False).join(attributes, on="member_id", how="left")
     else:
         index = index if index.frame.columns == attributes.columns else MemberIndex(index.frame.select(attributes.columns))
         base = index.left_join(rows, position="_position")

@@ -170,8 +170,13 @@ def all_stratifiers(stratifiers=DEFAULT_STRATIFIERS, intersections=()) -> tuple[
 
 
 #: the member-level result columns the counts read (stratified, imputed and standardised)
-DENOMINATOR_COLUMNS = ("member_id", "measure_id", "measure_version", "submeasure", "period", "age", "in_denominator",
+DENOMINATOR_COLUMNS = ("member_id", "member_key", "measure_id", "measure_version", "submeasure", "period", "age", "in_denominator",
                        "numerator_value", "denominator_value", "expected_value")
+
+#: the column of a member-level results file holding each member's key: the position of its member id
+#: among the members table's sorted ids (``pipeline.evaluate_measure``); read as a hint of the
+#: member's row in the attributes (:meth:`MemberIndex.position`), which check it
+MEMBER_KEY = "member_key"
 
 
 def denominator_scan(path) -> pl.LazyFrame:
@@ -189,7 +194,7 @@ def denominator_results(paths) -> pl.DataFrame:
 
 
 #: member-level result columns the counts read (besides the strata): keys and the summed values
-_COUNTED_RESULT_COLUMNS = ("member_id", "measure_id", "measure_version", "submeasure", "period",
+_COUNTED_RESULT_COLUMNS = ("member_id", MEMBER_KEY, "measure_id", "measure_version", "submeasure", "period",
                            "numerator_value", "denominator_value", "expected_value")
 
 
@@ -257,11 +262,18 @@ class MemberIndex:
                 return None
         return cls(frame)
 
-    def position(self, ids: pl.Series) -> pl.Series:
-        """UInt32 row of each id in the frame, null where absent."""
+    def position(self, ids: pl.Series, hint: pl.Series | None = None) -> pl.Series:
+        """UInt32 row of each id in the frame, null where absent. ``hint``: a row per id that may be
+        its position (the ``member_key`` of a results file: the position among the members table's
+        sorted ids, the frame's when it holds the same members); taken when every hinted row holds
+        its id (one gather and comparison), else the ids are searched for."""
         n = self.ids.len()
         if n == 0:
             return pl.Series(ids.name, [None] * ids.len(), dtype=pl.UInt32)
+        if hint is not None and hint.len() == ids.len() and not hint.null_count() and not ids.null_count():
+            hint = hint.cast(pl.UInt32)
+            if ids.len() == 0 or (hint.max() < n and bool((self.ids.gather(hint) == ids).all())):
+                return hint.alias(ids.name)
         at = self.ids.search_sorted(ids, side="left").cast(pl.UInt32)
         hit = self.ids.gather(at.clip(upper_bound=n - 1)) == ids
         return pl.select(pl.when(hit).then(at)).to_series().alias(ids.name)
@@ -269,8 +281,11 @@ class MemberIndex:
     def left_join(self, left: pl.DataFrame, columns: list[str] | None = None, *, position: str | None = None) -> pl.DataFrame:
         """``left.join(frame.select(member_id, columns), on="member_id", how="left")`` in left's row
         order (frame's member ids are distinct, so one row per left row); ``position``: also keep
-        the positions in a column of that name."""
-        at = self.position(left.get_column("member_id"))
+        the positions in a column of that name. A ``member_key`` column of ``left`` is the hint of
+        :meth:`position` (and is not kept)."""
+        hint = left.get_column(MEMBER_KEY) if MEMBER_KEY in left.columns else None
+        left = left.drop(MEMBER_KEY, strict=False)
+        at = self.position(left.get_column("member_id"), hint)
         columns = [c for c in (columns if columns is not None else self.frame.columns) if c != "member_id"]
         out = left.with_columns(self.frame.get_column(c).gather(at) for c in columns)
         return out.with_columns(at.alias(position)) if position else out
@@ -368,7 +383,7 @@ def _denominators(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers: 
     rows = results.filter(pl.col("in_denominator")).drop(*shadowed, *unused)
     index = index if index is not None else MemberIndex.of(attributes)
     if index is None:
-        base = rows.join(attributes, on="member_id", how="left")
+        base = rows.drop(MEMBER_KEY, strict=False).join(attributes, on="member_id", how="left")
     else:
         base = index.left_join(rows, [c for c in attributes.columns if c != "member_id"], position="_position")
     base = base.with_columns(pl.col(c).fill_null(UNKNOWN) for c in ("state", *used))
@@ -389,7 +404,7 @@ def _coded_denominators(results: pl.DataFrame, coded: _Coded) -> pl.DataFrame:
     rows = (rows if rows.get_column("in_denominator").all() and not rows.get_column("in_denominator").null_count()
             else rows.filter(pl.col("in_denominator"))).drop("in_denominator")
     if coded.index is None:
-        base = rows.join(coded.frame, on="member_id", how="left")
+        base = rows.drop(MEMBER_KEY, strict=False).join(coded.frame, on="member_id", how="left")
     else:
         base = coded.index.left_join(rows, position="_position")
     base = base.with_columns(pl.col(c).fill_null(coded.missing[c]) for c in ("_state", *coded.cols))

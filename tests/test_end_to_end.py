@@ -62,6 +62,19 @@ def test_every_member_and_row_is_accounted_for(generated_run):
     assert results.height == sum(bcs["excluded"].values()) + bcs["denominator"]
 
 
+def test_member_results_carry_each_members_key(generated_run):
+    """Every measure's member-level results (proportion, utilisation, cost, readmission) carry
+    ``member_key``: the position of the member id among the members table's sorted ids."""
+    out = generated_run / "out" / "restricted"
+    ids = pl.read_parquet(out / "tables" / "members.parquet").get_column("member_id").sort()
+    files = sorted((out / "measures").glob("*.parquet"))
+    assert len(files) >= 18
+    for path in files:
+        results = pl.read_parquet(path)
+        assert results["member_key"].dtype == pl.UInt32 and results["member_key"].null_count() == 0, path.name
+        assert ids.gather(results["member_key"]).equals(results["member_id"], check_names=False), path.name
+
+
 def test_injected_defects_are_quarantined(generated_run):
     truth = json.loads((generated_run / "input" / "truth.json").read_text())
     manifest = json.loads((generated_run / "out" / "manifest.json").read_text())

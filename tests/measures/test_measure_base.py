@@ -191,7 +191,11 @@ def _keyed_measure(layout, config, measure_id: str) -> tuple[pl.DataFrame, dict]
     from equity_pipeline import pipeline
 
     out = pipeline.evaluate_measure(measure_id, layout, config)
-    return pl.read_parquet(layout.member_results(measure_id)), {k: out[k] for k in engine.MeasureCounts.__dataclass_fields__}
+    results = pl.read_parquet(layout.member_results(measure_id))
+    # each row's member_key is its member id's position among this layout's members (sorted ids)
+    ids = pl.read_parquet(layout.table("members"))["member_id"].sort()
+    assert ids.gather(results["member_key"]).equals(results["member_id"], check_names=False), measure_id
+    return results.drop("member_key"), {k: out[k] for k in engine.MeasureCounts.__dataclass_fields__}
 
 
 def test_member_keys_give_the_results_of_the_member_ids(generated_run):

@@ -87,6 +87,29 @@ def test_left_join_by_position_equals_the_join():
     assert MemberIndex.of(pl.DataFrame({"member_id": ["A", None]})) is None
 
 
+def test_a_member_key_hint_is_taken_only_when_it_holds_the_ids(monkeypatch):
+    """``member_key`` of the results (positions among the members' sorted ids) stands for the search
+    when every hinted row holds its id; a wrong, null or out-of-range hint is not taken."""
+    frame = pl.DataFrame({"member_id": [f"M{i:04d}" for i in range(300)], "x": range(300)})
+    index = MemberIndex.of(frame)
+    rng = np.random.default_rng(2)
+    rows = pl.DataFrame({"member_id": [f"M{i:04d}" for i in rng.integers(0, 300, 1000)], "v": rng.random(1000)})
+    want = index.left_join(rows, position="_p")
+    keys = index.position(rows["member_id"])
+    assert keys.null_count() == 0
+    searches = []
+    search = pl.Series.search_sorted
+    monkeypatch.setattr(pl.Series, "search_sorted", lambda self, *a, **k: searches.append(1) or search(self, *a, **k))
+    got = index.left_join(rows.with_columns(member_key=keys), position="_p")
+    assert got.equals(want) and not searches            # the hint taken: no search, and member_key not kept
+    for bad in (keys.scatter([5], [(keys[5] + 1) % 300]), keys.scatter([7], [None]), keys.scatter([9], [300])):
+        searches.clear()
+        assert index.left_join(rows.with_columns(member_key=bad), position="_p").equals(want) and searches
+    # a member absent from the frame has no position, whatever its hint
+    absent = pl.DataFrame({"member_id": ["M0001", "ZZZ"], "member_key": pl.Series([1, 2], dtype=pl.UInt32)})
+    assert index.left_join(absent, position="_p")["_p"].to_list() == [1, None]
+
+
 def test_order_by_position_equals_the_sort_on_the_columns(population):
     results, attrs = population
     index = MemberIndex.of(attrs.select("member_id", "state"))
