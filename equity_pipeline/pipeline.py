@@ -316,8 +316,8 @@ def evaluate_measure(measure_id: str, layout: OutputLayout, config: ProgramConfi
     shared = {name: pl.scan_parquet(path) for name, (path, _, _) in _measure_base(layout, config, [measure_id], frames=False).items()
               if path.is_file()}
     keyed = shared.pop("members_keyed", None)
-    keyed = (keyed if keyed is not None else keyed_members(members)).collect()
     if spec.kind == "proportion":
+        keyed = (keyed if keyed is not None else keyed_members(members)).collect()
         results, counts = _evaluate_keyed(spec, layout, config, keyed, enrollment, shared)
     elif spec.kind == "readmission":
         from equity_pipeline.measures.readmission import evaluate_readmission
@@ -331,7 +331,7 @@ def evaluate_measure(measure_id: str, layout: OutputLayout, config: ProgramConfi
             final_pharmacy_claims(layout), pl.scan_parquet(layout.table("providers")), shared=shared,
         )
     if spec.kind != "proportion":
-        results = _with_member_keys(results, keyed["member_id"])
+        results = _with_member_keys(results, _sorted_member_ids(layout, config, members))
     write_parquet_atomic(results, layout.member_results(measure_id))
     out = {"measure_id": measure_id, "measure_version": spec.version, "period": period.label, **counts.__dict__, "reconciles": counts.reconciles()}
     write_json_atomic(out, layout.measure_counts(measure_id))
@@ -360,6 +360,16 @@ def _evaluate_keyed(spec, layout: OutputLayout, config: ProgramConfig, keyed: pl
     people = keyed.lazy().select(pl.col("member_key").alias("member_id"), "sex", "birth_date", "death_date")
     results, counts = evaluate(spec, config.period, people, spans, events, shared=shared)
     return results.with_columns(member_id=ids.gather(results["member_id"]), member_key=results["member_id"].cast(pl.UInt32)), counts
+
+
+def _sorted_member_ids(layout: OutputLayout, config: ProgramConfig, members: pl.LazyFrame) -> pl.Series:
+    """The members table's member ids, sorted (the order of :func:`keyed_members`): read from the keyed
+    members build_events wrote when they are there (their file name names the inputs they came from),
+    else sorted here."""
+    path = _measure_base(layout, config, frames=False).get("members_keyed", (None,))[0]
+    if path is not None and path.is_file():
+        return pl.read_parquet(path, columns=["member_id"]).get_column("member_id")
+    return keyed_members(members).select("member_id").collect().get_column("member_id")
 
 
 def _with_member_keys(results: pl.DataFrame, ids: pl.Series) -> pl.DataFrame:

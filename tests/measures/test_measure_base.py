@@ -228,6 +228,10 @@ def test_member_keys_of_other_members_are_not_read(generated_run, tmp_path):
         got, want = _keyed_measure(other, config, m), _engine_on_member_ids(other, config, m)
         assert got[0].equals(want[0]), m
         assert got[1] == want[1], m
+    # a utilisation and a readmission measure key their results by the new members too (the keyed
+    # members build_events wrote are of the old ones, and are not read)
+    for m in ("ED_VISITS", "PCR"):
+        _keyed_measure(other, config, m)
     # and events written with member ids (an older events file) are keyed by the measures too
     pipeline.read_events(layout).collect().write_parquet(other.events)
     got, want = _keyed_measure(other, config, "CBP"), _engine_on_member_ids(other, config, "CBP")
