@@ -140,6 +140,7 @@ def _execute_job(input_dir: Path, out: Path, config_file: str | None, *, run_dat
     with dg.DagsterInstance.get() as instance:
         if previous_interrupted and home == (out / ".dagster").resolve():  # our own instance: nothing else runs in it
             _fail_orphaned_runs(instance)
+        began = time.time()
         try:
             result = job.with_hooks({_tick}).execute_in_process(run_config=run_config, instance=instance, raise_on_error=True)
         except dg.DagsterExecutionStepExecutionError as exc:
@@ -156,11 +157,24 @@ def _execute_job(input_dir: Path, out: Path, config_file: str | None, *, run_dat
         except dg.DagsterError as exc:
             if type(exc).__name__ == "DagsterAssetCheckFailedError":  # a blocking check failed: name it on one line
                 failed = "; ".join(line.strip() for line in str(exc).splitlines()[1:] if line.strip())
-                raise PipelineError(f"blocking check failed ({failed}); later steps did not run; see the Dagster event log in {home}") from None
+                raise PipelineError(f"blocking check failed ({failed}){_withheld_now(out, began)}; later steps did not run; "
+                                    f"see the Dagster event log in {home}") from None
             raise
     if not result.success:
         raise PipelineError("the pipeline run failed; see the Dagster event log")
     return result.run_id
+
+
+def _withheld_now(out: Path, since: float) -> str:
+    """``"; withheld (not published): <files>"`` for the tables this run held back from ``public/``
+    (``publish.withheld_outputs``, records written since ``since``: not a table an earlier run held
+    back), or "". File names only."""
+    from equity_pipeline.layout import OutputLayout
+    from equity_pipeline.publish import withheld_outputs
+
+    layout = OutputLayout(out)
+    held = [r["withheld_file"] for r in withheld_outputs(layout) if (layout.root / r["withheld_file"]).stat().st_mtime >= since - 1]
+    return f"; withheld (not published): {', '.join(held)}" if held else ""
 
 
 def cmd_run(args: argparse.Namespace) -> int:

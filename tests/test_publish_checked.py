@@ -189,6 +189,36 @@ def test_public_rates_with_unsuppressed_small_cells_are_withheld(small_run, tmp_
     assert "M0" not in json.dumps(manifest["withheld"])
 
 
+def test_a_cli_run_names_the_tables_it_withheld(small_run, tmp_path, monkeypatch):
+    """A CLI run stopped by a failed privacy check says, on its one error line, which files it held
+    back (not a table an earlier run held back and nothing has published since)."""
+    import os
+
+    from equity_pipeline import stratify
+    from equity_pipeline.cli import run_pipeline
+    from equity_pipeline.errors import PipelineError
+
+    out = tmp_path / "out"
+    # held back by an earlier run, from a step after public_rates (it does not run this time)
+    earlier = withheld_path(OutputLayout(out), OutputLayout(out).public / "disparities.parquet")
+    earlier.parent.mkdir(parents=True)
+    earlier.write_bytes(b"PAR1")
+    record = earlier.with_name(earlier.name + ".withheld.json")
+    record.write_text(json.dumps({"public_file": "public/disparities.parquet", "withheld_file": "restricted/withheld/disparities.parquet",
+                                  "rows": 1, "checks": {"no_suppressed_cell_revealed": 1}}), encoding="utf-8")
+    os.utime(earlier, (1_000_000_000, 1_000_000_000))
+    monkeypatch.setattr(stratify, "suppress", lambda rated, *a, **k: rated.with_columns(
+        suppressed=pl.lit(False), suppression_reason=pl.lit(None, pl.String)))
+    (tmp_path / "program.yaml").write_text("measurement_year: 2025\nmeasures: [BCS]\nimputed_race: false\n", encoding="utf-8")
+    with pytest.raises(PipelineError) as failed:
+        run_pipeline(small_run[0], out, str(tmp_path / "program.yaml"), run_date="2026-11-22", quiet=True)
+    message = str(failed.value)
+    assert message.startswith("blocking check failed (public_rates: no_small_cells); withheld (not published): "
+                              "restricted/withheld/rates.csv, restricted/withheld/rates.parquet; later steps did not run"), message
+    assert earlier.is_file()   # still held back (nothing published it since), but not by this run
+    assert "disparities" not in message and "M0" not in message
+
+
 # ---------------------------------------------------------------- an equity-plan table
 def _plan_layout(tmp_path: Path) -> tuple[OutputLayout, object]:
     from tests.equity_plans.world import build
