@@ -375,6 +375,20 @@ def _enrolled(enrollment: pl.LazyFrame, frame: pl.LazyFrame, ce: dict, period: M
     return enrolled_in_windows(enrollment, windows, key=["member_id"], allowed_gaps=gaps, max_gap_days=longest)
 
 
+def composite_only_value_sets(spec: MeasureSpec) -> set[str]:
+    """The value sets ``spec`` reads only as parts of its composite events (IET: the visits and the
+    inpatient stays, read only with an SUD diagnosis the same day): no criterion, result reading or
+    anchor history reads them directly, so :func:`evaluate` can drop their events once the composites
+    are built."""
+    direct = set().union(*(c.value_sets for c in spec.criteria))
+    for comp in spec.latest_result.get("components", []):
+        direct |= {comp[k] for k in ("observation", "controlled_codes", "uncontrolled_codes") if comp.get(k)}
+    for anchor in spec.anchors:
+        direct |= set(anchor.no_prior)
+    parts = set().union(*(c.value_sets for c in spec.composites))
+    return parts - direct - {c.name for c in spec.composites}
+
+
 def evaluate(
     spec: MeasureSpec,
     period: MeasurementPeriod,
@@ -391,9 +405,17 @@ def evaluate(
         [pl.lit(None, dtype=dtype).alias(c) if c in ("code_system", "code") else pl.col(c) for c, dtype in EVENT_SCHEMA.items()]
     ).collect().lazy()
     # one composite at a time, each collected: a later composite reads the earlier ones' rows, and one
-    # lazy plan for all of them would compute the earlier ones again for every reference (IET: 3x the CPU)
-    for comp in spec.composites:
-        events = with_composites(events, (comp,)).collect().lazy()
+    # lazy plan for all of them would compute the earlier ones again for every reference (IET: 3x the CPU).
+    # A value set read only through composites is dropped once the last composite reading it is built
+    # (IET's visits, most of its events: the later composites and criteria do not copy and filter them)
+    parts_only = composite_only_value_sets(spec)
+    for i, comp in enumerate(spec.composites):
+        events = with_composites(events, (comp,))
+        done = parts_only - set().union(*(later.value_sets for later in spec.composites[i + 1:]))
+        if done:
+            events = events.filter(~pl.col("value_set").is_in(sorted(done)))
+            parts_only -= done
+        events = events.collect().lazy()
     at = bound(spec.age_at, period)
     if spec.anchors:
         dates = members.select("member_id", "birth_date")

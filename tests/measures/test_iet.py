@@ -132,3 +132,29 @@ def test_hospice_excludes_from_every_row():
     results, counts = run("IET", [person("A", date(1990, 1, 1))], [covered("A")], [episode(), visit(on(4)), line("A", on(60), hcpcs="Q5003")])
     assert counts.excluded == {"hospice": 1} and counts.denominator == 0
     assert results["exclusion_reason"].to_list() == ["hospice"] * 3 and results["in_numerator"].null_count() == 3
+
+
+def test_value_sets_read_only_through_composites_are_dropped_after_them(monkeypatch):
+    """IET reads its visits and inpatient stays only as parts of composites (with an SUD diagnosis the
+    same day): the engine drops their events once those composites are built, with the same results
+    as keeping them."""
+    from equity_pipeline.measures import engine
+    from equity_pipeline.measures.spec import load_specs
+
+    assert engine.composite_only_value_sets(load_specs()["IET"]) == {"sud_visit", "inpatient_stay"}
+    people = [person(m, date(1990, 1, 1)) for m in "ABCDE"]
+    claims = [
+        line("A", INDEX, hcpcs="99284", dx="F1120"), line("A", on(4), hcpcs="99213", dx="F1120"),
+        line("A", on(20), hcpcs="99213", dx="F1120"), line("A", on(30), hcpcs="99213", dx="F1120"),
+        line("B", INDEX, dx="F1020", pos=None, bill_type="111"), line("B", on(10), hcpcs="99213", dx="F1020"),
+        line("B", on(12), hcpcs="99213", dx="E119"), line("B", on(15), hcpcs="99213", dx="F1020"),
+        line("C", INDEX, hcpcs="99284", dx="F1120"), line("C", on(3), hcpcs="99213", dx="I10"),
+        line("D", on(-100), hcpcs="99213", dx="F1120"), line("D", INDEX, hcpcs="99213", dx="F1120"),
+        line("E", on(5), hcpcs="99213", dx="E119"),
+    ]
+    spans = [covered(m) for m in "ABCDE"]
+    kept = run("IET", people, spans, claims)
+    monkeypatch.setattr(engine, "composite_only_value_sets", lambda spec: set())
+    full = run("IET", people, spans, claims)
+    assert kept[0].equals(full[0]) and kept[1] == full[1]
+    assert kept[1].denominator >= 3 and kept[0]["in_numerator"].fill_null(False).sum() >= 2   # not vacuous
