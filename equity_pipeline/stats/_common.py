@@ -60,6 +60,12 @@ BLOCK_SUMS_FLOATS = 1 << 22
 DENSE_BY_COUNT = 1 << 16
 
 
+def _blocks_per_chunk(cells: int) -> int:
+    """Blocks whose per-block sums :func:`block_sums` holds at once (at most :data:`BLOCK_SUMS_FLOATS`
+    floats); :func:`block_bins` numbers each row's block within its chunk by the same count."""
+    return max(1, BLOCK_SUMS_FLOATS // max(cells, 1))
+
+
 def block_bins(code: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """The grouping :func:`block_sums` adds by: each row's place among the per-block sums (its block's
     number within its chunk of blocks times the number of cells present, plus its dense cell number,
@@ -77,8 +83,7 @@ def block_bins(code: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         present, dense = np.unique(code, return_inverse=True)
         dense = dense.reshape(-1).astype(np.int64, copy=False)
     cells = present.size
-    chunk = max(1, BLOCK_SUMS_FLOATS // max(cells, 1))   # blocks per chunk (:func:`block_sums`)
-    place = np.arange(code.size, dtype=np.int64) // BLOCK % chunk * cells
+    place = np.arange(code.size, dtype=np.int64) // BLOCK % _blocks_per_chunk(cells) * cells
     place += dense
     return place, present
 
@@ -93,7 +98,7 @@ def block_sums(bins: tuple[np.ndarray, np.ndarray], weights: np.ndarray, size: i
     place, present = bins
     n, cells = place.size, present.size
     blocks = max(-(-n // BLOCK), 1)
-    chunk = max(1, BLOCK_SUMS_FLOATS // max(cells, 1))
+    chunk = _blocks_per_chunk(cells)
     total = np.zeros(cells)
     for first in range(0, blocks, chunk):
         last = min(blocks, first + chunk)
