@@ -519,15 +519,22 @@ def counts_and_identities(results: pl.DataFrame, attributes: pl.DataFrame, strat
     counts, identities, offset = [], [], 0
     for part in _measure_slices(results):
         base = _coded_denominators(part, coded)
-        counts.append(_counts(base, coded))
-        found = _identities(base, coded)
+        cells: list[tuple[pl.DataFrame, pl.DataFrame]] = []
+        counts.append(_counts(base, coded, cells_out=cells))
+        # the members per cell the counts collapsed to, when they did: the identities group those
+        found = _identities(base, coded, cells=cells[0] if cells else None)
         identities.append(found.with_columns(pl.col("identity") + pl.lit(offset, dtype=pl.UInt32)))
         offset += found.get_column("identity").n_unique()
         del base
     return pl.concat(counts, how="diagonal").sort(KEY), pl.concat(identities).sort("identity", "role", "stratum")
 
 
-def _counts(base: pl.DataFrame, coded: _Coded) -> pl.DataFrame:
+def _counts(base: pl.DataFrame, coded: _Coded, *, cells_out: list | None = None) -> pl.DataFrame:
+    """The rows of :func:`stratified_counts` for ``base`` (:func:`_coded_denominators`). ``cells_out``:
+    a list that receives, when the sums are exact and the members were collapsed by strata
+    (:func:`_collapse`), those cells (``_ik``, ``_state``, the stratum codes, ``n`` members) and the
+    table of their keys (``_ik`` -> measure_id, submeasure, period) in the form :func:`_identities`
+    takes them (only when ``measure_version`` is constant: the identities' key has no version)."""
     # readmission measures (PCR) carry expected readmissions: O/E of a stratum = numerator / expected
     # (measures.readmission.observed_expected); null for measures without a risk model
     expected = ({"expected": pl.when(pl.col("expected_value").is_not_null().any()).then(pl.col("expected_value").sum())}
@@ -555,8 +562,12 @@ def _counts(base: pl.DataFrame, coded: _Coded) -> pl.DataFrame:
         # integer values (counts of people, events, stays, months): sum members with the same strata
         # once, then the 24 groupings sum those cells (about a tenth of the rows), exactly
         no_expected = {"expected": pl.lit(None, dtype=base.head(0).select(**expected).to_series().dtype)} if expected else {}
-        base = _collapse(base, "_mk", coded, [e.alias(name) for name, e in sums.items() if name != "expected"]).join(
-            key_table, on="_mk", how="left")
+        base = _collapse(base, "_mk", coded, [e.alias(name) for name, e in sums.items() if name != "expected"])
+        if cells_out is not None and "measure_version" in constant:
+            ik = key_table.with_columns(**{c: pl.lit(v, dtype=schema[c]) for c, v in constant.items()})
+            cells_out.append((base.select(pl.col("_mk").alias("_ik"), "_state", *coded.cols, n=pl.col("members").cast(pl.UInt32)),
+                              ik.select(pl.col("_mk").alias("_ik"), "measure_id", "submeasure", "period")))
+        base = base.join(key_table, on="_mk", how="left")
         sums = {name: pl.col(name).sum() for name in SUMS}
     parts = []
     for unit_level in ("population", "state"):
@@ -613,13 +624,19 @@ def strata_identities(results: pl.DataFrame, attributes: pl.DataFrame, stratifie
     return _identities(_coded_denominators(results, coded), coded)
 
 
-def _identities(base: pl.DataFrame, coded: _Coded) -> pl.DataFrame:
+def _identities(base: pl.DataFrame, coded: _Coded, *, cells: tuple[pl.DataFrame, pl.DataFrame] | None = None) -> pl.DataFrame:
+    """The rows of :func:`strata_identities` for ``base`` (:func:`_coded_denominators`). ``cells``: the
+    members of ``base`` already collapsed by strata, and their keys (from :func:`_counts`), used
+    instead of collapsing ``base`` again."""
     schema = {**{k: pl.String for k in IDENTITY_KEY}, "identity": pl.UInt32, "role": pl.String, "stratifier": pl.String, "stratum": pl.String}
     codes = coded.cols
-    base, keys = _key_codes(base, ["measure_id", "submeasure", "period"], "_ik")
     n_units = coded.labels["_state"].len() + 1   # the state codes, then the population unit
     # members with identical strata collapsed, per measure key x unit (_k): the group_bys below are cheap
-    by_state = _collapse(base, "_ik", coded, [pl.len().alias("n")])
+    if cells is None:
+        base, keys = _key_codes(base, ["measure_id", "submeasure", "period"], "_ik")
+        by_state = _collapse(base, "_ik", coded, [pl.len().alias("n")])
+    else:
+        by_state, keys = cells
     framed = pl.concat([
         by_state.group_by("_ik", *codes).agg(pl.col("n").sum()).select((pl.col("_ik").cast(pl.UInt64) * n_units + (n_units - 1)).alias("_k"), *codes, "n"),
         by_state.select((pl.col("_ik").cast(pl.UInt64) * n_units + pl.col("_state")).alias("_k"), *codes, "n"),
