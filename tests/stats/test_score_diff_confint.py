@@ -19,16 +19,20 @@ def _cases():
     return fixed + drawn
 
 
+def _assert_statsmodels_limits(x1, t1, x0, t0, alpha):
+    args = tuple(np.float64(v) for v in (x1, t1, x0, t0))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = confint_poisson_2indep(*args, method="score", compare="diff", alpha=alpha)
+        got = _score_diff_poisson_confint(*args, alpha)
+    for e, g in zip(expected, got):
+        assert (np.isnan(e) and np.isnan(g)) or float(e) == float(g), (x1, t1, x0, t0, alpha, expected, got)
+
+
 @pytest.mark.parametrize("alpha", [0.05, 0.1])
 def test_same_limits_as_statsmodels(alpha):
     for x1, t1, x0, t0 in _cases():
-        args = tuple(np.float64(v) for v in (x1, t1, x0, t0))
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            expected = confint_poisson_2indep(*args, method="score", compare="diff", alpha=alpha)
-            got = _score_diff_poisson_confint(*args, alpha)
-        for e, g in zip(expected, got):
-            assert (np.isnan(e) and np.isnan(g)) or float(e) == float(g), (x1, t1, x0, t0, alpha, expected, got)
+        _assert_statsmodels_limits(x1, t1, x0, t0, alpha)
 
 
 def _random_counts(seed: int, n: int):
@@ -44,14 +48,8 @@ def _random_counts(seed: int, n: int):
 
 
 def test_same_limits_as_statsmodels_on_many_random_counts():
-    for x1, t1, x0, t0, alpha in _random_counts(20261203, 300):
-        args = tuple(np.float64(v) for v in (x1, t1, x0, t0))
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            expected = confint_poisson_2indep(*args, method="score", compare="diff", alpha=alpha)
-            got = _score_diff_poisson_confint(*args, alpha)
-        for e, g in zip(expected, got):
-            assert (np.isnan(e) and np.isnan(g)) or float(e) == float(g), (x1, t1, x0, t0, alpha, expected, got)
+    for case in _random_counts(20261203, 300):
+        _assert_statsmodels_limits(*case)
 
 
 def _same(a, b) -> bool:
