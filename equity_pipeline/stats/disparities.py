@@ -289,7 +289,7 @@ def _score_diff_poisson_confint(x1: float, t1: float, x0: float, t0: float, alph
     one-element arrays (``stats.norm.sf(z)`` is ``special.ndtr(-z)``; a square ``a**2`` of an array is
     ``a * a``), minimised by :func:`_fmin_1d`, fmin's steps for one variable, so the same points are
     tried and the same limits returned, bit for bit (tests compare them with statsmodels over many
-    counts, and :func:`_fmin_1d` with fmin). Version-pinned: statsmodels 0.14, scipy 1.17."""
+    counts, and :func:`_fmin_1d` with fmin, at the installed versions: statsmodels 0.15, scipy 1.17)."""
     from scipy import special, stats
 
     y1, n1, y2, n2 = np.asarray(x1), np.asarray(t1), np.asarray(x0), np.asarray(t0)
