@@ -335,8 +335,12 @@ def events_by_value_set(parts: dict[str, list[pl.LazyFrame]], *others: pl.DataFr
     schema = {**EVENT_SCHEMA, **({"member_key": pl.UInt32} if member_key else {})}
     parts = {vs: list(frames) for vs, frames in parts.items()}
     for frame in others:
-        for (vs,), rows in frame.group_by("value_set"):
-            parts.setdefault(vs, []).append(rows.lazy())
+        # a lazy filter per value set, read when the events are written: the same rows in the same
+        # order as splitting the frame, without holding a copy of it (at 5M members the SDOH screening
+        # events alone are about 3 GB)
+        for vs in frame.get_column("value_set").unique().to_list():
+            same = pl.col("value_set").is_null() if vs is None else pl.col("value_set") == vs
+            parts.setdefault(vs, []).append(frame.lazy().filter(same))
     if not parts:
         return pl.LazyFrame(schema=schema)
     order = sorted(parts, key=lambda vs: (vs is None, vs or ""))   # (a null value set, never expected, last)

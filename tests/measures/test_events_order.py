@@ -75,3 +75,20 @@ def test_a_value_set_filter_skips_row_groups_of_the_ordered_file(tmp_path):
     assert [lo for lo, _ in spans] == sorted(lo for lo, _ in spans)
     got = pl.scan_parquet(path).filter(pl.col("value_set").is_in(["B_SET"])).collect()
     assert got.sort("member_id").equals(frames["B_SET"].sort("member_id"))
+
+
+def test_other_events_are_split_by_value_set_keeping_their_order():
+    """Events of other sources (observations, fills, screenings) come in one frame of mixed value sets:
+    each value set's rows come out together, in their own order, value sets in name order and a null
+    value set (never expected) last, every row once."""
+    rows = [("m3", date(2025, 1, 3), "B_SET", "LOINC", "3", "clinical", 3.0),
+            ("m1", date(2025, 1, 1), "A_SET", "LOINC", "1", "clinical", 1.0),
+            ("m9", date(2025, 1, 9), None, "LOINC", "9", "clinical", 9.0),
+            ("m2", date(2025, 1, 2), "B_SET", "LOINC", "2", "clinical", 2.0),
+            ("m0", date(2025, 1, 8), "A_SET", "LOINC", "0", "clinical", 0.5),
+            ("m8", date(2025, 1, 7), None, "LOINC", "8", "clinical", 8.0)]
+    mixed = pl.DataFrame(rows, schema=EVENT_SCHEMA, orient="row")
+    got = extract.events_by_value_set({}, mixed).collect()
+    assert got["value_set"].to_list() == ["A_SET", "A_SET", "B_SET", "B_SET", None, None]
+    assert got["code"].to_list() == ["1", "0", "3", "2", "9", "8"]
+    assert got.sort(got.columns, nulls_last=True).equals(mixed.sort(mixed.columns, nulls_last=True))
