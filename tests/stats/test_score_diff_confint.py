@@ -85,7 +85,7 @@ def test_fmin_1d_takes_fmins_steps(index):
 def test_fmin_1d_on_the_score_objective_as_statsmodels_writes_it():
     """The objective of statsmodels' score interval, on arrays, minimised by fmin and by _fmin_1d
     from both waldccv starts: the same points, including where the objective is flat or NaN."""
-    from scipy import optimize, special, stats
+    from scipy import optimize, stats
 
     from equity_pipeline.stats.disparities import _fmin_1d
 
