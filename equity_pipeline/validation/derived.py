@@ -53,11 +53,21 @@ def known_member_ids(known_members: pl.LazyFrame | pl.DataFrame | pl.Series) -> 
 def add_derived(lf: pl.LazyFrame, table: str, *, known_members: pl.LazyFrame | pl.DataFrame | pl.Series | None) -> pl.LazyFrame:
     """Add the helper columns the ``table`` suite uses. ``known_members``: frame with column member_id
     (or a Series of the ids). ``_member_known`` is a membership test against the distinct ids (row
-    local, so it streams in batches; an empty id is never known)."""
+    local, so it streams in batches; an empty id is never known). With a lazy ``known_members`` the
+    test is a lazy left join on the distinct ids, computed only when ``_member_known`` is read (the
+    GX checks build the text frame for its schema and a few columns; collecting the ids of 1M members
+    cost 0.1 s a table); otherwise the ids are collected here and tested with ``is_in`` (the ingest)."""
     names = lf.collect_schema().names()
     if "member_id" in names and table != "members":
         if known_members is None:
             lf = lf.with_columns(_member_known=pl.lit("true"))
+        elif isinstance(known_members, pl.LazyFrame):
+            flag = "__member_known"
+            known = known_members.select(pl.col("member_id").cast(pl.String)).unique().with_columns(pl.lit(True).alias(flag))
+            lf = (lf.join(known, left_on=pl.col("member_id").cast(pl.String), right_on="member_id", how="left",
+                          maintain_order="left", suffix="__known")
+                  .with_columns(_member_known=pl.when(pl.col(flag)).then(pl.lit("true")).otherwise(pl.lit("false")))
+                  .select(*names, "_member_known"))
         else:
             ids = known_member_ids(known_members)
             lf = lf.with_columns(

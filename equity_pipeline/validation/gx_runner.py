@@ -72,7 +72,7 @@ import polars as pl
 from equity_pipeline.errors import StructuralError
 from equity_pipeline.io import ROW, find_input, scan_text, sha256_file
 from equity_pipeline.suites import Suite, load_suite
-from equity_pipeline.validation.derived import add_derived
+from equity_pipeline.validation.derived import add_derived, known_member_ids
 from equity_pipeline.validation.ingest import DUPLICATE_ROW, REASONS, check_structure, duplicate_copies, gx_failing_path, gx_sample_path
 from equity_pipeline.validation.normalize import normalize
 from equity_pipeline.validation.rules import failure_expr, row_rules
@@ -597,18 +597,29 @@ def sample_frame(
     if not first.get_column(ROW).equals(random, check_names=False) or first.schema != schema:
         return None
     others = rows.filter(~rows.is_in(random.implode()))
-    second = (_quarantined_text(table, quarantined, known_members)
-              .filter(pl.col(ROW).is_in(others.implode())).collect(engine="streaming"))
+    second = _quarantined_text(table, quarantined, known_members, rows=others).collect()
     if second.schema != schema or second.height != others.len():
         return None
     return pl.concat([first, second]).sort(ROW)
 
 
-def _quarantined_text(table: str, quarantined: pl.LazyFrame, known_members: pl.LazyFrame | None) -> pl.LazyFrame:
+def _quarantined_text(table: str, quarantined: pl.LazyFrame, known_members: pl.LazyFrame | None,
+                      rows: pl.Series | None = None) -> pl.LazyFrame:
     """The ingest's quarantined rows (normalised text) as the text frame has them: the contract
-    columns with the derived columns added as the ingest adds them."""
-    return add_derived(quarantined.select(ROW, *load_suite(table).column_names), table,
-                       known_members=known_members if table != "members" else None)
+    columns with the derived columns added as the ingest adds them. ``rows``: only these rows (by
+    ``_row``), read first; their member ids are then looked up among only the known members they
+    name, the same test as among all of them without hashing every member id (about 0.4 s a table
+    at 1M members)."""
+    frame = quarantined.select(ROW, *load_suite(table).column_names)
+    known = known_members if table != "members" else None
+    if rows is not None:
+        frame = frame.filter(pl.col(ROW).is_in(rows.implode())).collect(engine="streaming")
+        if known is not None and "member_id" in frame.columns:
+            named = frame.get_column("member_id").cast(pl.String).unique().drop_nulls()
+            known = known_member_ids(known.lazy().select(pl.col("member_id").cast(pl.String))
+                                     .filter(pl.col("member_id").is_in(named.implode())))
+        frame = frame.lazy()
+    return add_derived(frame, table, known_members=known)
 
 
 def _ingest_failing(table: str, flags: pl.LazyFrame, prepared: pl.LazyFrame) -> pl.DataFrame | None:

@@ -335,3 +335,21 @@ def test_dagster_check_metadata_in_sample_mode(tmp_path, monkeypatch, gx_ctx):
     assert meta["rules_where_gx_and_polars_differ_on_evaluated_rows"] == []
     assert meta["quarantined_rows_by_rule"]["orphan_member"] > 0
     assert evaluations["gx_medical_claims"].passed is False  # the planted failures are confirmed by GX
+
+
+def test_quarantined_rows_look_up_only_the_members_they_name(tmp_path):
+    """The failing rows added to the sample (``rows``) look up their member ids among only the known
+    members they name: ``_member_known`` as among all of them, true for a known id, false for an
+    orphan, a null and an empty id."""
+    cols = load_suite("medical_claims").column_names
+    ids = ["M3", "M1", "M2", "M9", None, "", "M2", "M4"]
+    quarantined = pl.DataFrame(
+        {"_row": pl.Series(range(len(ids)), dtype=pl.UInt32),
+         **{c: (ids if c == "member_id" else ["1"] * len(ids)) for c in cols}},
+    ).lazy()
+    known = pl.DataFrame({"member_id": ["M2", "M1", "M3", None, "M4"], "sex": ["F"] * 5}).lazy()
+    rows = pl.Series(range(1, len(ids)), dtype=pl.UInt32)   # not the first row (a known member no other row names)
+    narrowed = gx_runner._quarantined_text("medical_claims", quarantined, known, rows=rows).collect()
+    whole = gx_runner._quarantined_text("medical_claims", quarantined, known).filter(pl.col("_row") >= 1).collect()
+    assert narrowed.equals(whole)
+    assert narrowed["_member_known"].to_list() == ["true", "true", "false", "false", "false", "true", "true"]
