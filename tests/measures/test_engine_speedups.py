@@ -108,3 +108,30 @@ def test_members_of_a_spec_without_anchors_equal_the_self_join():
                                       "enrollment_end": pl.Date}), pl.LazyFrame(schema=EVENT_SCHEMA))
     # 25 women; BCS's age band (52-74 at the period end) and no enrollment: every eligible woman fails enrollment
     assert counts.members_in == 50 and counts.not_eligible["not_sex"] == 25 and counts.reconciles()
+
+
+def _reference_normalised_source() -> pl.Expr:
+    """The normalisation satisfied() applied to one member's matched sources before this change: the
+    ``+``-separated parts distinct and sorted (``""`` for a null source)."""
+    return pl.when(pl.col("source").is_null()).then(pl.lit("")).otherwise(
+        pl.col("source").str.split("+").list.unique().list.sort().list.join("+"))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_matching_normalised_sources_equal_the_split_and_sort_version(seed):
+    """matching(..., normalised=True) builds the normalised source from the per-source flags; the same
+    strings as normalising its joined sources by splitting, deduplicating and sorting, with sources
+    that are joined already, repeat a part, are empty or null."""
+    rng = random.Random(seed)
+    pool = ["claims", "clinical", "claims+clinical", "pharmacy+claims", "", None, "sdoh", "clinical+sdoh+claims"]
+    rows = [(f"m{rng.randrange(200):03d}", date(2025, 1, 1) + timedelta(days=rng.randrange(365)), "mammography", None, None,
+             rng.choice(pool), None) for _ in range(3000)]
+    events = pl.DataFrame(rows, schema=EVENT_SCHEMA, orient="row").lazy()
+    criterion = engine.EventCriterion(any_of=("mammography",), start="period_begin", end="period_end")
+    dates = events.select("member_id").unique().with_columns(birth_date=pl.lit(date(1960, 1, 1)))
+    plain = engine.matching(events, criterion, MY, dates).with_columns(source=_reference_normalised_source()).collect().sort("member_id")
+    flagged = engine.matching(events, criterion, MY, dates, normalised=True).collect().sort("member_id")
+    assert flagged.equals(plain)
+    assert flagged["source"].str.contains("+", literal=True).any()   # parts were merged
+    via = engine.satisfied(events, engine.AnyOf((criterion,)), MY, dates).collect().sort("member_id")
+    assert via.equals(plain)
