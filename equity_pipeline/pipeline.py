@@ -109,8 +109,9 @@ def _measure_base(layout: OutputLayout, config: ProgramConfig, measures: list[st
     ``restricted/measure_base/<name>_<period begin>_<period end>_<inputs>.parquet`` (the period and a
     key of the input files in the name, so that a frame is never read for another period or after its
     inputs changed: :func:`_measure_base_inputs`), the lazy frame and its sort key. The frames of
-    ``utilization.shared_frames`` (inpatient stays, member months, payer in the period, paid amounts)
-    that the configured utilisation, cost and readmission measures use, and the proportion measures'
+    ``utilization.shared_frames`` (inpatient stays, every ED visit, member months, payer in the period,
+    paid amounts) that the configured utilisation, cost and readmission measures use, the per-member
+    ones (``utilization.KEYED_SHARED``) as ``<name>_keyed`` with member keys for member ids, and the proportion measures'
     ``engine.enrollment_frames`` (enrolled members per fixed-date rule, payer on a fixed date) with
     the member keys of :func:`keyed_members` for member ids, and those keys (``members_keyed``) and
     the enrollment spans keyed by them (``enrollment_keyed``); ``measures``: only those of these
@@ -118,7 +119,7 @@ def _measure_base(layout: OutputLayout, config: ProgramConfig, measures: list[st
     are None; nothing is read); ``members``: :func:`keyed_members` of the members table, when already
     collected."""
     from equity_pipeline.measures.engine import enrollment_frames
-    from equity_pipeline.measures.utilization import SHARED, SHARED_KEYS, shared_frames
+    from equity_pipeline.measures.utilization import KEYED_SHARED, SHARED, SHARED_KEYS, shared_frames
 
     specs = load_specs()
     wanted = [specs[m] for m in (config.measures if measures is None else measures)]
@@ -126,18 +127,24 @@ def _measure_base(layout: OutputLayout, config: ProgramConfig, measures: list[st
     enrollment = pl.scan_parquet(layout.table("enrollment"))
     out: dict[str, tuple[pl.LazyFrame | None, list[str]]] = {}
     names = [name for name, users in SHARED.items() if kinds & set(users)]
+    keyed = None
+    if frames and ("proportion" in kinds or set(names) & set(KEYED_SHARED)):
+        keyed = members if members is not None else keyed_members(pl.scan_parquet(layout.table("members"))).collect()
     if names:
         made = shared_frames(config.period, enrollment, final_medical_claims(layout), final_pharmacy_claims(layout),
                              pl.scan_parquet(layout.table("providers"))) if frames else {}
-        out |= {name: (made.get(name), SHARED_KEYS[name]) for name in names}
-    if any(spec.kind == "proportion" for spec in wanted):
-        keyed = None
+        for name in names:
+            if name in KEYED_SHARED:   # member keys for member ids (the utilisation and cost measures' joins)
+                out[f"{name}_keyed"] = (keyed_by_member(made[name], keyed["member_id"]) if frames else None, SHARED_KEYS[name])
+            else:
+                out[name] = (made.get(name), SHARED_KEYS[name])
+    if "proportion" in kinds or set(names) & set(KEYED_SHARED):
+        out["members_keyed"] = (None if keyed is None else keyed.lazy(), ["member_key"])
+    if "proportion" in kinds:
         if frames:
-            keyed = members if members is not None else keyed_members(pl.scan_parquet(layout.table("members"))).collect()
             # collected once: the spans of every enrollment frame below
             enrollment = keyed_by_member(enrollment, keyed["member_id"]).collect().lazy()
-        out |= {"members_keyed": (None if keyed is None else keyed.lazy(), ["member_key"]),
-                "enrollment_keyed": (enrollment if frames else None, [ROW])}
+        out["enrollment_keyed"] = (enrollment if frames else None, [ROW])
     for spec in wanted:
         if spec.kind == "proportion":
             out |= {name: (frame if frames else None, ["member_id"])
@@ -326,11 +333,8 @@ def evaluate_measure(measure_id: str, layout: OutputLayout, config: ProgramConfi
                                                read_events(layout, spec.event_value_set_names), risk_stays=risk_stays,
                                                stays=shared.get("inpatient_stays"))
     else:
-        results, counts = evaluate_utilization(
-            spec, period, members, enrollment, final_medical_claims(layout),
-            final_pharmacy_claims(layout), pl.scan_parquet(layout.table("providers")), shared=shared,
-        )
-    if spec.kind != "proportion":
+        results, counts = _evaluate_utilization(spec, layout, config, members, enrollment, shared, keyed)
+    if spec.kind == "readmission":
         results = _with_member_keys(results, _sorted_member_ids(layout, config, members))
     write_parquet_atomic(results, layout.member_results(measure_id))
     out = {"measure_id": measure_id, "measure_version": spec.version, "period": period.label, **counts.__dict__, "reconciles": counts.reconciles()}
@@ -360,6 +364,33 @@ def _evaluate_keyed(spec, layout: OutputLayout, config: ProgramConfig, keyed: pl
     people = keyed.lazy().select(pl.col("member_key").alias("member_id"), "sex", "birth_date", "death_date")
     results, counts = evaluate(spec, config.period, people, spans, events, shared=shared)
     return results.with_columns(member_id=ids.gather(results["member_id"]), member_key=results["member_id"].cast(pl.UInt32)), counts
+
+
+def _evaluate_utilization(spec, layout: OutputLayout, config: ProgramConfig, members: pl.LazyFrame, enrollment: pl.LazyFrame,
+                          shared: dict[str, pl.LazyFrame], keyed: pl.LazyFrame | None) -> tuple[pl.DataFrame, Any]:
+    """``utilization.evaluate_utilization`` of an event rate, cost or cost share spec, with ``member_key``
+    (as :func:`_with_member_keys`). When build_events wrote every shared frame the spec uses, the
+    per-member ones with member keys for member ids (``utilization.KEYED_SHARED``), and the keyed
+    members (``keyed``), the measure runs on the keys: its joins and sort are on integers (about half
+    the CPU of the step at 1M members); the stays and ED visits are keyed here. The results then get
+    the member ids back (the key order is the member id order: the same rows in the same order).
+    Otherwise on the member id strings, computing the missing frames."""
+    from equity_pipeline.measures.utilization import KEYED_SHARED, SHARED
+
+    uses = [name for name, users in SHARED.items() if spec.kind in users]
+    args = (spec, config.period)
+    sources = (final_medical_claims(layout), final_pharmacy_claims(layout), pl.scan_parquet(layout.table("providers")))
+    if keyed is not None and all((f"{n}_keyed" if n in KEYED_SHARED else n) in shared for n in uses):
+        keyed = keyed.collect()
+        ids = keyed["member_id"]
+        frames = {n: shared[f"{n}_keyed"] if n in KEYED_SHARED else keyed_by_member(shared[n], ids) for n in uses}
+        people = keyed.lazy().select(pl.col("member_key").alias("member_id"), "birth_date")
+        results, counts = evaluate_utilization(*args, people, enrollment, *sources, shared=frames)
+        key = results["member_id"]
+        return results.with_columns(member_id=ids.gather(key), member_key=key.cast(pl.UInt32)), counts
+    plain = {n: f for n, f in shared.items() if n in SHARED}
+    results, counts = evaluate_utilization(*args, members, enrollment, *sources, shared=plain)
+    return _with_member_keys(results, _sorted_member_ids(layout, config, members)), counts
 
 
 def _sorted_member_ids(layout: OutputLayout, config: ProgramConfig, members: pl.LazyFrame) -> pl.Series:

@@ -87,6 +87,10 @@ def _primary_care(providers: pl.LazyFrame) -> pl.LazyFrame:
 SHARED = {"inpatient_stays": ("event_rate", "readmission"), "ed_visits": ("event_rate",),
           "member_months": ("event_rate", "cost", "cost_share"), "payers": ("event_rate", "cost", "cost_share"),
           "paid": ("cost", "cost_share")}
+#: the per-member frames of :func:`shared_frames` that a run writes with member keys for member ids
+#: (``pipeline._measure_base``: ``<name>_keyed``), read by the utilisation and cost measures, which
+#: join and sort integers instead of member id strings (about half their CPU)
+KEYED_SHARED = ("member_months", "payers", "paid")
 #: sort keys of the frames as written (one row per key), so that the files are the same every run
 SHARED_KEYS = {"inpatient_stays": ["member_id", "stay_id"], "ed_visits": ["member_id", "visit_date"], "member_months": ["member_id"],
                "payers": ["member_id"], "paid": ["member_id"]}

@@ -138,12 +138,13 @@ def test_measure_base_files_change_no_result(generated_run):
     # CBP and WCV share one fixed-date enrollment rule and the payer on December 31; IET's and W30's
     # enrollment windows and payer dates are per member (index episode, birthday): no frame
     fixed = ["enrolled_2025-01-01_2025-12-31_gaps1_max45_on2025-12-31", "payer_on_2025-12-31"]
-    # the proportion measures' member keys and the enrollment spans keyed by them
-    keyed = ["members_keyed", "enrollment_keyed"]
+    # the member keys, the enrollment spans keyed by them (proportion measures), and the per-member
+    # frames of the utilisation and cost measures with member keys for member ids
+    keyed = ["members_keyed", "enrollment_keyed", "member_months_keyed", "paid_keyed", "payers_keyed"]
     inputs = pipeline._measure_base_inputs(layout)
     assert len(inputs) == 12
     assert files == sorted(f"{n}_2025-01-01_2025-12-31_{inputs}.parquet"
-                           for n in ("inpatient_stays", "ed_visits", "member_months", "paid", "payers", *fixed, *keyed))
+                           for n in ("inpatient_stays", "ed_visits", *fixed, *keyed))
     with_files = _results(layout, config)
     # the files hold the frames the measures would compute
     for name, (path, frame, key) in pipeline._measure_base(layout, config).items():
@@ -269,7 +270,7 @@ def test_measure_base_of_another_period_is_removed_and_not_read(generated_run, t
     # the 2025 frames are gone; ED_VISITS (event rate) needs stays, ED visits, member months and payers, not paid amounts
     inputs = pipeline._measure_base_inputs(other)
     assert sorted(p.name for p in (other.restricted / "measure_base").glob("*.parquet")) == sorted(
-        f"{n}_2024-01-01_2024-12-31_{inputs}.parquet" for n in ("inpatient_stays", "ed_visits", "member_months", "payers",
+        f"{n}_2024-01-01_2024-12-31_{inputs}.parquet" for n in ("inpatient_stays", "ed_visits", "member_months_keyed", "payers_keyed",
                                                                 "enrolled_2024-01-01_2024-12-31_gaps1_max45_on2024-12-31",
                                                                 "payer_on_2024-12-31", "members_keyed", "enrollment_keyed"))
     got = {m: pipeline.evaluate_measure(m, other, earlier) for m in ("ED_VISITS", "CBP")}
