@@ -1,12 +1,25 @@
 """Normalisation applied before the rules, as declared by each column's ``normalize`` entry."""
 from __future__ import annotations
 
+import string
+
 import polars as pl
 
 from equity_pipeline.suites import Suite
 
 _TRUE = ["y", "yes", "true", "t", "1"]
 _FALSE = ["n", "no", "false", "f", "0"]
+
+
+def _cased(col: pl.Expr, lower: bool) -> pl.Expr:
+    """``col.str.to_lowercase()`` (``lower``) or ``to_uppercase()``, converting only the values it can
+    change: those with an ASCII letter of the other case, or any non-ASCII character (converted as
+    the plain function converts them). An ASCII value without such a letter is its own conversion,
+    so the result is the same value for value; most code values are already in case, and the test
+    is about half the CPU of converting every value (docs/performance.md)."""
+    letters = list(string.ascii_uppercase if lower else string.ascii_lowercase)
+    converted = col.str.to_lowercase() if lower else col.str.to_uppercase()
+    return pl.when(col.str.contains_any(letters) | (col.str.len_chars() != col.str.len_bytes())).then(converted).otherwise(col)
 
 
 def _normalise(col: pl.Expr, how: str | None) -> pl.Expr:
@@ -51,7 +64,8 @@ def normalize(lf: pl.LazyFrame, suite: Suite) -> pl.LazyFrame:
     names = [spec.name for spec in suite.columns]
     lf = lf.with_columns(pl.col(n).str.strip_chars() for n in names)
     lf = lf.with_columns(pl.when(pl.col(n).str.len_bytes() > 0).then(pl.col(n)).alias(n) for n in names)  # '' -> null
-    cased = [_normalise(pl.col(spec.name), "upper" if spec.normalize == "icd" else spec.normalize).alias(spec.name)
+    cased = [(_cased(pl.col(spec.name), spec.normalize == "lower") if spec.normalize in ("upper", "lower", "icd")
+              else _normalise(pl.col(spec.name), spec.normalize)).alias(spec.name)
              for spec in suite.columns if spec.normalize is not None]
     if cased:
         lf = lf.with_columns(cased)

@@ -62,3 +62,23 @@ def test_staged_normalisation_equals_the_one_expression_rule(table: str) -> None
     want = _one_expression(frame.lazy(), suite).collect()
     for engine in ("in-memory", "streaming"):
         assert normalize(frame.lazy(), suite).collect(engine=engine).equals(want), engine
+
+
+CASE_VALUES = ["E119", "e119", "E11.9", "99213", "", None, "institutional", "Medicare", "MEDICARE", "medicare",
+               "é1", "É1", "straße", "STRASSE", "ǅemal", "ΣΑΣ", "σας", "ﬁ", "İ", "ı", "Ⅻ", "ⓐ", "ß", "a\u0307",
+               "ABC-def", "123-456", "\u00a0x", "x\u3000", "\t", "~!@#$%^&*()_+{}|:<>?`-=[]\\;',./"]
+
+
+@pytest.mark.parametrize("lower", [False, True])
+def test_case_conversion_only_where_it_changes_equals_the_plain_one(lower: bool) -> None:
+    """normalize converts the case of only the values that can change (ASCII letters of the other
+    case, or any non-ASCII character): the same values as converting every value, here on ASCII,
+    non-ASCII and special-casing letters (ß, final sigma, dotted İ, ligatures), digits and symbols."""
+    from equity_pipeline.validation.normalize import _cased
+
+    values = pl.Series("v", CASE_VALUES + [chr(c) for c in range(1, 0x250)] + ["a" + chr(c) + "Z" for c in range(0x80, 0x250)], dtype=pl.String)
+    plain = values.str.to_lowercase() if lower else values.str.to_uppercase()
+    for engine in ("in-memory", "streaming"):
+        got = values.to_frame().lazy().select(_cased(pl.col("v"), lower)).collect(engine=engine).get_column("v")
+        assert got.equals(plain), engine
+    assert (plain != values).sum() > 100   # many values change: the guard is tested both ways
