@@ -127,8 +127,10 @@ def _measure_base(layout: OutputLayout, config: ProgramConfig, measures: list[st
     enrollment = pl.scan_parquet(layout.table("enrollment"))
     out: dict[str, tuple[pl.LazyFrame | None, list[str]]] = {}
     names = [name for name, users in SHARED.items() if kinds & set(users)]
+    # the member keys: the proportion measures' and those of the keyed utilisation and cost frames
+    with_keys = "proportion" in kinds or bool(set(names) & set(KEYED_SHARED))
     keyed = None
-    if frames and ("proportion" in kinds or set(names) & set(KEYED_SHARED)):
+    if frames and with_keys:
         keyed = members if members is not None else keyed_members(pl.scan_parquet(layout.table("members"))).collect()
     if names:
         made = shared_frames(config.period, enrollment, final_medical_claims(layout), final_pharmacy_claims(layout),
@@ -138,7 +140,7 @@ def _measure_base(layout: OutputLayout, config: ProgramConfig, measures: list[st
                 out[f"{name}_keyed"] = (keyed_by_member(made[name], keyed["member_id"]) if frames else None, SHARED_KEYS[name])
             else:
                 out[name] = (made.get(name), SHARED_KEYS[name])
-    if "proportion" in kinds or set(names) & set(KEYED_SHARED):
+    if with_keys:
         out["members_keyed"] = (None if keyed is None else keyed.lazy(), ["member_key"])
     if "proportion" in kinds:
         if frames:
