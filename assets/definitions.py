@@ -4,6 +4,7 @@ import dagster as dg
 
 from assets.equity_plans import equity_plan_assets
 from assets.ingest import table_assets
+from assets.jobs import IN_PROCESS
 from assets.invariants import invariant_checks
 from assets.measures import measure_assets, measure_events
 from assets.partitions import PARTITIONS_GROUP, partition_assets, partition_jobs, partition_schedules, partition_sensors
@@ -19,7 +20,13 @@ from assets.validation import gx_checks, validation_assets
 ALL_ASSETS = [canonical_input, *table_assets, measure_events, *measure_assets, member_attributes, stratified_counts, public_rates, disparities, imputed_race_rates, standardized_rates, rel_completeness, equity_report, equity_workbook, state_plan_report, fhir_measure_reports, run_manifest, audit_pack,
               *equity_plan_assets, *validation_assets]
 
-equity_pipeline_job = dg.define_asset_job("equity_pipeline_job", selection=dg.AssetSelection.all() - dg.AssetSelection.groups(PARTITIONS_GROUP), description="The whole pipeline: ingest -> measures -> stratification -> reports.")
+# Runs of the job execute their steps in the run's own process unless the run config asks for
+# `execution: config: multiprocess`: a process per step re-imports the code location (about 2-3 s a
+# step for some 60 steps), which made a 2,000-member run 123 s instead of 43 and a 1,000,000-member
+# run 313 s instead of about 250, with a higher peak (docs/operations.md, docs/performance.md).
+# The default run config is merged with a run's own (resources, a schedule's or sensor's request).
+equity_pipeline_job = dg.define_asset_job("equity_pipeline_job", selection=dg.AssetSelection.all() - dg.AssetSelection.groups(PARTITIONS_GROUP), description="The whole pipeline: ingest -> measures -> stratification -> reports.",
+                                          config=IN_PROCESS)
 
 monthly_refresh = dg.ScheduleDefinition(name="monthly_refresh", job=equity_pipeline_job, cron_schedule="0 6 2 * *",
                                         description="Monthly refresh on the 2nd at 06:00, after the month's claims land.")

@@ -19,7 +19,10 @@ from typing import Any
 import dagster as dg
 
 JOB_NAME = "equity_pipeline_job"
+#: the run config that executes every step in the run's process (the job's default, assets/definitions.py)
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+#: a process per step (each re-imports the code location: slower on one machine, docs/operations.md)
+MULTIPROCESS = {"execution": {"config": {"multiprocess": {}}}}
 
 
 def equity_pipeline_job() -> dg.JobDefinition:
@@ -36,7 +39,7 @@ def run_config_for(input_dir: str, out_dir: str, config_file: str | None = None,
         resource["config_file"] = str(config_file)
     if run_date:
         resource["run_date"] = run_date
-    return {"resources": {"pipeline_config": {"config": resource}}, **(IN_PROCESS if in_process else {})}
+    return {"resources": {"pipeline_config": {"config": resource}}, **(IN_PROCESS if in_process else MULTIPROCESS)}
 
 
 def run_job(instance: dg.DagsterInstance, *, input_dir: str, out_dir: str, config_file: str | None = None,
