@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -564,6 +564,20 @@ def _sii_model(est: np.ndarray, pop: np.ndarray, ranks: np.ndarray, scale: float
     return predict, gradient, cov
 
 
+_FITS: dict[tuple, Any] = {}
+
+
+def _shared_sii_model(est: np.ndarray, pop: np.ndarray, ranks: np.ndarray, scale: float, model: Model):
+    """:func:`_sii_model`, kept for the last two inputs: the SII and the RII of one table of groups
+    come from the same regression (one GLM fit instead of two; the fit's functions only read it)."""
+    key = (est.shape, est.tobytes(), pop.tobytes(), ranks.tobytes(), float(scale), model)
+    if key not in _FITS:
+        if len(_FITS) >= 2:
+            _FITS.pop(next(iter(_FITS)))
+        _FITS[key] = _sii_model(est, pop, ranks, scale, model)
+    return _FITS[key]
+
+
 def slope_index_of_inequality(est: ArrayLike, pop: ArrayLike, order: ArrayLike, *, scale: float,
                               model: Model = "logistic", alpha: float = 0.05) -> SummaryResult:
     """SII: predicted value at the top of the social ranking minus the bottom (healthequal ``sii``).
@@ -574,7 +588,7 @@ def slope_index_of_inequality(est: ArrayLike, pop: ArrayLike, order: ArrayLike, 
     the estimate. NaN if an estimate lies outside [0, scale] for the logistic model.
     """
     e, p, ranks = _ordered_inputs(est, pop, order)
-    fitted = _sii_model(e, p, ranks, scale, model)
+    fitted = _shared_sii_model(e, p, ranks, scale, model)
     if fitted is None:
         return SummaryResult("slope_index_of_inequality", math.nan, method="undefined: estimate outside [0, scale]")
     predict, gradient, cov = fitted
@@ -592,7 +606,7 @@ def relative_index_of_inequality(est: ArrayLike, pop: ArrayLike, order: ArrayLik
     the log scale.
     """
     e, p, ranks = _ordered_inputs(est, pop, order)
-    fitted = _sii_model(e, p, ranks, scale, model)
+    fitted = _shared_sii_model(e, p, ranks, scale, model)
     if fitted is None:
         return SummaryResult("relative_index_of_inequality", math.nan,
                              method="undefined: estimate outside [0, scale]")

@@ -214,6 +214,28 @@ def test_ordered_range_difference_is_advantaged_minus_disadvantaged() -> None:
     assert S.range_ratio(est, favourable=True, order=order).estimate == pytest.approx(70 / 30)
 
 
+def test_sii_and_rii_of_one_table_share_one_fit(monkeypatch) -> None:
+    """The SII and RII of a table of groups come from one regression, fitted once; the results are
+    those of fitting it for each (the fit is reused, not changed), and other inputs are fitted anew."""
+    est, pop, order = np.array([20.0, 30.0, 40.0, 55.0]), np.array([100.0, 200.0, 150.0, 120.0]), np.arange(1, 5)
+    def fitted_alone(measure, model):
+        S._FITS.clear()
+        return measure(est, pop, order, scale=100, model=model)
+
+    fresh = {model: (fitted_alone(S.slope_index_of_inequality, model), fitted_alone(S.relative_index_of_inequality, model))
+             for model in ("logistic", "linear")}
+    S._FITS.clear()
+    real, fits = S._sii_model, []
+    monkeypatch.setattr(S, "_sii_model", lambda *a: fits.append(a[-1]) or real(*a))
+    for model in ("logistic", "linear"):
+        shared = S.all_summaries(pl.DataFrame({"estimate": est, "population": pop, "order": order}), favourable=True,
+                                 ordered=True, scale=100, sii_model=model)
+        assert (shared["slope_index_of_inequality"], shared["relative_index_of_inequality"]) == fresh[model]
+    assert fits == ["logistic", "linear"]
+    S.slope_index_of_inequality(est * 1.1, pop, order, scale=100, model="linear")
+    assert fits == ["logistic", "linear", "linear"]
+
+
 def test_all_summaries_applicability() -> None:
     groups = pl.DataFrame({"group": ["a", "b", "c", "d"], "estimate": [20.0, 30.0, 40.0, 55.0],
                            "population": [100, 200, 150, 120], "se": [2.0, 3.0, 2.5, 4.0], "order": [1, 2, 3, 4]})
