@@ -44,6 +44,7 @@ from functools import lru_cache
 import numpy as np
 import polars as pl
 
+from equity_pipeline.parallel import ordered_map
 from equity_pipeline.standards.race_ethnicity import CATEGORY_LABELS, DECLINED, MULTIRACIAL, UNKNOWN
 from equity_pipeline.stats._common import block_bins, block_sums, key_codes
 from equity_pipeline.stats.proportions import wilson_interval
@@ -221,7 +222,8 @@ def imputed_counts(results: pl.DataFrame | pl.LazyFrame, attributes: pl.DataFram
     measures = sorted(ids.drop_nulls().to_list())
     if not measures or ids.null_count():
         measures = [None]   # rows without a measure id: all at once, as they are
-    for measure in measures:
+
+    def one_measure(measure: str | None) -> list[pl.DataFrame]:
         rows = (lazy if measure is None else lazy.filter(pl.col("measure_id") == measure)).collect()
         if together is not None:
             part = _denominators(rows, together.frame, (), index=together, carry=tuple(PROBABILITY_COLUMNS)).select(
@@ -236,8 +238,11 @@ def imputed_counts(results: pl.DataFrame | pl.LazyFrame, attributes: pl.DataFram
             *[pl.col(c).fill_null(0.0) for c in list(PROBABILITY_COLUMNS)[:-1]],
             p_none=pl.col("p_none").fill_null(1.0),
         ).drop("member_id")
-        parts.extend(_weighted_cells(part))
-        del part
+        return _weighted_cells(part)
+
+    # measures side by side (parallel.ordered_map: the same cells as one after another)
+    for cells in ordered_map(one_measure, measures):
+        parts.extend(cells)
     if not parts:   # no denominator rows: no cells
         return pl.DataFrame(schema={**{k: pl.String for k in _KEY}, **{s: pl.Float64 for s in IMPUTED_SUMS}})
     out = pl.concat(parts, how="diagonal").with_columns(stratifier=pl.lit(IMPUTED_STRATIFIER))

@@ -14,6 +14,7 @@ import polars as pl
 
 from equity_pipeline import attributes as attr
 from equity_pipeline.measures.spec import MeasureSpec
+from equity_pipeline.parallel import ordered_map
 from equity_pipeline.periods import as_period
 from equity_pipeline.standards.geography import county_names, state_postal_by_fips
 from equity_pipeline.standards.language import language_strata
@@ -516,16 +517,20 @@ def counts_and_identities(results: pl.DataFrame, attributes: pl.DataFrame, strat
     if results.height == 0 or results.get_column("measure_id").null_count():
         base = _coded_denominators(results, coded)
         return _counts(base, coded), _identities(base, coded)
-    counts, identities, offset = [], [], 0
-    for part in _measure_slices(results):
+
+    def one_measure(part: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         base = _coded_denominators(part, coded)
         cells: list[tuple[pl.DataFrame, pl.DataFrame]] = []
-        counts.append(_counts(base, coded, cells_out=cells))
+        measure_counts = _counts(base, coded, cells_out=cells)
         # the members per cell the counts collapsed to, when they did: the identities group those
-        found = _identities(base, coded, cells=cells[0] if cells else None)
+        return measure_counts, _identities(base, coded, cells=cells[0] if cells else None)
+
+    counts, identities, offset = [], [], 0
+    # measures side by side (parallel.ordered_map: the same tables as one after another)
+    for measure_counts, found in ordered_map(one_measure, _measure_slices(results)):
+        counts.append(measure_counts)
         identities.append(found.with_columns(pl.col("identity") + pl.lit(offset, dtype=pl.UInt32)))
         offset += found.get_column("identity").n_unique()
-        del base
     return pl.concat(counts, how="diagonal").sort(KEY), pl.concat(identities).sort("identity", "role", "stratum")
 
 

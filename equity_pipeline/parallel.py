@@ -1,0 +1,36 @@
+"""Independent pieces of one step, side by side on the run's cores (threads of this process).
+
+The in-process executor runs one Dagster step at a time, and some steps work one measure at a time
+with polars and numpy calls that leave one of the two cores idle much of the time (stratified
+counts: about 1.3 cores of 2). Their pieces share nothing, so two threads can each take a measure:
+polars and numpy release the GIL while they compute, and every piece gives the same result in any
+thread, so the step's output is the same as one after another (docs/performance.md).
+
+Not for pieces that change process-wide state: ``warnings.catch_warnings`` (statsmodels fits that
+record their warnings, as the standardised rates' models do) is not thread-safe, so those stay in a
+plain loop. ``EQUITY_PIPELINE_WORKERS`` (:func:`equity_pipeline.chart_pool.workers`) caps the threads
+as it caps the chart processes; ``1`` runs the pieces one after another in this thread. Memory: up
+to that many pieces are held at once.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int | None = None) -> list[R]:
+    """``[fn(item) for item in items]``, computed by up to ``workers`` threads (default:
+    :func:`~equity_pipeline.chart_pool.workers`), in the order of ``items``. The first exception a
+    piece raises (in item order) is raised here, after the pieces already started have finished."""
+    from equity_pipeline.chart_pool import workers as default_workers
+
+    items = list(items)
+    n = min(default_workers() if workers is None else max(int(workers), 1), len(items))
+    if n <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="equity_pipeline") as pool:
+        return list(pool.map(fn, items))
