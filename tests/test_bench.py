@@ -22,6 +22,10 @@ def test_bench_prints_every_field(tmp_path):
     assert 0 < out["scan_floor_s"] < out["total_s"]
     assert len(out["scan_floor_runs_s"]) == 3 and out["scan_floor_s"] == min(out["scan_floor_runs_s"])
     assert abs(out["ratio_to_floor"] - out["total_s"] / out["scan_floor_s"]) <= 0.05 * out["ratio_to_floor"]  # printed figures are rounded
+    # the medical claims read within those reads: part of each, and the measures stage's multiple of it
+    assert 0 < out["claims_read_s"] < out["scan_floor_s"]
+    ratio = out["stages_s"]["measures"] / out["claims_read_s"]
+    assert abs(out["measures_ratio_to_claims_read"] - ratio) <= 0.05 * ratio
     assert out["peak_rss_mb"] > 50
     # the run's CPU seconds: some, and no more than every core's worth of its wall time (the window
     # also holds reading the run's event log, hence the margin)
