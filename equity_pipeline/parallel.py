@@ -8,9 +8,11 @@ thread, so the step's output is the same as one after another (docs/performance.
 
 Not for pieces that change process-wide state: ``warnings.catch_warnings`` (statsmodels fits that
 record their warnings, as the standardised rates' models do) is not thread-safe, so those stay in a
-plain loop. ``EQUITY_PIPELINE_WORKERS`` (:func:`equity_pipeline.chart_pool.workers`) caps the threads
-as it caps the chart processes; ``1`` runs the pieces one after another in this thread. Memory: up
-to that many pieces are held at once.
+plain loop. At most :data:`MAX_THREADS` pieces run at once, fewer when ``EQUITY_PIPELINE_WORKERS``
+(:func:`equity_pipeline.chart_pool.workers`, which also caps the chart processes) says so; ``1`` runs
+the pieces one after another in this thread. Memory: each piece running holds its own rows (a
+measure's member rows), so the cap does not grow with the machine's cores: polars already spreads
+one piece over every core, and a second piece only fills the gaps.
 """
 from __future__ import annotations
 
@@ -18,18 +20,22 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+#: pieces at most at once, whatever the cores (memory: each holds its own rows)
+MAX_THREADS = 2
+
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int | None = None) -> list[R]:
-    """``[fn(item) for item in items]``, computed by up to ``workers`` threads (default:
-    :func:`~equity_pipeline.chart_pool.workers`), in the order of ``items``. The first exception a
-    piece raises (in item order) is raised here, after the pieces already started have finished."""
+    """``[fn(item) for item in items]``, computed by up to ``workers`` threads (default: the smaller of
+    :data:`MAX_THREADS` and :func:`~equity_pipeline.chart_pool.workers`), in the order of ``items``.
+    The first exception a piece raises (in item order) is raised here, after the pieces already
+    started have finished."""
     from equity_pipeline.chart_pool import workers as default_workers
 
     items = list(items)
-    n = min(default_workers() if workers is None else max(int(workers), 1), len(items))
+    n = min(min(MAX_THREADS, default_workers()) if workers is None else max(int(workers), 1), len(items))
     if n <= 1:
         return [fn(item) for item in items]
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="equity_pipeline") as pool:
