@@ -30,8 +30,8 @@ R = TypeVar("R")
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int | None = None) -> list[R]:
     """``[fn(item) for item in items]``, computed by up to ``workers`` threads (default: the smaller of
     :data:`MAX_THREADS` and :func:`~equity_pipeline.chart_pool.workers`), in the order of ``items``.
-    The first exception a piece raises (in item order) is raised here, after the pieces already
-    started have finished."""
+    The first exception a piece raises (in item order) is raised here: the pieces not started yet
+    are cancelled, and those running are waited for."""
     from equity_pipeline.chart_pool import workers as default_workers
 
     items = list(items)
@@ -39,4 +39,10 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int | None
     if n <= 1:
         return [fn(item) for item in items]
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="equity_pipeline") as pool:
-        return list(pool.map(fn, items))
+        futures = [pool.submit(fn, item) for item in items]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise

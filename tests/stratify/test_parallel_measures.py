@@ -74,11 +74,16 @@ def test_ordered_map_keeps_item_order_and_raises_the_first_error():
     caller = threading.get_ident()
     assert set(ordered_map(lambda _: threading.get_ident(), range(4), workers=1)) == {caller}
 
+    ran = []
+
     def fails(i: int) -> int:
+        ran.append(i)
         if i in (1, 3):
             raise ValueError(f"item {i}")
+        time.sleep(0.05)
         return i
 
     with pytest.raises(ValueError, match="item 1"):
-        ordered_map(fails, range(5), workers=2)
+        ordered_map(fails, range(20), workers=2)
+    assert 2 <= len(ran) < 20   # the pieces not started when item 1 failed were cancelled
     assert ordered_map(str, [], workers=2) == []
