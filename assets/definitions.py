@@ -25,8 +25,9 @@ ALL_ASSETS = [canonical_input, *table_assets, measure_events, *measure_assets, m
 # step for some 60 steps), which made a 2,000-member run 123 s instead of 43 and a 1,000,000-member
 # run 313 s instead of about 250, with a higher peak (docs/operations.md, docs/performance.md).
 # The default run config is merged with a run's own (resources, a schedule's or sensor's request).
+# Assets materialised outside a job (the Assets page) run in process too: the code location's executor.
 equity_pipeline_job = dg.define_asset_job("equity_pipeline_job", selection=dg.AssetSelection.all() - dg.AssetSelection.groups(PARTITIONS_GROUP), description="The whole pipeline: ingest -> measures -> stratification -> reports.",
-                                          config=IN_PROCESS)
+                                          config=IN_PROCESS, executor_def=dg.multi_or_in_process_executor)
 
 monthly_refresh = dg.ScheduleDefinition(name="monthly_refresh", job=equity_pipeline_job, cron_schedule="0 6 2 * *",
                                         description="Monthly refresh on the 2nd at 06:00, after the month's claims land.")
@@ -38,4 +39,5 @@ defs = dg.Definitions(
     schedules=[monthly_refresh, *partition_schedules],
     sensors=[*sensors, *partition_sensors],
     resources={"pipeline_config": PipelineResource()},
+    executor=dg.in_process_executor,
 )

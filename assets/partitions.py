@@ -138,11 +138,13 @@ def period_rollup(context: dg.AssetExecutionContext, pipeline_config: PipelineRe
 
 partition_assets = [state_partition, period_rollup]
 
+# both choose their executor in the run config (multiprocess by default: run_config below), whatever the
+# code location's default for materialisations outside a job (in process, assets/definitions.py)
 partitioned_refresh_job = dg.define_asset_job(
-    PARTITIONED_JOB, selection=[state_partition],
+    PARTITIONED_JOB, selection=[state_partition], executor_def=dg.multi_or_in_process_executor,
     description="One period x state slice per run (backfill it over periods x states; one partition per worker).")
 period_rollup_job = dg.define_asset_job(
-    ROLLUP_JOB, selection=[period_rollup],
+    ROLLUP_JOB, selection=[period_rollup], executor_def=dg.multi_or_in_process_executor,
     description="Roll the state partitions of one period up into periods/<p>/public/ (after the period's slices).")
 partition_jobs = [partitioned_refresh_job, period_rollup_job]
 

@@ -53,3 +53,14 @@ def test_a_run_config_can_still_ask_for_a_process_per_step(ops_input, ops_config
         pids = _step_pids(instance, result)
     assert set(pids) == STEPS
     assert os.getpid() not in pids.values() and len(set(pids.values())) == len(STEPS)
+
+
+def test_assets_materialised_outside_a_job_run_in_process_and_jobs_choose():
+    """The Assets page materialises through Dagster's implicit asset job, which takes the code
+    location's executor: in process. The named jobs keep the executor that a run config chooses
+    (the partition jobs' runs ask for multiprocess)."""
+    from assets.definitions import defs
+
+    assert defs.resolve_implicit_global_asset_job_def().executor_def.name == "in_process"
+    for name in ("equity_pipeline_job", "partitioned_refresh_job", "period_rollup_job"):
+        assert defs.resolve_job_def(name).executor_def.name == "multi_or_in_process_executor"
