@@ -214,10 +214,11 @@ def imputed_counts(results: pl.DataFrame | pl.LazyFrame, attributes: pl.DataFram
         together = MemberIndex(unit_index.frame.hstack(prob_index.frame.drop("member_id")))
     y, d = pl.col("numerator_value"), pl.col("denominator_value")
     parts = []
-    # one measure at a time, and no long table (memory: a row per member x measure, with the seven
-    # probability columns, never a row per member x category): each cell's sums are taken over the
-    # member rows in the same order (_denominators' fixed sort); a member with w = 0 adds exactly 0
-    lazy = results.lazy()   # a LazyFrame ``results`` is read one measure at a time (memory)
+    # measure by measure (two at a time at most: parallel.ordered_map), and no long table (memory: a
+    # row per member x measure, with the seven probability columns, never a row per member x
+    # category): each cell's sums are taken over the member rows in the same order (_denominators'
+    # fixed sort); a member with w = 0 adds exactly 0
+    lazy = results.lazy()   # a LazyFrame ``results`` is read measure by measure (memory)
     ids = lazy.select(pl.col("measure_id").unique()).collect().get_column("measure_id")
     measures = sorted(ids.drop_nulls().to_list())
     if not measures or ids.null_count():

@@ -506,8 +506,9 @@ def _measure_slices(results: pl.DataFrame) -> list[pl.DataFrame]:
 
 def counts_and_identities(results: pl.DataFrame, attributes: pl.DataFrame, stratifiers=DEFAULT_STRATIFIERS,
                           intersections=()) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """:func:`stratified_counts` and :func:`strata_identities`, one measure at a time (memory: the
-    denominator rows of one measure with their strata, not of all at once).
+    """:func:`stratified_counts` and :func:`strata_identities`, measure by measure, two at a time at
+    most (:func:`~equity_pipeline.parallel.ordered_map`; memory: the denominator rows of those measures
+    with their strata, not of all at once).
 
     Every cell and every identity lies within one measure (``measure_id`` leads both keys), so the
     tables are the concatenations, in measure order, of the per-measure ones, with the identity
