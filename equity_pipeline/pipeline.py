@@ -365,7 +365,14 @@ def _evaluate_keyed(spec, layout: OutputLayout, config: ProgramConfig, keyed: pl
         events = keyed_by_member(read_events(layout), ids)
     people = keyed.lazy().select(pl.col("member_key").alias("member_id"), "sex", "birth_date", "death_date")
     results, counts = evaluate(spec, config.period, people, spans, events, shared=shared)
-    return results.with_columns(member_id=ids.gather(results["member_id"]), member_key=results["member_id"].cast(pl.UInt32)), counts
+    return _ids_back(results, ids), counts
+
+
+def _ids_back(results: pl.DataFrame, ids: pl.Series) -> pl.DataFrame:
+    """Results of a measure run on member keys (in ``member_id``): the member ids back (``ids``, the
+    keyed members' sorted ids, by key), the key kept as ``member_key``."""
+    key = results["member_id"]
+    return results.with_columns(member_id=ids.gather(key), member_key=key.cast(pl.UInt32))
 
 
 def _evaluate_utilization(spec, layout: OutputLayout, config: ProgramConfig, members: pl.LazyFrame, enrollment: pl.LazyFrame,
@@ -388,8 +395,7 @@ def _evaluate_utilization(spec, layout: OutputLayout, config: ProgramConfig, mem
         frames = {n: shared[f"{n}_keyed"] if n in KEYED_SHARED else keyed_by_member(shared[n], ids) for n in uses}
         people = keyed.lazy().select(pl.col("member_key").alias("member_id"), "birth_date")
         results, counts = evaluate_utilization(*args, people, enrollment, *sources, shared=frames)
-        key = results["member_id"]
-        return results.with_columns(member_id=ids.gather(key), member_key=key.cast(pl.UInt32)), counts
+        return _ids_back(results, ids), counts
     plain = {n: f for n, f in shared.items() if n in SHARED}
     results, counts = evaluate_utilization(*args, members, enrollment, *sources, shared=plain)
     return _with_member_keys(results, _sorted_member_ids(layout, config, members)), counts
